@@ -1,0 +1,116 @@
+"""Response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.alerts import Alert, AlertKind
+from schemas.stations import Station, StationState
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field; empty for the whole item")
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error answer has this shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class EventResult(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"
+    rejected = "rejected"
+
+
+class EventOutcome(BaseModel):
+    index: int
+    event_id: str | None = None
+    result: EventResult
+    status: int = Field(description="The HTTP status this item would get on its own")
+    errors: list[FieldError] = Field(default_factory=list)
+
+
+class IngestResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventOutcome]
+
+
+class StationView(BaseModel):
+    station: Station
+    state: StationState
+    state_since: datetime | None
+    state_reason: str
+    last_heard_at: datetime | None
+
+
+class StationList(BaseModel):
+    total: int
+    stations: list[StationView]
+
+
+class CellStatus(StrEnum):
+    covered = "covered"
+    underserved = "underserved"  # has demand, no open station within reach
+    uncovered = "uncovered"  # no station within reach, but too little demand to matter
+
+
+class ZoneGap(BaseModel):
+    zone: str
+    district: str | None
+    demand_workers: float
+    uncovered_demand_workers: float
+    uncovered_cells: list[str]
+    stations_down: list[str] = Field(description="Stations whose state left these cells uncovered")
+    alert_open: bool
+
+
+class CoverageSummary(BaseModel):
+    district: str | None
+    cells: int
+    cells_covered: int
+    demand_workers: float
+    demand_covered_workers: float
+    demand_covered_pct: float
+    stations_by_state: dict[StationState, int]
+    underserved_zones: list[ZoneGap]
+
+
+class CoverageResponse(BaseModel):
+    """A GeoJSON FeatureCollection of cells, with the summary alongside."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[dict[str, Any]]
+    summary: CoverageSummary
+
+
+class AlertList(BaseModel):
+    total: int
+    alerts: list[Alert]
+
+
+class GapReport(BaseModel):
+    district: str | None
+    generated_at: datetime
+    zones: list[ZoneGap]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting", "degraded"]
+    queue_depth: int
+    stations: int
+    open_alerts: dict[AlertKind, int]

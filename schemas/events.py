@@ -1,0 +1,164 @@
+"""The event envelope and its three payloads, as operators post them.
+
+Validation is strict on purpose: a station app that sends a string for a number, a naive time
+or an unknown field is told so, field by field, instead of having its data guessed at.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+)
+
+from schemas import SCHEMA_VERSION
+from schemas.stations import STATION_ID_PATTERN, Amenity
+
+DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
+
+# Mainland mobile numbers and resident ID numbers: a worker_ref must never be one of these.
+_PHONE = re.compile(r"^\+?(86)?1[3-9]\d{9}$")
+_ID_NUMBER = re.compile(r"^\d{17}[\dXx]$|^\d{15}$")
+
+
+class EventType(StrEnum):
+    visit = "visit"
+    check_in = "check_in"
+    health_check = "health_check"
+
+
+class WorkerKind(StrEnum):
+    courier = "courier"
+    food_delivery = "food_delivery"
+    ride_hailing = "ride_hailing"
+    truck_driver = "truck_driver"
+    sanitation = "sanitation"
+    other = "other"
+
+
+class Service(StrEnum):
+    """Services a station offers besides its amenities."""
+
+    health_screening = "health_screening"
+    legal_aid = "legal_aid"
+    counselling = "counselling"
+
+
+class VisitSource(StrEnum):
+    qr_scan = "qr_scan"
+    staff_log = "staff_log"
+    sensor = "sensor"
+
+
+class CheckInStatus(StrEnum):
+    open = "open"
+    paused = "paused"
+    closed = "closed"
+
+
+class AmenityState(StrEnum):
+    ok = "ok"
+    degraded = "degraded"
+    out_of_service = "out_of_service"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class VisitPayload(_Strict):
+    worker_kind: WorkerKind
+    party_size: int = Field(1, ge=1, le=50)
+    services_used: tuple[Amenity | Service, ...] = Field((), max_length=20)
+    dwell_minutes: float | None = Field(None, ge=0, le=24 * 60, allow_inf_nan=False)
+    source: VisitSource
+    worker_ref: str | None = Field(
+        None,
+        min_length=4,
+        max_length=128,
+        description="Opaque reference chosen by the operator; hashed on ingest. "
+        "Never a phone or ID number.",
+    )
+
+    @field_validator("worker_ref")
+    @classmethod
+    def _not_personal(cls, value: str | None) -> str | None:
+        if value is not None:
+            compact = re.sub(r"[\s-]", "", value)
+            if _PHONE.match(compact) or _ID_NUMBER.match(compact):
+                raise ValueError("looks like a phone or ID number; send an opaque reference")
+        return value
+
+
+class CheckInPayload(_Strict):
+    status: CheckInStatus
+    seats_available: int | None = Field(None, ge=0, le=10_000)
+    staffed: bool = True
+
+
+class HealthCheckPayload(_Strict):
+    amenities: dict[Amenity, AmenityState] = Field(
+        default_factory=dict, description="State of each amenity the station has"
+    )
+    next_check_in_seconds: int = Field(
+        300, ge=10, le=86_400, description="When the station will send its next heartbeat"
+    )
+
+
+class _Envelope(_Strict):
+    event_id: UUID = Field(description="Made by the client; the idempotency key")
+    schema_version: Literal[1] = SCHEMA_VERSION
+    station_id: str = Field(pattern=STATION_ID_PATTERN)
+    occurred_at: AwareDatetime = Field(description="RFC 3339 with offset")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        context = info.context or {}
+        now: datetime = context.get("now") or datetime.now(UTC)
+        skew: timedelta = context.get("max_future_skew") or DEFAULT_MAX_FUTURE_SKEW
+        if value - now > skew:
+            raise ValueError(f"is more than {skew.total_seconds() / 60:g} minutes in the future")
+        return value
+
+    @property
+    def key(self) -> str:
+        return self.station_id
+
+
+class VisitEvent(_Envelope):
+    type: Literal[EventType.visit]
+    payload: VisitPayload
+
+
+class CheckInEvent(_Envelope):
+    type: Literal[EventType.check_in]
+    payload: CheckInPayload
+
+
+class HealthCheckEvent(_Envelope):
+    type: Literal[EventType.health_check]
+    payload: HealthCheckPayload
+
+
+Event = Annotated[VisitEvent | CheckInEvent | HealthCheckEvent, Field(discriminator="type")]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(
+    raw: str | bytes, *, now: datetime | None = None, max_future_skew: timedelta | None = None
+) -> Event:
+    """Validate one event from its JSON text; raises pydantic.ValidationError."""
+    context: dict[str, Any] = {"now": now, "max_future_skew": max_future_skew}
+    return EVENT_ADAPTER.validate_json(raw, strict=True, context=context)

@@ -1,0 +1,61 @@
+"""What a station is: the registry record operators and unions agree on."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class StationKind(StrEnum):
+    warm_station = "warm_station"
+    union_station = "union_station"
+    outdoor_worker_station = "outdoor_worker_station"
+    worker_home = "worker_home"
+    partner_store = "partner_store"
+
+
+class Amenity(StrEnum):
+    drinking_water = "drinking_water"
+    microwave = "microwave"
+    phone_charging = "phone_charging"
+    ebike_charging = "ebike_charging"
+    restroom = "restroom"
+    rest_seats = "rest_seats"
+    air_conditioning = "air_conditioning"
+    heating = "heating"
+    first_aid = "first_aid"
+    aed = "aed"
+    wifi = "wifi"
+    lockers = "lockers"
+
+
+class StationState(StrEnum):
+    """Effective state, derived from events and the clock."""
+
+    available = "available"
+    degraded = "degraded"
+    closed = "closed"
+    silent = "silent"
+
+
+class Station(BaseModel):
+    """A station as registered. Location is always WGS84 here; importers convert GCJ-02/BD-09."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    station_id: str = Field(pattern=STATION_ID_PATTERN, examples=["CY-0001"])
+    name: str = Field(min_length=1, max_length=200)
+    kind: StationKind
+    district: str = Field(min_length=1, max_length=100)
+    subdistrict: str | None = Field(None, max_length=100)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="WGS84 latitude")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="WGS84 longitude")
+    capacity: int = Field(ge=1, le=10_000, description="Seats")
+    amenities: tuple[Amenity, ...] = ()
+    opening_hours: str | None = Field(
+        None, max_length=200, description="OSM opening_hours syntax, e.g. 'Mo-Su 08:00-20:00'"
+    )
+    operator: str | None = Field(None, max_length=200)
