@@ -1,0 +1,105 @@
+"""The one settings object. Every threshold, radius and interval lives here with its unit in
+its name, and is read from a `WAYSTATION_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.stations import Amenity
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WAYSTATION_", frozen=True, extra="ignore")
+
+    # Where things live
+    data_dir: Path = Field(Path("var"), description="Directory for the SQLite store and secrets")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite at data_dir/waystation.db"
+    )
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port the HTTP API binds")
+    timezone: str = Field("Asia/Shanghai", description="The district's time zone (visits today)")
+
+    worker_ref_secret: SecretStr | None = Field(
+        None,
+        description="Key for hashing worker_ref; unset means one is made and kept in data_dir",
+    )
+
+    # Catchments and grid
+    catchment_minutes: float = Field(15.0, gt=0, description="Travel time a worker will accept")
+    walk_speed_kmh: float = Field(5.0, gt=0, description="Walking speed")
+    walk_detour_factor: float = Field(
+        1.25, ge=1.0, description="Street distance over straight-line distance"
+    )
+    grid_resolution: int = Field(9, ge=5, le=12, description="H3 resolution of coverage cells")
+    zone_resolution: int = Field(7, ge=3, le=10, description="H3 resolution of alert zones")
+
+    # Station lifecycle
+    heartbeat_interval_seconds: int = Field(
+        300, gt=0, description="Expected health-check interval when a station does not say"
+    )
+    silence_missed_heartbeats: float = Field(
+        2.0, gt=0, description="Missed heartbeat intervals before a station counts as silent"
+    )
+    critical_amenities: tuple[Amenity, ...] = Field(
+        (Amenity.drinking_water, Amenity.rest_seats),
+        description="Amenities whose outage makes an open station degraded",
+    )
+    degraded_coverage_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="What a degraded station counts toward coverage; a cell is covered at 1.0",
+    )
+    allowed_lateness_minutes: float = Field(
+        60.0, ge=0, description="Older events are archived but not applied"
+    )
+    max_future_skew_minutes: float = Field(
+        5.0, ge=0, description="Events further in the future are rejected"
+    )
+
+    # Underserved zones and alerts
+    min_cell_demand_workers: float = Field(
+        1.0, ge=0, description="A cell with less demand never counts as underserved"
+    )
+    zone_uncovered_demand_workers: float = Field(
+        40.0, gt=0, description="Uncovered demand at which a zone is underserved"
+    )
+    zone_resolve_ratio: float = Field(
+        0.8, gt=0, le=1.0, description="Hysteresis: a zone clears below threshold x ratio"
+    )
+    alert_open_grace_minutes: float = Field(
+        5.0, ge=0, description="A condition must hold this long before its alert opens"
+    )
+    alert_resolve_grace_minutes: float = Field(
+        5.0, ge=0, description="A condition must stay clear this long before its alert resolves"
+    )
+
+    # Ingest limits
+    batch_max_events: int = Field(1000, ge=1, description="Most events in one POST")
+    body_max_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted")
+
+    # Embedded runtime
+    tick_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the clock re-evaluates silence and grace periods"
+    )
+    simulate: bool = Field(True, description="Feed simulated station events in `waystation run`")
+    sample_seed: int = Field(7, description="Seed of the generated sample city")
+    sample_stations: int = Field(2000, ge=1, description="Stations in the generated sample city")
+    sample_subdistricts: int = Field(40, ge=1, description="Subdistricts in the sample city")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def catchment_radius_m(self) -> float:
+        """Straight-line reach: speed x time / detour (5 km/h, 15 min, 1.25 gives 1,000 m)."""
+        return (
+            self.walk_speed_kmh * 1000.0 * (self.catchment_minutes / 60.0) / self.walk_detour_factor
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'waystation.db'}"
