@@ -1,0 +1,1 @@
+"""Spatial math: grid, catchments, coverage index, CRS conversion."""

@@ -1,0 +1,57 @@
+"""The demand layer: expected outdoor workers per cell, grouped by zone and district."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from geo.grid import Grid
+from schemas.geography import DemandCell
+
+
+@dataclass(frozen=True)
+class DemandLayer:
+    grid: Grid
+    demand: dict[str, float]
+    district_of_cell: dict[str, str]
+    subdistrict_of_cell: dict[str, str | None]
+    cells_of_zone: dict[str, tuple[str, ...]]
+    district_of_zone: dict[str, str]
+
+    @classmethod
+    def build(cls, grid: Grid, cells: Iterable[DemandCell]) -> DemandLayer:
+        demand: dict[str, float] = {}
+        district: dict[str, str] = {}
+        subdistrict: dict[str, str | None] = {}
+        by_zone: dict[str, list[str]] = defaultdict(list)
+        for row in cells:
+            demand[row.cell] = row.demand_workers
+            district[row.cell] = row.district
+            subdistrict[row.cell] = row.subdistrict
+            by_zone[grid.zone_of(row.cell)].append(row.cell)
+        zone_district = {
+            # A zone straddling a border belongs to the district holding most of its cells.
+            zone: Counter(district[c] for c in members).most_common(1)[0][0]
+            for zone, members in by_zone.items()
+        }
+        return cls(
+            grid=grid,
+            demand=demand,
+            district_of_cell=district,
+            subdistrict_of_cell=subdistrict,
+            cells_of_zone={zone: tuple(sorted(m)) for zone, m in by_zone.items()},
+            district_of_zone=zone_district,
+        )
+
+    def zones_of_district(self, district: str | None) -> list[str]:
+        return sorted(
+            z for z, d in self.district_of_zone.items() if district is None or d == district
+        )
+
+    def cells_of_district(self, district: str | None) -> list[str]:
+        return [c for c, d in self.district_of_cell.items() if district is None or d == district]
+
+    @property
+    def districts(self) -> list[str]:
+        return sorted(set(self.district_of_cell.values()))
