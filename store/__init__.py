@@ -1,0 +1,1 @@
+"""Persistence: tables and repositories. Nothing above this package writes SQL."""

@@ -1,0 +1,114 @@
+"""Engines, connection settings and the one dialect-specific statement the repositories need.
+
+SQLite is set up so that an acknowledged write survives power loss (WAL with synchronous=FULL)
+and so that several threads can each use their own Session on one engine. Transactions begin
+with `BEGIN IMMEDIATE`: a unit of work reads and then writes (the event archive looks up ids,
+then inserts), and taking the write lock up front means two writers queue on the busy timeout
+instead of one failing when it tries to upgrade its read lock. Read-only units of work (see
+`READONLY_OPTION`) begin a plain deferred transaction: a consistent snapshot that never waits
+for writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from store.tables import Base
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+READONLY_OPTION = "waystation_readonly"
+"""Execution option: set on an engine view to make its transactions read-only snapshots."""
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; SQLite files get their directory, WAL, full sync and foreign keys."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in database
+    if in_memory:
+        # One connection shared by every Session: in-memory databases are per connection.
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        if not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, not the sqlite3 module.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        readonly = connection.get_execution_options().get(READONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every table and index that does not exist yet (migrations come with Alembic)."""
+    Base.metadata.create_all(engine)
+
+
+def upsert(
+    session: Session,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str],
+) -> int:
+    """Insert `rows` into `table`, replacing the non-key columns of rows whose `key` exists.
+
+    Rows repeating a key within `rows` collapse to the last one (PostgreSQL refuses to update
+    one row twice in a statement). Returns the number of distinct keys written.
+    """
+    unique = list({tuple(row[k] for k in key): row for row in rows}.values())
+    if not unique:
+        return 0
+    stmt = dialect_insert(session, table)
+    updates = {
+        column.name: stmt.excluded[column.name]
+        for column in table.columns
+        if column.name not in key
+    }
+    if updates:
+        stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=updates)
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(key))
+    session.execute(stmt, unique)
+    return len(unique)
+
+
+def dialect_insert(session: Session, table: Table) -> sqlite.Insert | postgresql.Insert:
+    """The INSERT construct of the session's dialect, which has `on_conflict_do_*`."""
+    bind = session.get_bind()
+    name = bind.dialect.name
+    if name == "sqlite":
+        return sqlite.insert(table)
+    if name == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"no upsert for the {name} dialect: use SQLite or PostgreSQL")

@@ -1,0 +1,562 @@
+"""Repositories: the only code that reads and writes the tables.
+
+Each repository works inside the Session of its unit of work and speaks in schema models, never
+in rows. Bulk writes go through single multi-row statements so that a batch of a thousand
+events or a few thousand station records costs one round trip, not one per row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
+from schemas.events import EVENT_ADAPTER, Event
+from schemas.geography import Boundary, BoundaryLevel, DemandCell
+from schemas.state import EventStatus, StationRecord
+from schemas.stations import Station, StationState
+from store.database import dialect_insert, upsert
+from store.tables import (
+    AlertRow,
+    BoundaryRow,
+    DemandCellRow,
+    EventRow,
+    MetaRow,
+    StationRecordRow,
+    StationRow,
+)
+
+IN_CHUNK = 10_000
+"""Most values bound in one IN (...) list: SQLite allows 32,766 variables per statement."""
+
+_T = TypeVar("_T")
+
+
+def _chunks(values: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
+    chunk: list[_T] = []
+    for value in values:
+        chunk.append(value)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _json_in_utc(model: BaseModel) -> dict[str, Any]:
+    """`model_dump(mode="json")` with every top-level datetime in UTC; naive ones are refused."""
+    data = model.model_dump(mode="json")
+    for name, value in model.__dict__.items():  # the fields, without pydantic's iteration
+        if isinstance(value, datetime):
+            offset = value.utcoffset()
+            if offset is None:
+                raise ValueError(f"{type(model).__name__}.{name} is a naive datetime")
+            if offset:
+                data[name] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return data
+
+
+# --- stations -------------------------------------------------------------------------------
+
+
+class StationRepository:
+    """The station registry."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def upsert_many(self, stations: Iterable[Station]) -> int:
+        """Insert stations or replace them whole by station_id; returns the number written."""
+        rows = [
+            {
+                "station_id": s.station_id,
+                "name": s.name,
+                "kind": s.kind.value,
+                "district": s.district,
+                "subdistrict": s.subdistrict,
+                "lon": s.lon,
+                "lat": s.lat,
+                "capacity": s.capacity,
+                "amenities": [a.value for a in s.amenities],
+                "opening_hours": s.opening_hours,
+                "operator": s.operator,
+            }
+            for s in stations
+        ]
+        return upsert(self._session, StationRow.__table__, rows, key=["station_id"])
+
+    def get(self, station_id: str) -> Station | None:
+        row = self._session.get(StationRow, station_id)
+        return _station(row) if row is not None else None
+
+    def districts(self) -> list[str]:
+        stmt = select(StationRow.district).distinct().order_by(StationRow.district)
+        return list(self._session.scalars(stmt))
+
+    def list(self, *, district: str | None = None, subdistrict: str | None = None) -> list[Station]:
+        stmt = select(StationRow).order_by(StationRow.station_id)
+        if district is not None:
+            stmt = stmt.where(StationRow.district == district)
+        if subdistrict is not None:
+            stmt = stmt.where(StationRow.subdistrict == subdistrict)
+        return [_station(row) for row in self._session.scalars(stmt)]
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(set(ids)):
+            stmt = select(StationRow.station_id).where(StationRow.station_id.in_(chunk))
+            found.update(self._session.scalars(stmt))
+        return found
+
+    def count(self) -> int:
+        return self._session.scalar(select(func.count()).select_from(StationRow)) or 0
+
+
+def _station(row: StationRow) -> Station:
+    return Station(
+        station_id=row.station_id,
+        name=row.name,
+        kind=row.kind,
+        district=row.district,
+        subdistrict=row.subdistrict,
+        lat=row.lat,
+        lon=row.lon,
+        capacity=row.capacity,
+        amenities=tuple(row.amenities),
+        opening_hours=row.opening_hours,
+        operator=row.operator,
+    )
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+class AppendOutcome(StrEnum):
+    accepted = "accepted"
+    duplicate = "duplicate"  # same event_id, same content: a retry
+    conflict = "conflict"  # same event_id, different content: the stored event stands
+
+
+def canonical_json(event: Event) -> str:
+    """The canonical text of a validated event: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(
+        event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def content_hash(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ArchivedEvent:
+    seq: int | None  # assigned by the archive on append (monotonic ingest order)
+    event_id: str  # UUID text
+    type: str
+    station_id: str
+    occurred_at: datetime
+    received_at: datetime
+    body: str  # canonical JSON of the validated event
+    content_hash: str  # sha256 hex of body
+    status: str  # an EventStatus
+
+    @classmethod
+    def from_event(
+        cls, event: Event, *, received_at: datetime, status: str = EventStatus.pending
+    ) -> ArchivedEvent:
+        """The archive entry of a validated event, with its canonical body and hash."""
+        body = canonical_json(event)
+        return cls(
+            seq=None,
+            event_id=str(event.event_id),
+            type=event.type.value,
+            station_id=event.station_id,
+            occurred_at=event.occurred_at,
+            received_at=received_at,
+            body=body,
+            content_hash=content_hash(body),
+            status=status,
+        )
+
+    def to_event(self) -> Event:
+        """The event again, from its body. It was checked on ingest; the clock is not re-applied."""
+        context = {"now": self.received_at, "max_future_skew": timedelta.max}
+        return EVENT_ADAPTER.validate_json(self.body, strict=True, context=context)
+
+
+_EVENT_COLUMNS = (
+    "event_id",
+    "type",
+    "station_id",
+    "occurred_at",
+    "received_at",
+    "body",
+    "content_hash",
+    "status",
+)
+
+
+class EventArchive:
+    """Every accepted event, in ingest order; append-only apart from each event's status."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def append(self, events: Sequence[ArchivedEvent]) -> list[AppendOutcome]:
+        """Archive new events; one outcome per input, in order.
+
+        An event_id already stored, or earlier in the same call, gives `duplicate` when the
+        content hash matches and `conflict` when it does not; the stored event is never touched.
+        """
+        for e in events:
+            _check_status(e.status)
+        known = self._hashes({e.event_id for e in events})
+        outcomes: list[AppendOutcome] = []
+        new_rows: list[dict[str, Any]] = []
+        new_at: dict[str, int] = {}  # event_id -> index in outcomes
+        for e in events:
+            stored = known.get(e.event_id)
+            if stored is None:
+                known[e.event_id] = e.content_hash
+                new_at[e.event_id] = len(outcomes)
+                outcomes.append(AppendOutcome.accepted)
+                new_rows.append({name: getattr(e, name) for name in _EVENT_COLUMNS})
+            elif stored == e.content_hash:
+                outcomes.append(AppendOutcome.duplicate)
+            else:
+                outcomes.append(AppendOutcome.conflict)
+        if not new_rows:
+            return outcomes
+
+        # Another transaction may have stored some of these ids since the lookup (PostgreSQL
+        # under READ COMMITTED; SQLite units of work hold the write lock, so not there). Those
+        # rows are skipped by the database and their outcome decided against what it holds.
+        table = EventRow.__table__
+        stmt = (
+            dialect_insert(self._session, table)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(table.c.event_id)
+        )
+        inserted = set(self._session.scalars(stmt, new_rows))
+        raced = [event_id for event_id in new_at if event_id not in inserted]
+        if raced:
+            theirs = self._hashes(raced)
+            for event_id in raced:
+                i = new_at[event_id]
+                same = theirs.get(event_id) == events[i].content_hash
+                outcomes[i] = AppendOutcome.duplicate if same else AppendOutcome.conflict
+                # Later copies in this call were judged against our hash; judge them again.
+                for j in range(i + 1, len(events)):
+                    if events[j].event_id == event_id:
+                        same = theirs.get(event_id) == events[j].content_hash
+                        outcomes[j] = AppendOutcome.duplicate if same else AppendOutcome.conflict
+        return outcomes
+
+    def _hashes(self, event_ids: Iterable[str]) -> dict[str, str]:
+        hashes: dict[str, str] = {}
+        for chunk in _chunks(event_ids):
+            stmt = select(EventRow.event_id, EventRow.content_hash).where(
+                EventRow.event_id.in_(chunk)
+            )
+            hashes.update((event_id, digest) for event_id, digest in self._session.execute(stmt))
+        return hashes
+
+    def pending(self, limit: int = 1000) -> list[ArchivedEvent]:
+        """Events not processed yet, oldest ingest first."""
+        stmt = (
+            select(EventRow)
+            .where(EventRow.status == EventStatus.pending.value)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        return [_archived(row) for row in self._session.scalars(stmt)]
+
+    def mark(self, statuses: Mapping[str, str]) -> None:
+        """Set the status of events by event_id (the only change the archive allows)."""
+        if not statuses:
+            return
+        params = [
+            {"b_event_id": event_id, "b_status": _check_status(status)}
+            for event_id, status in statuses.items()
+        ]
+        table = EventRow.__table__
+        stmt = (
+            update(table)
+            .where(table.c.event_id == bindparam("b_event_id"))
+            .values(status=bindparam("b_status"))
+        )
+        self._session.execute(stmt, params)
+
+    def get(self, event_id: str) -> ArchivedEvent | None:
+        row = self._session.scalar(select(EventRow).where(EventRow.event_id == event_id))
+        return _archived(row) if row is not None else None
+
+    def count(self, *, status: str | None = None) -> int:
+        stmt = select(func.count()).select_from(EventRow)
+        if status is not None:
+            stmt = stmt.where(EventRow.status == _check_status(status))
+        return self._session.scalar(stmt) or 0
+
+    def count_by_type_since(
+        self,
+        since: datetime,
+        *,
+        type: str | None = None,
+        station_ids: Collection[str] | None = None,
+    ) -> int:
+        """Events that occurred at or after `since`, optionally of one type and some stations.
+
+        An empty `station_ids` means no stations (0); None means every station.
+        """
+        stmt = select(func.count()).select_from(EventRow).where(EventRow.occurred_at >= since)
+        if type is not None:
+            stmt = stmt.where(EventRow.type == type)
+        if station_ids is None:
+            return self._session.scalar(stmt) or 0
+        return sum(
+            self._session.scalar(stmt.where(EventRow.station_id.in_(chunk))) or 0
+            for chunk in _chunks(set(station_ids))
+        )
+
+    def for_station(self, station_id: str, limit: int = 20) -> list[ArchivedEvent]:
+        """A station's events, latest occurred_at first."""
+        stmt = (
+            select(EventRow)
+            .where(EventRow.station_id == station_id)
+            .order_by(EventRow.occurred_at.desc(), EventRow.seq.desc())
+            .limit(limit)
+        )
+        return [_archived(row) for row in self._session.scalars(stmt)]
+
+
+def _check_status(status: str) -> str:
+    try:
+        return EventStatus(status).value
+    except ValueError:
+        known = ", ".join(s.value for s in EventStatus)
+        raise ValueError(f"unknown event status {status!r}; expected one of {known}") from None
+
+
+def _archived(row: EventRow) -> ArchivedEvent:
+    return ArchivedEvent(
+        seq=row.seq,
+        event_id=row.event_id,
+        type=row.type,
+        station_id=row.station_id,
+        occurred_at=row.occurred_at,
+        received_at=row.received_at,
+        body=row.body,
+        content_hash=row.content_hash,
+        status=row.status,
+    )
+
+
+# --- station records ------------------------------------------------------------------------
+
+
+class StationRecordRepository:
+    """The ledger's latest knowledge of each station, saved so a restart resumes from it."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def save_many(self, records: Iterable[StationRecord]) -> None:
+        rows = [
+            {
+                "station_id": record.station_id,
+                "state": record.state.value,
+                "state_since": record.state_since,
+                "record": _json_in_utc(record),
+            }
+            for record in records
+        ]
+        upsert(self._session, StationRecordRow.__table__, rows, key=["station_id"])
+
+    def load_all(self) -> dict[str, StationRecord]:
+        stmt = select(StationRecordRow.record).order_by(StationRecordRow.station_id)
+        records = (StationRecord.model_validate(data) for data in self._session.scalars(stmt))
+        return {r.station_id: r for r in records}
+
+    def counts_by_state(
+        self, *, station_ids: Collection[str] | None = None
+    ) -> dict[StationState, int]:
+        """Stations per state, every state a key. An empty `station_ids` counts nothing."""
+        counts = dict.fromkeys(StationState, 0)
+        stmt = select(StationRecordRow.state, func.count()).group_by(StationRecordRow.state)
+        if station_ids is None:
+            statements = [stmt]
+        else:
+            statements = [
+                stmt.where(StationRecordRow.station_id.in_(chunk))
+                for chunk in _chunks(set(station_ids))
+            ]
+        for statement in statements:
+            for state, n in self._session.execute(statement):
+                counts[StationState(state)] += n
+        return counts
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+_ACTIVE = (AlertStatus.pending.value, AlertStatus.open.value)
+
+
+class AlertRepository:
+    """Alerts and their lifecycle, one row per alert."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def save_many(self, alerts: Iterable[Alert]) -> None:
+        rows = [
+            {
+                "alert_id": a.alert_id,
+                "kind": a.kind.value,
+                "subject": a.subject,
+                "district": a.district,
+                "status": a.status.value,
+                "condition_since": a.condition_since,
+                "clear_since": a.clear_since,
+                "opened_at": a.opened_at,
+                "updated_at": a.updated_at,
+                "resolved_at": a.resolved_at,
+                "evidence": a.evidence.model_dump(mode="json"),
+            }
+            for a in alerts
+        ]
+        upsert(self._session, AlertRow.__table__, rows, key=["alert_id"])
+
+    def load_active(self) -> list[Alert]:
+        """Alerts pending or open: what the alert processor resumes from."""
+        stmt = select(AlertRow).where(AlertRow.status.in_(_ACTIVE)).order_by(AlertRow.alert_id)
+        return [_alert(row) for row in self._session.scalars(stmt)]
+
+    def list(
+        self,
+        *,
+        status: AlertStatus | None = None,
+        kind: AlertKind | None = None,
+        district: str | None = None,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Latest updated first. Pending alerts (still in their grace period) are only listed
+        when asked for with status=pending."""
+        stmt = select(AlertRow).order_by(AlertRow.updated_at.desc(), AlertRow.alert_id)
+        if status is None:
+            stmt = stmt.where(AlertRow.status != AlertStatus.pending.value)
+        else:
+            stmt = stmt.where(AlertRow.status == AlertStatus(status).value)
+        if kind is not None:
+            stmt = stmt.where(AlertRow.kind == AlertKind(kind).value)
+        if district is not None:
+            stmt = stmt.where(AlertRow.district == district)
+        return [_alert(row) for row in self._session.scalars(stmt.limit(limit))]
+
+    def count_open_by_kind(self) -> dict[AlertKind, int]:
+        counts = dict.fromkeys(AlertKind, 0)
+        stmt = (
+            select(AlertRow.kind, func.count())
+            .where(AlertRow.status == AlertStatus.open.value)
+            .group_by(AlertRow.kind)
+        )
+        for kind, n in self._session.execute(stmt):
+            counts[AlertKind(kind)] = n
+        return counts
+
+
+def _alert(row: AlertRow) -> Alert:
+    return Alert(
+        alert_id=row.alert_id,
+        kind=AlertKind(row.kind),
+        subject=row.subject,
+        district=row.district,
+        status=AlertStatus(row.status),
+        condition_since=row.condition_since,
+        clear_since=row.clear_since,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        resolved_at=row.resolved_at,
+        evidence=AlertEvidence.model_validate(row.evidence),
+    )
+
+
+# --- geography ------------------------------------------------------------------------------
+
+
+class DemandRepository:
+    """The demand layer; loaded whole and replaced whole."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def replace(self, cells: Iterable[DemandCell]) -> int:
+        """Replace the whole layer; returns the number of cells stored."""
+        rows = {c.cell: c.model_dump() for c in cells}  # a repeated cell: the last one wins
+        self._session.execute(delete(DemandCellRow))
+        if rows:
+            self._session.execute(insert(DemandCellRow.__table__), list(rows.values()))
+        return len(rows)
+
+    def load(self) -> list[DemandCell]:
+        stmt = select(DemandCellRow).order_by(DemandCellRow.cell)
+        return [
+            DemandCell(
+                cell=row.cell,
+                demand_workers=row.demand_workers,
+                district=row.district,
+                subdistrict=row.subdistrict,
+            )
+            for row in self._session.scalars(stmt)
+        ]
+
+    def count(self) -> int:
+        return self._session.scalar(select(func.count()).select_from(DemandCellRow)) or 0
+
+
+class BoundaryRepository:
+    """District and subdistrict outlines; loaded whole and replaced whole."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def replace(self, boundaries: Iterable[Boundary]) -> int:
+        """Replace every boundary; returns the number stored. The order given is kept."""
+        rows = [b.model_dump(mode="json") for b in boundaries]
+        self._session.execute(delete(BoundaryRow))
+        if rows:
+            self._session.execute(insert(BoundaryRow.__table__), rows)
+        return len(rows)
+
+    def list(self, *, level: BoundaryLevel | None = None) -> list[Boundary]:
+        stmt = select(BoundaryRow).order_by(BoundaryRow.id)
+        if level is not None:
+            stmt = stmt.where(BoundaryRow.level == BoundaryLevel(level).value)
+        return [
+            Boundary(name=row.name, level=row.level, parent=row.parent, geometry=row.geometry)
+            for row in self._session.scalars(stmt)
+        ]
+
+
+# --- meta -----------------------------------------------------------------------------------
+
+
+class MetaRepository:
+    """Small key/value facts about the deployment, e.g. "sample_city_seed"."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, key: str) -> str | None:
+        return self._session.scalar(select(MetaRow.value).where(MetaRow.key == key))
+
+    def set(self, key: str, value: str) -> None:
+        upsert(self._session, MetaRow.__table__, [{"key": key, "value": value}], key=["key"])

@@ -1,0 +1,175 @@
+"""Table definitions: one set for SQLite (embedded) and PostgreSQL (production).
+
+Only portable column types are used. Locations are plain lon/lat floats for now; PostGIS geometry
+columns come with the PostgreSQL store. Every time is stored in UTC through `UTCDateTime`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID_LENGTH = 64  # station ids: see schemas.stations.STATION_ID_PATTERN
+NAME_LENGTH = 200
+AREA_LENGTH = 100  # district and subdistrict names
+ENUM_LENGTH = 32
+
+# A 64-bit sequence on PostgreSQL; on SQLite only INTEGER PRIMARY KEY aliases the rowid.
+Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, always written in UTC and always read back as aware UTC.
+
+    SQLite keeps no offset, so the value is stored as naive UTC there; PostgreSQL stores a
+    `timestamptz`. Naive datetimes are refused rather than guessed at.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored: give an offset")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class StationRow(Base):
+    """The station registry."""
+
+    __tablename__ = "stations"
+
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH))
+    subdistrict: Mapped[str | None] = mapped_column(String(AREA_LENGTH))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    capacity: Mapped[int] = mapped_column(Integer)
+    amenities: Mapped[list[Any]] = mapped_column(JSON)
+    opening_hours: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    operator: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+
+    __table_args__ = (Index("ix_stations_district_subdistrict", "district", "subdistrict"),)
+
+
+class EventRow(Base):
+    """The event archive: every accepted event, append-only apart from `status`.
+
+    `seq` is the ingest order. No foreign key to `stations`: the archive records what was
+    accepted and must never be blocked or rewritten by changes to the registry.
+    """
+
+    __tablename__ = "events"
+
+    seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    body: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        Index("ux_events_event_id", "event_id", unique=True),
+        Index("ix_events_station_occurred", "station_id", "occurred_at"),
+        Index("ix_events_status_seq", "status", "seq"),
+        Index("ix_events_type_occurred", "type", "occurred_at"),
+    )
+
+
+class StationRecordRow(Base):
+    """The ledger's latest knowledge of each station, as JSON, with its state for queries."""
+
+    __tablename__ = "station_records"
+
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AlertRow(Base):
+    """Alerts, current and past, one row per alert."""
+
+    __tablename__ = "alerts"
+
+    alert_id: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    subject: Mapped[str] = mapped_column(String(ID_LENGTH))
+    district: Mapped[str | None] = mapped_column(String(AREA_LENGTH), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    condition_since: Mapped[datetime] = mapped_column(UTCDateTime)
+    clear_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_alerts_status_updated", "status", "updated_at"),
+        Index("ix_alerts_kind_status", "kind", "status"),
+    )
+
+
+class DemandCellRow(Base):
+    """The demand layer: expected outdoor workers per grid cell."""
+
+    __tablename__ = "demand_cells"
+
+    cell: Mapped[str] = mapped_column(String(15), primary_key=True)
+    demand_workers: Mapped[float] = mapped_column(Float)
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), index=True)
+    subdistrict: Mapped[str | None] = mapped_column(String(AREA_LENGTH))
+
+
+class BoundaryRow(Base):
+    """District and subdistrict outlines; the geometry is GeoJSON in WGS84 for now."""
+
+    __tablename__ = "boundaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(AREA_LENGTH))
+    level: Mapped[str] = mapped_column(String(16), index=True)
+    parent: Mapped[str | None] = mapped_column(String(AREA_LENGTH))
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MetaRow(Base):
+    """Small key/value facts about the deployment."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
