@@ -1,0 +1,68 @@
+"""The read side of live coverage: cells with their status, zone gaps and district totals,
+computed from the zone books and the demand layer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from geo.coverage import CellCoverage
+from geo.demand import DemandLayer
+from schemas.api import CellStatus, ZoneGap
+from streams.coverage import ZoneCoverage, ZoneCoverageBook
+
+
+@dataclass(frozen=True)
+class CellView:
+    cell: str
+    demand_workers: float
+    coverage: CellCoverage
+    covered: bool
+    status: CellStatus
+
+
+class CoverageMap:
+    def __init__(
+        self, zones: Mapping[str, ZoneCoverage], demand: DemandLayer, book: ZoneCoverageBook
+    ) -> None:
+        self.zones = zones
+        self.demand = demand
+        self.book = book
+
+    def cells(self, district: str | None) -> list[CellView]:
+        minimum = self.book.settings.min_cell_demand_workers
+        views = []
+        for cell in self.demand.cells_of_district(district):
+            zone = self.zones.get(self.demand.grid.zone_of(cell))
+            coverage = zone.index.coverage(cell) if zone else CellCoverage()
+            covered = zone is not None and zone.index.is_covered(cell)
+            cell_demand = self.demand.demand[cell]
+            if covered:
+                status = CellStatus.covered
+            elif cell_demand >= minimum:
+                status = CellStatus.underserved
+            else:
+                status = CellStatus.uncovered
+            views.append(CellView(cell, cell_demand, coverage, covered, status))
+        return views
+
+    def gaps(self, district: str | None, open_zones: set[str]) -> list[ZoneGap]:
+        """Zones with any uncovered demand, most uncovered demand first."""
+        gaps = []
+        for zone in self.demand.zones_of_district(district):
+            assessment = self.book.assess(zone)
+            if assessment.uncovered_demand_workers <= 0:
+                continue
+            gaps.append(
+                ZoneGap(
+                    zone=zone,
+                    district=assessment.district,
+                    demand_workers=assessment.demand_workers,
+                    uncovered_demand_workers=assessment.uncovered_demand_workers,
+                    uncovered_cells=list(assessment.uncovered_cells),
+                    stations_down=list(assessment.stations_down),
+                    alert_open=zone in open_zones,
+                )
+            )
+        gaps.sort(key=lambda g: (-g.uncovered_demand_workers, g.zone))
+        return gaps

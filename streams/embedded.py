@@ -1,0 +1,276 @@
+"""The embedded runtime: the processors in one process, events through an in-process queue,
+state persisted to the store after every batch. Nothing else to install.
+
+An event is acknowledged once it is in the archive (status `pending`); processing marks it
+and saves the state it produced in one transaction, so a crash at any point either replays
+the event on restart or has already saved everything it caused.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from geo.catchment import CircleCatchments
+from geo.demand import DemandLayer
+from geo.grid import Grid
+from schemas.alerts import Alert, AlertStatus
+from schemas.events import Event
+from schemas.state import StationRecord
+from schemas.stations import Station
+from store.repositories import AppendOutcome, ArchivedEvent
+from store.unit_of_work import Store
+from streams import metrics
+from streams.clock import Clock, SystemClock
+from streams.coverage import ZoneCoverage
+from streams.coverage_map import CoverageMap
+from streams.pipeline import Pipeline, StepOutcome
+from waystation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_BATCH_MAX_ITEMS = 500  # events processed and saved in one transaction
+
+
+class _Tick:
+    pass
+
+
+@dataclass(frozen=True)
+class _Marker:
+    done: threading.Event
+
+
+_STOP = object()
+
+
+class TrackedDict(dict[str, StationRecord]):
+    """A dict that remembers which keys were written, so only those are saved."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.dirty: set[str] = set()
+
+    def __setitem__(self, key: str, value: StationRecord) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def take_dirty(self) -> list[StationRecord]:
+        taken = [self[k] for k in sorted(self.dirty) if k in self]
+        self.dirty.clear()
+        return taken
+
+
+class StationRegistry(Mapping[str, Station]):
+    """Registered stations, loaded once and topped up from the store when a station imported
+    while the runtime runs is first seen."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        with store.transaction() as tx:
+            self._stations = {s.station_id: s for s in tx.stations.list()}
+
+    def __getitem__(self, station_id: str) -> Station:
+        found = self._stations.get(station_id)
+        if found is None:
+            with self._store.transaction() as tx:
+                found = tx.stations.get(station_id)
+            if found is None:
+                raise KeyError(station_id)
+            self._stations[station_id] = found
+        return found
+
+    def __contains__(self, station_id: object) -> bool:
+        try:
+            self[station_id]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stations)
+
+    def __len__(self) -> int:
+        return len(self._stations)
+
+
+class EmbeddedRuntime:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock | None = None,
+        *,
+        autotick: bool = True,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.autotick = autotick
+        self.grid = Grid(settings.grid_resolution, settings.zone_resolution)
+        self.lock = threading.RLock()
+        self.listeners: list[Callable[[StepOutcome], None]] = []
+        self._queue: queue.Queue[object] = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self.pipeline: Pipeline | None = None
+        self.registry: StationRegistry | None = None
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load state, rebuild coverage, replay what was acknowledged but not processed."""
+        self.registry = StationRegistry(self.store)
+        with self.store.transaction() as tx:
+            demand = DemandLayer.build(self.grid, tx.demand.load())
+            records = TrackedDict(tx.records.load_all())
+            alerts = {a.key: a for a in tx.alerts.load_active() if a.status is AlertStatus.open}
+            pending = tx.events.pending(limit=10**9)
+        self.demand = demand
+        self.zones: dict[str, ZoneCoverage] = {}
+        self.pipeline = Pipeline(
+            settings=self.settings,
+            demand=demand,
+            registry=self.registry,
+            catchments=CircleCatchments(self.grid, self.settings.catchment_radius_m),
+            records=records,
+            zones=self.zones,
+            alerts=alerts,
+        )
+        self.coverage_map = CoverageMap(self.zones, demand, self.pipeline.zone_book)
+        with self.lock:
+            outcome = self.pipeline.restore(self.clock.now())
+        self._save(outcome, {})
+        for archived in pending:
+            self._queue.put(archived)
+        worker = threading.Thread(target=self._work, name="waystation-processor", daemon=True)
+        self._threads = [worker]
+        if self.autotick:
+            ticker = threading.Thread(target=self._tick_loop, name="waystation-clock", daemon=True)
+            self._threads.append(ticker)
+        for thread in self._threads:
+            thread.start()
+        log.info(
+            "embedded runtime started: %d stations, %d demand cells, %d events to replay",
+            len(self.registry),
+            len(demand.demand),
+            len(pending),
+        )
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop. Safe to call twice."""
+        if not self._threads:
+            return
+        self._stopping.set()
+        self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+
+    # writing -------------------------------------------------------------------------------
+
+    def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
+        """Archive events durably, then queue the accepted ones. Returns one outcome each."""
+        now = self.clock.now()
+        archived = [ArchivedEvent.from_event(event, received_at=now) for event in events]
+        with self.store.transaction() as tx:
+            outcomes = tx.events.append(archived)
+        for item, outcome in zip(archived, outcomes, strict=True):
+            if outcome is AppendOutcome.accepted:
+                self._queue.put(item)
+        return outcomes
+
+    def tick(self) -> None:
+        """Re-evaluate the clock now and wait until that is done (tests, manual clocks)."""
+        self._queue.put(_Tick())
+        self.drain()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until everything queued so far is processed and saved."""
+        marker = _Marker(threading.Event())
+        self._queue.put(marker)
+        if not marker.done.wait(timeout):
+            raise TimeoutError("the processor did not catch up in time")
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @contextmanager
+    def reading(self) -> Iterator[Pipeline]:
+        """Hold the processor still while reading live state."""
+        assert self.pipeline is not None, "start() first"
+        with self.lock:
+            yield self.pipeline
+
+    # the processor thread ----------------------------------------------------------------
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(self.settings.tick_interval_seconds):
+            self._queue.put(_Tick())
+
+    def _work(self) -> None:
+        while True:
+            items = [self._queue.get()]
+            while len(items) < _BATCH_MAX_ITEMS:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in items)
+            try:
+                self._process([i for i in items if i is not _STOP])
+            except Exception:  # one bad batch must not kill the processor
+                log.exception("processing a batch failed; its events stay pending")
+            if stop:
+                return
+
+    def _process(self, items: list[object]) -> None:
+        assert self.pipeline is not None
+        started = time.perf_counter()
+        outcome = StepOutcome()
+        statuses: dict[str, str] = {}
+        markers: list[_Marker] = []
+        processed: list[tuple[str, str]] = []
+        with self.lock:
+            for item in items:
+                if isinstance(item, _Marker):
+                    markers.append(item)
+                elif isinstance(item, _Tick):
+                    outcome.extend(self.pipeline.tick(self.clock.now()))
+                elif isinstance(item, ArchivedEvent):
+                    event = item.to_event()
+                    step = self.pipeline.handle(event, self.clock.now())
+                    outcome.extend(step)
+                    applied = step.applied.value if step.applied else "applied"
+                    statuses[item.event_id] = applied
+                    processed.append((item.type, applied))
+        self._save(outcome, statuses)
+        elapsed = time.perf_counter() - started
+        for event_type, applied in processed:
+            metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
+            metrics.PROCESSING_SECONDS.observe(elapsed / len(processed))
+        for marker in markers:
+            marker.done.set()
+        for listener in self.listeners:
+            listener(outcome)
+
+    def _save(self, outcome: StepOutcome, statuses: Mapping[str, str]) -> None:
+        assert self.pipeline is not None
+        with self.lock:
+            records = self.pipeline.ledger.records
+            dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
+        alerts: dict[str, Alert] = {}
+        for event in outcome.alert_events:
+            alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins
+            metrics.ALERT_TRANSITIONS.labels(event.alert.kind, event.transition).inc()
+        with self.store.transaction() as tx:
+            tx.records.save_many(dirty)
+            tx.alerts.save_many(alerts.values())
+            if statuses:
+                tx.events.mark(statuses)

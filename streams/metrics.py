@@ -1,0 +1,26 @@
+"""Prometheus metrics, named by the Prometheus conventions (unit suffixes, _total counters)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+EVENTS_INGESTED = Counter(
+    "waystation_events_ingested_total",
+    "Events posted to the API, by event type and result (accepted, duplicate, rejected)",
+    ["type", "result"],
+)
+EVENTS_PROCESSED = Counter(
+    "waystation_events_processed_total",
+    "Events run through the processors, by event type and what the ledger did with them",
+    ["type", "applied"],
+)
+PROCESSING_SECONDS = Histogram(
+    "waystation_processing_seconds",
+    "Time from taking a batch off the queue to having its results durable, per event",
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+ALERT_TRANSITIONS = Counter(
+    "waystation_alert_transitions_total",
+    "Alert lifecycle steps, by kind and transition",
+    ["kind", "transition"],
+)
