@@ -1,0 +1,128 @@
+"""The `waystation` command."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geo.crs import Datum
+from schemas.export import export as export_schemas
+from waystation.settings import Settings
+
+app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
+stations_app = typer.Typer(help="The station registry.")
+schemas_app = typer.Typer(help="Wire formats.")
+app.add_typer(stations_app, name="stations")
+app.add_typer(schemas_app, name="schemas")
+console = Console(stderr=True)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Crs(StrEnum):
+    wgs84 = "wgs84"
+    gcj02 = "gcj02"
+    bd09 = "bd09"
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+    simulate: Annotated[
+        bool | None, typer.Option("--simulate/--no-simulate", help="Feed simulated events")
+    ] = None,
+) -> None:
+    """Start the embedded system: store, processors, simulator and the API."""
+    import uvicorn
+
+    from services.app import create_app
+    from services.bootstrap import ensure_sample_city
+    from services.system import EmbeddedSystem
+
+    _logging()
+    settings = Settings()
+    system = EmbeddedSystem(settings, simulate=simulate)
+    if ensure_sample_city(system.store, settings):
+        console.print("[green]First start:[/] loaded the sample city.")
+    bind_host, bind_port = host or settings.api_host, port or settings.api_port
+    console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
+    uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
+
+
+@app.command("sample-city")
+def sample_city(
+    out: Annotated[Path, typer.Option(help="Directory to write the files to")],
+    seed: Annotated[int | None, typer.Option(help="Seed (default from settings)")] = None,
+) -> None:
+    """Write the generated sample city as GeoJSON and CSV, to show the file formats."""
+    from geo.sample_city import generate_sample_city
+    from services.station_files import write_sample_city
+
+    settings = Settings()
+    city = generate_sample_city(
+        seed=settings.sample_seed if seed is None else seed,
+        stations=settings.sample_stations,
+        subdistricts=settings.sample_subdistricts,
+        grid_resolution=settings.grid_resolution,
+    )
+    for path in write_sample_city(city, out):
+        typer.echo(path)
+
+
+@stations_app.command("import")
+def import_stations(
+    file: Annotated[Path, typer.Argument(help="GeoJSON (.geojson/.json) or CSV (.csv)")],
+    crs: Annotated[Crs, typer.Option(help="Datum of the coordinates in the file")] = Crs.wgs84,
+) -> None:
+    """Add or update stations from a file; bad rows are listed and the good ones imported."""
+    from services.station_files import StationFileError, read_stations
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    try:
+        result = read_stations(file, datum=Datum(crs.value))
+    except (StationFileError, OSError) as exc:
+        console.print(f"[red]Cannot read {file}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            count = tx.stations.upsert_many(result.stations)
+    finally:
+        store.close()
+    console.print(f"Imported {count} stations from {file} ({crs.value} → WGS84).")
+    if result.errors:
+        table = Table("row", "field", "reason", title=f"{len(result.errors)} rows rejected")
+        for error in result.errors:
+            table.add_row(str(error.row), error.field, error.reason)
+        console.print(table)
+        raise typer.Exit(1)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    out: Annotated[Path | None, typer.Option(help="Directory (default: schemas/json)")] = None,
+) -> None:
+    """Write the JSON Schema files of the wire formats."""
+    for path in export_schemas(out) if out else export_schemas():
+        typer.echo(path)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Turning a POSTed body into validated events and per-item answers.
+
+Every item is judged on its own: one bad event in a batch is rejected with its reasons and
+its valid neighbours are stored exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from schemas.api import EventOutcome, EventResult, FieldError, IngestResponse
+from schemas.events import EVENT_ADAPTER, Event, EventType
+from services.privacy import hash_worker_ref
+from store.repositories import AppendOutcome
+from waystation.settings import Settings
+
+JSON_CONTENT_TYPES = ("application/json",)
+
+
+class EventSink(Protocol):
+    """Where validated events go: the embedded runtime's archive, or the broker."""
+
+    def submit(self, events: Sequence[Event]) -> list[AppendOutcome]: ...
+
+
+class StationDirectory(Protocol):
+    def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
+
+
+class BodyError(Exception):
+    """The request as a whole cannot be read; nothing in it is stored."""
+
+    def __init__(self, status: int, title: str, detail: str, field: str = "") -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = [FieldError(field=field, reason=detail)]
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_body(body: bytes, content_type: str | None, settings: Settings) -> tuple[list[Any], bool]:
+    """Returns the items and whether the body was a batch (a JSON array)."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in JSON_CONTENT_TYPES:
+        raise BodyError(
+            415, "Unsupported media type", f"send application/json, not {media_type or 'nothing'}"
+        )
+    if len(body) > settings.body_max_bytes:
+        raise BodyError(
+            413,
+            "Body too large",
+            f"body is {len(body)} bytes; the limit is {settings.body_max_bytes}",
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, "Bad encoding", f"body is not UTF-8 (byte {exc.start})") from exc
+    try:
+        parsed = json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise BodyError(400, "Malformed JSON", f"body is not valid JSON: {exc}") from exc
+    if isinstance(parsed, dict):
+        return [parsed], False
+    if isinstance(parsed, list):
+        if not parsed:
+            raise BodyError(422, "Empty batch", "a batch needs at least one event")
+        if len(parsed) > settings.batch_max_events:
+            raise BodyError(
+                413,
+                "Batch too large",
+                f"batch has {len(parsed)} events; the limit is {settings.batch_max_events}",
+            )
+        return parsed, True
+    raise BodyError(422, "Not an event", "body must be an event object or an array of them")
+
+
+def field_errors(error: ValidationError) -> list[FieldError]:
+    """pydantic's errors as (dotted field, plain reason), without the union tag in the path."""
+    found = []
+    tags = {t.value for t in EventType}
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"]]
+        if loc and loc[0] in tags:
+            loc = loc[1:]
+        kind = item["type"]
+        if kind == "union_tag_invalid":
+            found.append(
+                FieldError(field="type", reason=f"must be one of {', '.join(sorted(tags))}")
+            )
+            continue
+        if kind == "union_tag_not_found":
+            found.append(FieldError(field="type", reason="is required"))
+            continue
+        reason = {
+            "missing": "is required",
+            "extra_forbidden": "is not a known field",
+        }.get(kind, item["msg"].removeprefix("Value error, "))
+        found.append(FieldError(field=".".join(loc), reason=reason))
+    return found
+
+
+@dataclass
+class Ingest:
+    sink: EventSink
+    stations: StationDirectory
+    settings: Settings
+    secret: bytes
+
+    def handle(self, items: list[Any], now: datetime) -> IngestResponse:
+        outcomes: list[EventOutcome | None] = [None] * len(items)
+        valid: list[tuple[int, Event]] = []
+        skew = timedelta(minutes=self.settings.max_future_skew_minutes)
+        for index, item in enumerate(items):
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            if not isinstance(item, dict):
+                outcomes[index] = self._rejected(index, None, 422, "", "must be a JSON object")
+                continue
+            try:
+                event = EVENT_ADAPTER.validate_json(
+                    json.dumps(item),
+                    strict=True,
+                    context={"now": now, "max_future_skew": skew},
+                )
+            except ValidationError as exc:
+                outcomes[index] = EventOutcome(
+                    index=index,
+                    event_id=str(event_id) if event_id is not None else None,
+                    result=EventResult.rejected,
+                    status=422,
+                    errors=field_errors(exc),
+                )
+                continue
+            valid.append((index, event))
+        known = self.stations.existing_ids([e.station_id for _, e in valid])
+        to_store: list[tuple[int, Event]] = []
+        for index, event in valid:
+            if event.station_id not in known:
+                outcomes[index] = self._rejected(
+                    index, str(event.event_id), 422, "station_id", "is not a registered station"
+                )
+            else:
+                to_store.append((index, hash_worker_ref(event, self.secret)))
+        stored = self.sink.submit([event for _, event in to_store])
+        for (index, event), result in zip(to_store, stored, strict=True):
+            outcomes[index] = self._stored(index, str(event.event_id), result)
+        final = [o for o in outcomes if o is not None]
+        return IngestResponse(
+            accepted=sum(o.result is EventResult.accepted for o in final),
+            duplicates=sum(o.result is EventResult.duplicate for o in final),
+            rejected=sum(o.result is EventResult.rejected for o in final),
+            results=final,
+        )
+
+    @staticmethod
+    def _rejected(
+        index: int, event_id: str | None, status: int, field: str, reason: str
+    ) -> EventOutcome:
+        return EventOutcome(
+            index=index,
+            event_id=event_id,
+            result=EventResult.rejected,
+            status=status,
+            errors=[FieldError(field=field, reason=reason)],
+        )
+
+    @staticmethod
+    def _stored(index: int, event_id: str, result: AppendOutcome) -> EventOutcome:
+        if result is AppendOutcome.accepted:
+            return EventOutcome(
+                index=index, event_id=event_id, result=EventResult.accepted, status=202
+            )
+        if result is AppendOutcome.duplicate:
+            return EventOutcome(
+                index=index, event_id=event_id, result=EventResult.duplicate, status=200
+            )
+        return Ingest._rejected(
+            index, event_id, 409, "event_id", "was already used for an event with different content"
+        )

@@ -1,0 +1,136 @@
+"""What the read endpoints and the status page show, assembled from the live runtime and the
+store in one place so that every view tells the same story."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from geo.grid import Grid
+from schemas.alerts import AlertKind, AlertStatus
+from schemas.api import CoverageResponse, CoverageSummary, StationView, ZoneGap
+from schemas.events import EventType
+from schemas.stations import StationState
+from streams.embedded import EmbeddedRuntime
+
+
+class UnknownDistrictError(LookupError):
+    pass
+
+
+class Readings:
+    def __init__(self, runtime: EmbeddedRuntime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.settings = runtime.settings
+
+    def check_district(self, district: str | None) -> None:
+        if district is not None and district not in self.runtime.demand.districts:
+            with self.store.transaction() as tx:
+                if district not in tx.stations.districts():
+                    raise UnknownDistrictError(district)
+
+    def _station_ids(self, district: str | None) -> set[str] | None:
+        if district is None:
+            return None
+        with self.store.transaction() as tx:
+            return {s.station_id for s in tx.stations.list(district=district)}
+
+    def _open_zone_alerts(self) -> set[str]:
+        with self.runtime.reading() as pipeline:
+            return {
+                a.subject
+                for a in pipeline.alert_book.alerts.values()
+                if a.kind is AlertKind.zone_underserved and a.status is AlertStatus.open
+            }
+
+    def gaps(self, district: str | None) -> list[ZoneGap]:
+        self.check_district(district)
+        open_zones = self._open_zone_alerts()
+        with self.runtime.reading():
+            return self.runtime.coverage_map.gaps(district, open_zones)
+
+    def summary(self, district: str | None) -> CoverageSummary:
+        self.check_district(district)
+        ids = self._station_ids(district)
+        with self.store.transaction() as tx:
+            by_state = tx.records.counts_by_state(station_ids=ids)
+        threshold = self.settings.zone_uncovered_demand_workers
+        with self.runtime.reading():
+            cells = self.runtime.coverage_map.cells(district)
+        demand = sum(c.demand_workers for c in cells)
+        covered = sum(c.demand_workers for c in cells if c.covered)
+        underserved = [
+            g
+            for g in self.gaps(district)
+            if g.alert_open or g.uncovered_demand_workers >= threshold
+        ]
+        return CoverageSummary(
+            district=district,
+            cells=len(cells),
+            cells_covered=sum(c.covered for c in cells),
+            demand_workers=round(demand, 1),
+            demand_covered_workers=round(covered, 1),
+            demand_covered_pct=round(100.0 * covered / demand, 2) if demand else 0.0,
+            stations_by_state=by_state,
+            underserved_zones=underserved,
+        )
+
+    def coverage(self, district: str | None) -> CoverageResponse:
+        summary = self.summary(district)
+        with self.runtime.reading():
+            cells = self.runtime.coverage_map.cells(district)
+        features: list[dict[str, Any]] = [
+            {
+                "type": "Feature",
+                "id": view.cell,
+                "geometry": {"type": "Polygon", "coordinates": [Grid.outline_lonlat(view.cell)]},
+                "properties": {
+                    "cell": view.cell,
+                    "demand_workers": view.demand_workers,
+                    "coverage_count": view.coverage.available + view.coverage.degraded,
+                    "stations_available": view.coverage.available,
+                    "stations_degraded": view.coverage.degraded,
+                    "stations_closed": view.coverage.closed,
+                    "stations_silent": view.coverage.silent,
+                    "status": view.status.value,
+                },
+            }
+            for view in cells
+        ]
+        return CoverageResponse(features=features, summary=summary)
+
+    def stations(
+        self,
+        *,
+        district: str | None,
+        subdistrict: str | None,
+        state: StationState | None,
+    ) -> list[StationView]:
+        with self.store.transaction() as tx:
+            stations = tx.stations.list(district=district, subdistrict=subdistrict)
+        with self.runtime.reading() as pipeline:
+            records = dict(pipeline.ledger.records)
+        views = []
+        for station in stations:
+            record = records.get(station.station_id)
+            view = StationView(
+                station=station,
+                state=record.state if record else StationState.silent,
+                state_since=record.state_since if record else None,
+                state_reason=record.state_reason if record else "never heard from",
+                last_heard_at=record.last_heard_at if record else None,
+            )
+            if state is None or view.state is state:
+                views.append(view)
+        return views
+
+    def visits_today(self, district: str | None, now: datetime) -> int:
+        zone = ZoneInfo(self.settings.timezone)
+        midnight = datetime.combine(now.astimezone(zone).date(), time.min, tzinfo=zone)
+        ids = self._station_ids(district)
+        with self.store.transaction() as tx:
+            return tx.events.count_by_type_since(
+                midnight, type=EventType.visit.value, station_ids=ids
+            )

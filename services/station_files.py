@@ -1,0 +1,393 @@
+"""Station, demand and boundary files: what unions and operators hand over, and the sample city.
+
+Station files come from spreadsheets and map tools, so one bad row must not sink the rest: every
+row that fails validation becomes a `RowError` naming the row, the field and pydantic's reason,
+and the good rows are kept. Only a file that cannot be read as the format at all (not UTF-8, not
+JSON, no usable header) raises `StationFileError`.
+
+Formats, chosen by suffix:
+- `.geojson` / `.json`: a FeatureCollection of Point features; `properties` hold the Station
+  fields except lat/lon, which come from the geometry (lat/lon in properties are ignored). Rows
+  are named `features[i]`.
+- `.csv`: the columns in `STATION_CSV_COLUMNS` (the optional ones may be left out), amenities
+  separated by `;`, UTF-8 with or without a byte-order mark. Rows are named by line number.
+
+Unknown properties or columns are errors rather than silently dropped, so that a misspelt
+optional field ("operater") is noticed. Coordinates may be in GCJ-02 or BD-09 (what Chinese map
+apps export): pass `datum` and they are converted to WGS84 before validation.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from geo.crs import Datum, from_wgs84, to_wgs84
+from geo.sample_city import SampleCity
+from schemas.geography import Boundary, DemandCell
+from schemas.stations import Station
+
+STATION_CSV_COLUMNS = (
+    "station_id",
+    "name",
+    "kind",
+    "district",
+    "subdistrict",
+    "lon",
+    "lat",
+    "capacity",
+    "amenities",
+    "opening_hours",
+    "operator",
+)
+STATION_CSV_REQUIRED = frozenset(
+    {"station_id", "name", "kind", "district", "lon", "lat", "capacity"}
+)
+DEMAND_CSV_COLUMNS = ("cell", "demand_workers", "district", "subdistrict")
+DEMAND_CSV_REQUIRED = frozenset({"cell", "demand_workers", "district"})
+AMENITY_SEPARATOR = ";"
+GEOJSON_SUFFIXES = frozenset({".geojson", ".json"})
+CSV_SUFFIXES = frozenset({".csv"})
+COORDINATE_FIELDS = ("lon", "lat")
+# Read with utf-8-sig so that a CSV saved by Excel (which adds a byte-order mark) still parses.
+READ_ENCODING = "utf-8-sig"
+WRITE_ENCODING = "utf-8"
+
+STATIONS_GEOJSON = "stations.geojson"
+STATIONS_CSV = "stations.csv"
+DEMAND_CSV = "demand.csv"
+SUBDISTRICTS_GEOJSON = "subdistricts.geojson"
+DISTRICT_GEOJSON = "district.geojson"
+
+
+class StationFileError(ValueError):
+    """The file as a whole cannot be read (as opposed to single bad rows)."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem with one row: a CSV line number or a `features[i]` pointer, and the field."""
+
+    row: int | str
+    field: str
+    reason: str
+
+
+@dataclass
+class StationFileResult:
+    """The valid stations of a file, in file order, and what was wrong with the rest."""
+
+    stations: list[Station] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+# --- reading stations -----------------------------------------------------------------------
+
+
+def read_stations(path: Path, *, datum: Datum = Datum.wgs84) -> StationFileResult:
+    """Read a station file (format by suffix), converting coordinates from `datum` to WGS84."""
+    datum = Datum(datum)
+    suffix = path.suffix.lower()
+    rows: Iterator[tuple[int | str, dict[str, Any] | RowError]]
+    if suffix in GEOJSON_SUFFIXES:
+        rows = _geojson_station_rows(path)
+    elif suffix in CSV_SUFFIXES:
+        rows = _csv_station_rows(path)
+    else:
+        raise StationFileError(
+            f"{path.name}: unknown station file type {suffix!r} (use .geojson or .csv)"
+        )
+
+    result = StationFileResult()
+    first_row_of: dict[str, int | str] = {}
+    for row, raw in rows:
+        if isinstance(raw, RowError):
+            result.errors.append(raw)
+            continue
+        try:
+            station = Station.model_validate(_to_wgs84(raw, datum))
+        except ValidationError as exc:
+            result.errors.extend(_row_errors(row, exc))
+            continue
+        if station.station_id in first_row_of:
+            first = first_row_of[station.station_id]
+            result.errors.append(
+                RowError(row, "station_id", f"duplicate station_id, first used in row {first}")
+            )
+            continue
+        first_row_of[station.station_id] = row
+        result.stations.append(station)
+    return result
+
+
+def _row_errors(row: int | str, exc: ValidationError) -> list[RowError]:
+    return [
+        RowError(row, ".".join(str(part) for part in err["loc"]) or "row", err["msg"])
+        for err in exc.errors()
+    ]
+
+
+def _to_wgs84(raw: dict[str, Any], datum: Datum) -> dict[str, Any]:
+    """Convert lon/lat to WGS84 when both are numbers; otherwise leave them for validation."""
+    if datum is Datum.wgs84:
+        return raw
+    try:
+        lon, lat = (float(raw[name]) for name in COORDINATE_FIELDS)
+    except (KeyError, TypeError, ValueError):
+        return raw
+    wgs_lon, wgs_lat = to_wgs84(lon, lat, datum)
+    return {**raw, "lon": wgs_lon, "lat": wgs_lat}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding=READ_ENCODING)
+    except UnicodeDecodeError as exc:
+        raise StationFileError(
+            f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+
+
+def _load_feature_collection(path: Path) -> list[Any]:
+    try:
+        data = json.loads(_read_text(path))
+    except json.JSONDecodeError as exc:
+        raise StationFileError(
+            f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    if not isinstance(data, dict) or data.get("type") != "FeatureCollection":
+        raise StationFileError(f"{path.name}: expected a GeoJSON FeatureCollection")
+    features = data.get("features")
+    if not isinstance(features, list):
+        raise StationFileError(f"{path.name}: the FeatureCollection has no 'features' list")
+    return features
+
+
+def _geojson_station_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowError]]:
+    for index, feature in enumerate(_load_feature_collection(path)):
+        row = f"features[{index}]"
+        if not isinstance(feature, dict) or feature.get("type") != "Feature":
+            yield row, RowError(row, "feature", "not a GeoJSON Feature object")
+            continue
+        coordinates = _point_coordinates(feature.get("geometry"))
+        if coordinates is None:
+            yield row, RowError(row, "geometry", "expected a Point with [lon, lat] coordinates")
+            continue
+        properties = feature.get("properties") or {}
+        if not isinstance(properties, dict):
+            yield row, RowError(row, "properties", "expected an object")
+            continue
+        raw = {key: value for key, value in properties.items() if key not in COORDINATE_FIELDS}
+        raw["lon"], raw["lat"] = coordinates
+        yield row, raw
+
+
+def _point_coordinates(geometry: Any) -> tuple[float, float] | None:
+    if not isinstance(geometry, dict) or geometry.get("type") != "Point":
+        return None
+    coordinates = geometry.get("coordinates")
+    if not isinstance(coordinates, list) or len(coordinates) < len(COORDINATE_FIELDS):
+        return None
+    lon, lat = coordinates[0], coordinates[1]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)):
+        return None
+    return float(lon), float(lat)
+
+
+def _csv_records(
+    path: Path, columns: tuple[str, ...], required: frozenset[str]
+) -> Iterator[tuple[int, dict[str, str] | RowError]]:
+    """Non-blank CSV records as {column: text}, empty cells left out, by line number."""
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise StationFileError(f"{path.name}: empty file, expected a header row")
+        names = [name.strip().lower() for name in header]
+        _check_header(path, names, columns, required)
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            line = reader.line_num
+            if len(record) > len(names):
+                reason = f"has {len(record)} fields, the header has {len(names)}"
+                yield line, RowError(line, "row", reason)
+                continue
+            yield (
+                line,
+                {name: value for name, value in zip(names, record, strict=False) if value != ""},
+            )
+    except csv.Error as exc:
+        raise StationFileError(f"{path.name}: not a readable CSV file ({exc})") from exc
+
+
+def _check_header(
+    path: Path, names: list[str], columns: tuple[str, ...], required: frozenset[str]
+) -> None:
+    expected = ", ".join(columns)
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise StationFileError(f"{path.name}: repeated column(s) {', '.join(duplicated)}")
+    unknown = [name for name in names if name not in columns]
+    if unknown:
+        raise StationFileError(
+            f"{path.name}: unknown column(s) {', '.join(unknown)}; expected {expected}"
+        )
+    missing = sorted(required - set(names))
+    if missing:
+        raise StationFileError(
+            f"{path.name}: missing column(s) {', '.join(missing)}; expected {expected}"
+        )
+
+
+def _csv_station_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for line, record in _csv_records(path, STATION_CSV_COLUMNS, STATION_CSV_REQUIRED):
+        if isinstance(record, RowError):
+            yield line, record
+            continue
+        raw: dict[str, Any] = dict(record)
+        if "amenities" in raw:
+            raw["amenities"] = [
+                item.strip() for item in raw["amenities"].split(AMENITY_SEPARATOR) if item.strip()
+            ]
+        yield line, raw
+
+
+# --- reading demand and boundaries ----------------------------------------------------------
+
+
+def read_demand(path: Path) -> list[DemandCell]:
+    """Read a demand CSV (`DEMAND_CSV_COLUMNS`). A demand layer is all or nothing: any bad row
+    or repeated cell raises `StationFileError` naming the line, since a partial layer would
+    silently understate demand."""
+    cells: list[DemandCell] = []
+    first_line_of: dict[str, int] = {}
+    for line, record in _csv_records(path, DEMAND_CSV_COLUMNS, DEMAND_CSV_REQUIRED):
+        if isinstance(record, RowError):
+            raise StationFileError(f"{path.name}: line {line}: {record.reason}")
+        try:
+            cell = DemandCell.model_validate(record)
+        except ValidationError as exc:
+            problems = "; ".join(f"{e.field}: {e.reason}" for e in _row_errors(line, exc))
+            raise StationFileError(f"{path.name}: line {line}: {problems}") from exc
+        if cell.cell in first_line_of:
+            first = first_line_of[cell.cell]
+            raise StationFileError(
+                f"{path.name}: line {line}: cell {cell.cell} repeats line {first}"
+            )
+        first_line_of[cell.cell] = line
+        cells.append(cell)
+    return cells
+
+
+def read_boundaries(path: Path) -> list[Boundary]:
+    """Read a FeatureCollection of district or subdistrict outlines (as written below)."""
+    boundaries = []
+    for index, feature in enumerate(_load_feature_collection(path)):
+        where = f"{path.name}: features[{index}]"
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        if not isinstance(properties, dict):
+            raise StationFileError(f"{where}: expected a Feature with properties")
+        try:
+            boundaries.append(
+                Boundary.model_validate({**properties, "geometry": feature.get("geometry")})
+            )
+        except ValidationError as exc:
+            problems = "; ".join(f"{e.field}: {e.reason}" for e in _row_errors(index, exc))
+            raise StationFileError(f"{where}: {problems}") from exc
+    return boundaries
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def write_stations(stations: Iterable[Station], path: Path, *, datum: Datum = Datum.wgs84) -> Path:
+    """Write stations as GeoJSON or CSV (by suffix), with coordinates in `datum`."""
+    datum = Datum(datum)
+    suffix = path.suffix.lower()
+    if suffix in GEOJSON_SUFFIXES:
+        features = [_station_feature(station, datum) for station in stations]
+        _write_json(path, _feature_collection(features))
+    elif suffix in CSV_SUFFIXES:
+        with path.open("w", encoding=WRITE_ENCODING, newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(STATION_CSV_COLUMNS)
+            writer.writerows(_station_csv_row(station, datum) for station in stations)
+    else:
+        raise StationFileError(
+            f"{path.name}: unknown station file type {suffix!r} (use .geojson or .csv)"
+        )
+    return path
+
+
+def write_demand(cells: Iterable[DemandCell], path: Path) -> Path:
+    with path.open("w", encoding=WRITE_ENCODING, newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(DEMAND_CSV_COLUMNS)
+        writer.writerows(
+            (cell.cell, cell.demand_workers, cell.district, cell.subdistrict or "")
+            for cell in cells
+        )
+    return path
+
+
+def write_boundaries(boundaries: Iterable[Boundary], path: Path) -> Path:
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"name": b.name, "level": b.level.value, "parent": b.parent},
+            "geometry": b.geometry,
+        }
+        for b in boundaries
+    ]
+    _write_json(path, _feature_collection(features))
+    return path
+
+
+def write_sample_city(city: SampleCity, out_dir: Path) -> list[Path]:
+    """Write the sample city's stations (GeoJSON and CSV), demand and outlines into `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [
+        write_stations(city.stations, out_dir / STATIONS_GEOJSON),
+        write_stations(city.stations, out_dir / STATIONS_CSV),
+        write_demand(city.demand, out_dir / DEMAND_CSV),
+        write_boundaries(city.subdistricts, out_dir / SUBDISTRICTS_GEOJSON),
+        write_boundaries([city.boundary], out_dir / DISTRICT_GEOJSON),
+    ]
+
+
+def _station_feature(station: Station, datum: Datum) -> dict[str, Any]:
+    lon, lat = from_wgs84(station.lon, station.lat, datum)
+    return {
+        "type": "Feature",
+        "id": station.station_id,
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": station.model_dump(mode="json", exclude=set(COORDINATE_FIELDS)),
+    }
+
+
+def _station_csv_row(station: Station, datum: Datum) -> list[Any]:
+    lon, lat = from_wgs84(station.lon, station.lat, datum)
+    values: Mapping[str, Any] = {
+        **station.model_dump(mode="json"),
+        "lon": lon,
+        "lat": lat,
+        "amenities": AMENITY_SEPARATOR.join(station.amenities),
+    }
+    return ["" if values[name] is None else values[name] for name in STATION_CSV_COLUMNS]
+
+
+def _feature_collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding=WRITE_ENCODING)

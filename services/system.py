@@ -1,0 +1,68 @@
+"""One embedded waystation: store, runtime, ingest and (optionally) the simulator, started and
+stopped together."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from services.ingest import Ingest
+from services.privacy import load_or_create_secret
+from services.simulator import Simulator
+from store.unit_of_work import Store
+from streams.clock import Clock, SystemClock
+from streams.embedded import EmbeddedRuntime
+from waystation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class StoreStations:
+    """The ingest's view of the registry: which station ids exist."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        with self.store.transaction() as tx:
+            return tx.stations.existing_ids(ids)
+
+
+class EmbeddedSystem:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        autotick: bool = True,
+        simulate: bool | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.store = Store.open(settings.resolved_database_url)
+        secret = (
+            settings.worker_ref_secret.get_secret_value().encode()
+            if settings.worker_ref_secret
+            else load_or_create_secret(settings.data_dir)
+        )
+        self.runtime = EmbeddedRuntime(self.store, settings, self.clock, autotick=autotick)
+        self.ingest = Ingest(
+            sink=self.runtime, stations=StoreStations(self.store), settings=settings, secret=secret
+        )
+        wants_simulator = settings.simulate if simulate is None else simulate
+        self.simulator = Simulator(self.runtime, settings, self.clock) if wants_simulator else None
+        self.started = False
+
+    def start(self) -> None:
+        self.runtime.start()
+        if self.simulator is not None:
+            self.simulator.start()
+        self.started = True
+
+    def stop(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop()
+        self.runtime.stop()
+        self.store.close()
+        self.started = False
+        log.info("stopped cleanly")
