@@ -1,0 +1,199 @@
+"""Shared fixtures: a small city and an embedded system on a temporary store, with a clock
+that moves only when a test says so."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from geo.catchment import CircleCatchments
+from geo.grid import Grid
+from schemas.geography import DemandCell
+from schemas.stations import Amenity, Station, StationKind
+from services.app import create_app
+from services.system import EmbeddedSystem
+from streams.clock import ManualClock
+from waystation.settings import Settings
+
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+DISTRICT = "Test District"
+CENTRE = (39.95, 116.48)  # lat, lon
+CELL_DEMAND_WORKERS = 5.0
+SERVER_START_TIMEOUT_S = 10
+
+
+def make_station(station_id: str, lat: float, lon: float, **extra: Any) -> Station:
+    fields: dict[str, Any] = {
+        "station_id": station_id,
+        "name": f"Station {station_id}",
+        "kind": StationKind.warm_station,
+        "district": DISTRICT,
+        "subdistrict": "North",
+        "lat": lat,
+        "lon": lon,
+        "capacity": 10,
+        "amenities": (Amenity.drinking_water, Amenity.rest_seats, Amenity.phone_charging),
+    }
+    fields.update(extra)
+    return Station(**fields)
+
+
+@dataclass(frozen=True)
+class TinyCity:
+    """Two stations 5 km apart, demand in every cell either of them reaches."""
+
+    stations: tuple[Station, ...]
+    demand: tuple[DemandCell, ...]
+
+
+def tiny_city(settings: Settings) -> TinyCity:
+    grid = Grid(settings.grid_resolution, settings.zone_resolution)
+    catchments = CircleCatchments(grid, settings.catchment_radius_m)
+    stations = (
+        make_station("T-0001", *CENTRE),
+        make_station("T-0002", CENTRE[0], CENTRE[1] + 0.06),
+    )
+    cells = sorted(set().union(*(catchments.cells(s.lat, s.lon) for s in stations)))
+    demand = tuple(
+        DemandCell(cell=c, demand_workers=CELL_DEMAND_WORKERS, district=DISTRICT) for c in cells
+    )
+    return TinyCity(stations=stations, demand=demand)
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "var",
+        "simulate": False,
+        "alert_open_grace_minutes": 5,
+        "alert_resolve_grace_minutes": 5,
+        "heartbeat_interval_seconds": 300,
+        "silence_missed_heartbeats": 2,
+        "zone_uncovered_demand_workers": 20,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def load(system: EmbeddedSystem, city: TinyCity) -> None:
+    with system.store.transaction() as tx:
+        tx.stations.upsert_many(city.stations)
+        tx.demand.replace(city.demand)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return settings_for(tmp_path)
+
+
+@pytest.fixture
+def system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
+    """A started embedded system over the tiny city; the clock only moves when told to."""
+    built = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(built, tiny_city(settings))
+    built.start()
+    yield built
+    built.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    system: EmbeddedSystem
+    client: httpx.Client
+
+
+@contextmanager
+def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
+    """The real HTTP server on a free loopback port, in a thread."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(system, manage_lifecycle=False),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            yield LiveServer(url=url, system=system, client=client)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live(system: EmbeddedSystem) -> Iterator[LiveServer]:
+    with serve(system) as server:
+        yield server
+
+
+EventFactory = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def event(clock: ManualClock) -> EventFactory:
+    """Builds a valid event as JSON-ready data; keyword arguments override fields."""
+
+    def build(
+        type: str = "check_in",
+        station_id: str = "T-0001",
+        payload: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        defaults = {
+            "check_in": {"status": "open", "seats_available": 8, "staffed": True},
+            "health_check": {
+                "amenities": {"drinking_water": "ok", "rest_seats": "ok"},
+                "next_check_in_seconds": 300,
+            },
+            "visit": {"worker_kind": "courier", "party_size": 1, "source": "qr_scan"},
+        }
+        body: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "type": type,
+            "schema_version": 1,
+            "station_id": station_id,
+            "occurred_at": (occurred_at or clock.now()).isoformat(),
+            "payload": defaults[type] if payload is None else payload,
+        }
+        body.update(fields)
+        return body
+
+    return build
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
