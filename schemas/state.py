@@ -19,6 +19,7 @@ class EventStatus(StrEnum):
     stale = "stale"  # older than what the station already reported: kept, changes nothing
     late = "late"  # beyond the allowed lateness: archived only
     unknown_station = "unknown_station"  # not in the registry when processed: archived only
+    failed = "failed"  # processing raised; kept for inspection, never retried blindly
 
 
 class StationRecord(BaseModel):

@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -128,7 +129,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def status_page() -> HTMLResponse:
-        now = system.clock.now()
+        now = system.clock.now().astimezone(ZoneInfo(settings.timezone))
         summary = readings.summary(None)
         with system.store.transaction() as tx:
             open_alerts = tx.alerts.list(status=AlertStatus.open, limit=50)

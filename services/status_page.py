@@ -48,7 +48,7 @@ th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; text-align: left; vertic
 </style></head>
 <body>
 <h1>waystation</h1>
-<p>As of {escape(now.isoformat(timespec="seconds"))}</p>
+<p>As of {escape(now.strftime("%Y-%m-%d %H:%M:%S %Z"))}</p>
 <p>Demand covered: <span class="kpi" id="coverage-pct">{summary.demand_covered_pct:.1f}%</span>
  of {summary.demand_workers:g} expected workers; {summary.cells_covered} of {summary.cells}
  cells within reach of an open station.

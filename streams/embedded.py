@@ -21,7 +21,7 @@ from geo.demand import DemandLayer
 from geo.grid import Grid
 from schemas.alerts import Alert, AlertStatus
 from schemas.events import Event
-from schemas.state import StationRecord
+from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
 from store.unit_of_work import Store
@@ -234,9 +234,9 @@ class EmbeddedRuntime:
         assert self.pipeline is not None
         started = time.perf_counter()
         outcome = StepOutcome()
-        statuses: dict[str, str] = {}
+        statuses: dict[str, EventStatus] = {}
         markers: list[_Marker] = []
-        processed: list[tuple[str, str]] = []
+        processed: list[tuple[str, EventStatus]] = []
         with self.lock:
             for item in items:
                 if isinstance(item, _Marker):
@@ -244,12 +244,9 @@ class EmbeddedRuntime:
                 elif isinstance(item, _Tick):
                     outcome.extend(self.pipeline.tick(self.clock.now()))
                 elif isinstance(item, ArchivedEvent):
-                    event = item.to_event()
-                    step = self.pipeline.handle(event, self.clock.now())
-                    outcome.extend(step)
-                    applied = step.applied.value if step.applied else "applied"
-                    statuses[item.event_id] = applied
-                    processed.append((item.type, applied))
+                    status = self._apply(item, outcome)
+                    statuses[item.event_id] = status
+                    processed.append((item.type, status))
         self._save(outcome, statuses)
         elapsed = time.perf_counter() - started
         for event_type, applied in processed:
@@ -259,6 +256,18 @@ class EmbeddedRuntime:
             marker.done.set()
         for listener in self.listeners:
             listener(outcome)
+
+    def _apply(self, item: ArchivedEvent, outcome: StepOutcome) -> EventStatus:
+        """One event through the pipeline; an event that makes it raise is set aside as
+        failed instead of stopping the processor or holding back its neighbours."""
+        assert self.pipeline is not None
+        try:
+            step = self.pipeline.handle(item.to_event(), self.clock.now())
+        except Exception:
+            log.exception("event %s failed in processing; archived as failed", item.event_id)
+            return EventStatus.failed
+        outcome.extend(step)
+        return step.applied or EventStatus.applied
 
     def _save(self, outcome: StepOutcome, statuses: Mapping[str, str]) -> None:
         assert self.pipeline is not None

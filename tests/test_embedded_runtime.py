@@ -1,0 +1,78 @@
+"""The embedded runtime's own promises: bad luck in one event does not stop the others, and a
+station imported while the runtime runs is picked up."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from schemas.events import parse_event
+from schemas.state import EventStatus
+from services.system import EmbeddedSystem
+from streams.clock import ManualClock
+from tests.conftest import CENTRE, EventFactory, make_station, minutes
+
+
+def submit(system: EmbeddedSystem, clock: ManualClock, *bodies: dict[str, Any]) -> None:
+    events = [parse_event(json.dumps(b), now=clock.now()) for b in bodies]
+    system.runtime.submit(events)
+    system.runtime.drain()
+
+
+def status_of(system: EmbeddedSystem, event_id: str) -> str:
+    with system.store.transaction() as tx:
+        archived = tx.events.get(event_id)
+    assert archived is not None
+    return archived.status
+
+
+def test_an_event_that_breaks_processing_is_set_aside(
+    system: EmbeddedSystem, clock: ManualClock, event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = system.runtime.pipeline
+    assert pipeline is not None
+    poison, good = event("check_in", "T-0001"), event("check_in", "T-0002")
+    original = pipeline.handle
+
+    def handle(incoming: Any, now: Any) -> Any:
+        if str(incoming.event_id) == poison["event_id"]:
+            raise RuntimeError("boom")
+        return original(incoming, now)
+
+    monkeypatch.setattr(pipeline, "handle", handle)
+    submit(system, clock, poison, good)
+    assert status_of(system, poison["event_id"]) == EventStatus.failed
+    assert status_of(system, good["event_id"]) == EventStatus.applied
+    assert pipeline.ledger.records["T-0002"].state.value == "available"
+
+
+def test_station_imported_while_running_is_picked_up(
+    system: EmbeddedSystem, clock: ManualClock, event: EventFactory
+) -> None:
+    newcomer = make_station("T-0003", CENTRE[0] + 0.05, CENTRE[1])
+    with system.store.transaction() as tx:
+        tx.stations.upsert_many([newcomer])
+    body = event("check_in", "T-0003")
+    submit(system, clock, body)
+    assert status_of(system, body["event_id"]) == EventStatus.applied
+    assert system.runtime.pipeline is not None
+    assert system.runtime.pipeline.ledger.records["T-0003"].state.value == "available"
+
+
+def test_stale_and_late_events_are_archived_without_effect(
+    system: EmbeddedSystem, clock: ManualClock, event: EventFactory
+) -> None:
+    opened = event("check_in", occurred_at=clock.now())
+    earlier_close = event(
+        "check_in", payload={"status": "closed"}, occurred_at=clock.now() - minutes(10)
+    )
+    ancient = event(
+        "check_in", payload={"status": "closed"}, occurred_at=clock.now() - minutes(24 * 60)
+    )
+    submit(system, clock, opened, earlier_close, ancient)
+    assert status_of(system, earlier_close["event_id"]) == EventStatus.stale
+    assert status_of(system, ancient["event_id"]) == EventStatus.late
+    assert system.runtime.pipeline is not None
+    assert system.runtime.pipeline.ledger.records["T-0001"].state.value == "available"
