@@ -134,7 +134,7 @@ class Simulator:
         if status is CheckInStatus.open:
             sim.next_heartbeat = now  # an opening station reports its health straight away
         return CheckInEvent(
-            event_id=uuid.UUID(int=self.random.getrandbits(128), version=4),
+            event_id=uuid.uuid4(),  # never seeded: ids must not repeat across runs
             type=EventType.check_in,
             station_id=sim.station.station_id,
             occurred_at=now,
@@ -154,7 +154,7 @@ class Simulator:
         jitter = self.random.uniform(0.9, 1.1)
         sim.next_heartbeat = now + timedelta(seconds=HEARTBEAT_INTERVAL_SECONDS * jitter)
         return HealthCheckEvent(
-            event_id=uuid.UUID(int=self.random.getrandbits(128), version=4),
+            event_id=uuid.uuid4(),  # never seeded: ids must not repeat across runs
             type=EventType.health_check,
             station_id=sim.station.station_id,
             occurred_at=now,
@@ -173,7 +173,7 @@ class Simulator:
             product *= self.random.random()
         return [
             VisitEvent(
-                event_id=uuid.UUID(int=self.random.getrandbits(128), version=4),
+                event_id=uuid.uuid4(),  # never seeded: ids must not repeat across runs
                 type=EventType.visit,
                 station_id=sim.station.station_id,
                 occurred_at=now,
