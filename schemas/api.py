@@ -65,7 +65,7 @@ class StationList(BaseModel):
 
 class CellStatus(StrEnum):
     covered = "covered"
-    underserved = "underserved"  # has demand, no open station within reach
+    underserved = "underserved"  # demand that matters, and no working station or too little access
     uncovered = "uncovered"  # no station within reach, but too little demand to matter
 
 

@@ -58,6 +58,7 @@ class StationStateChanged(BaseModel):
     old: StationState | None
     new: StationState
     at: datetime
+    supply_ratio: float = Field(0.0, ge=0, description="2SFCA step one: seats per worker")
     reason: str
 
 
@@ -72,3 +73,4 @@ class CoverageDelta(BaseModel):
     old: StationState | None
     new: StationState
     at: datetime
+    supply_ratio: float = Field(0.0, ge=0, description="2SFCA step one: seats per worker")

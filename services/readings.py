@@ -90,6 +90,7 @@ class Readings:
                     "cell": view.cell,
                     "demand_workers": view.demand_workers,
                     "coverage_count": view.coverage.available + view.coverage.degraded,
+                    "access_score": round(view.access_score, 6),
                     "stations_available": view.coverage.available,
                     "stations_degraded": view.coverage.degraded,
                     "stations_closed": view.coverage.closed,

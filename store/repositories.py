@@ -327,6 +327,20 @@ class EventArchive:
             for chunk in _chunks(set(station_ids))
         )
 
+    def applied_since(self, since: datetime, *, type: str) -> list[ArchivedEvent]:
+        """Applied events of one type that occurred at or after `since`, in event-time order:
+        what a restarted runtime needs to rebuild its trailing windows."""
+        stmt = (
+            select(EventRow)
+            .where(
+                EventRow.occurred_at >= since,
+                EventRow.type == type,
+                EventRow.status == EventStatus.applied.value,
+            )
+            .order_by(EventRow.occurred_at, EventRow.seq)
+        )
+        return [_archived(row) for row in self._session.scalars(stmt)]
+
     def for_station(self, station_id: str, limit: int = 20) -> list[ArchivedEvent]:
         """A station's events, latest occurred_at first."""
         stmt = (

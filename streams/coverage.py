@@ -4,7 +4,7 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from geo.coverage import CoverageIndex
@@ -17,13 +17,22 @@ from waystation.settings import Settings
 COUNTING_STATES = frozenset({StationState.available, StationState.degraded})
 
 
+@dataclass(frozen=True)
+class ZoneStation:
+    """What a zone remembers of a station that reaches into it."""
+
+    state: StationState
+    cells: tuple[str, ...]
+    supply_ratio: float
+
+
 @dataclass
 class ZoneCoverage:
     """One zone's cells with their station counts, and the stations that reach into it."""
 
     zone: str
     index: CoverageIndex
-    stations: dict[str, tuple[StationState, tuple[str, ...]]] = field(default_factory=dict)
+    stations: dict[str, ZoneStation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,7 @@ class ZoneAssessment:
 
 
 def fan_out(
-    change: StationStateChanged, catchment: frozenset[str], grid: Grid
+    change: StationStateChanged, catchment: frozenset[str], grid: Grid, supply_ratio: float
 ) -> list[CoverageDelta]:
     """Split one station's change into a delta per zone its catchment touches."""
     by_zone: dict[str, list[str]] = defaultdict(list)
@@ -51,6 +60,7 @@ def fan_out(
             old=change.old,
             new=change.new,
             at=change.at,
+            supply_ratio=supply_ratio,
         )
         for zone, cells in sorted(by_zone.items())
     ]
@@ -72,21 +82,38 @@ class ZoneCoverageBook:
             zone=delta.zone, index=CoverageIndex(self.settings.degraded_coverage_weight)
         )
         known = zone.stations.get(delta.station_id)
-        old = known[0] if known else None  # the zone's own memory beats the delta's claim
-        flipped = zone.index.move(delta.cells, old, delta.new)
-        zone.stations[delta.station_id] = (delta.new, delta.cells)
+        # The zone's own memory beats the delta's claim: replays and restarts stay exact.
+        if known is not None and known.cells != delta.cells:
+            zone.index.move(known.cells, known.state, None, old_supply_ratio=known.supply_ratio)
+            known = None
+        flipped = zone.index.move(
+            delta.cells,
+            known.state if known else None,
+            delta.new,
+            supply_ratio=delta.supply_ratio,
+            old_supply_ratio=known.supply_ratio if known else 0.0,
+        )
+        zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped, self.assess(delta.zone)
 
+    def is_underserved(self, zone: ZoneCoverage | None, cell: str, cell_demand: float) -> bool:
+        """Demand that matters, and either no working station within reach or too little
+        access (2SFCA) for it."""
+        if cell_demand < self.settings.min_cell_demand_workers:
+            return False
+        if zone is None or not zone.index.is_covered(cell):
+            return True
+        return zone.index.access(cell) < self.settings.min_access_seats_per_worker
+
     def assess(self, zone_id: str) -> ZoneAssessment:
         zone = self.zones.get(zone_id)
-        threshold = self.settings.min_cell_demand_workers
         uncovered: list[str] = []
         total = missing = 0.0
         for cell in self.demand.cells_of_zone.get(zone_id, ()):
             cell_demand = self.demand.demand[cell]
             total += cell_demand
-            if cell_demand >= threshold and (zone is None or not zone.index.is_covered(cell)):
+            if self.is_underserved(zone, cell, cell_demand):
                 uncovered.append(cell)
                 missing += cell_demand
         down: list[str] = []
@@ -94,8 +121,8 @@ class ZoneCoverageBook:
             gap = set(uncovered)
             down = sorted(
                 station_id
-                for station_id, (state, cells) in zone.stations.items()
-                if state not in COUNTING_STATES and gap.intersection(cells)
+                for station_id, known in zone.stations.items()
+                if known.state not in COUNTING_STATES and gap.intersection(known.cells)
             )
         return ZoneAssessment(
             zone=zone_id,
@@ -105,8 +132,3 @@ class ZoneCoverageBook:
             uncovered_cells=tuple(uncovered),
             stations_down=tuple(down),
         )
-
-
-def cell_coverage(zones: Mapping[str, ZoneCoverage], grid: Grid, cell: str) -> CoverageIndex | None:
-    zone = zones.get(grid.zone_of(cell))
-    return zone.index if zone is not None else None

@@ -17,6 +17,7 @@ class CellView:
     cell: str
     demand_workers: float
     coverage: CellCoverage
+    access_score: float
     covered: bool
     status: CellStatus
 
@@ -30,20 +31,20 @@ class CoverageMap:
         self.book = book
 
     def cells(self, district: str | None) -> list[CellView]:
-        minimum = self.book.settings.min_cell_demand_workers
         views = []
         for cell in self.demand.cells_of_district(district):
             zone = self.zones.get(self.demand.grid.zone_of(cell))
             coverage = zone.index.coverage(cell) if zone else CellCoverage()
             covered = zone is not None and zone.index.is_covered(cell)
+            access = zone.index.access(cell) if zone else 0.0
             cell_demand = self.demand.demand[cell]
-            if covered:
-                status = CellStatus.covered
-            elif cell_demand >= minimum:
+            if self.book.is_underserved(zone, cell, cell_demand):
                 status = CellStatus.underserved
+            elif covered:
+                status = CellStatus.covered
             else:
                 status = CellStatus.uncovered
-            views.append(CellView(cell, cell_demand, coverage, covered, status))
+            views.append(CellView(cell, cell_demand, coverage, access, covered, status))
         return views
 
     def gaps(self, district: str | None, open_zones: set[str]) -> list[ZoneGap]:

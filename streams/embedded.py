@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
 from schemas.alerts import Alert, AlertStatus
-from schemas.events import Event
+from schemas.events import Event, EventType, VisitEvent
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
@@ -131,6 +132,10 @@ class EmbeddedRuntime:
             records = TrackedDict(tx.records.load_all())
             alerts = {a.key: a for a in tx.alerts.load_active() if a.status is AlertStatus.open}
             pending = tx.events.pending(limit=10**9)
+            window_start = self.clock.now() - timedelta(
+                minutes=self.settings.overload_window_minutes
+            )
+            recent_visits = tx.events.applied_since(window_start, type=EventType.visit.value)
         self.demand = demand
         self.zones: dict[str, ZoneCoverage] = {}
         self.pipeline = Pipeline(
@@ -141,10 +146,16 @@ class EmbeddedRuntime:
             records=records,
             zones=self.zones,
             alerts=alerts,
+            visits={},
         )
         self.coverage_map = CoverageMap(self.zones, demand, self.pipeline.zone_book)
         with self.lock:
-            outcome = self.pipeline.restore(self.clock.now())
+            now = self.clock.now()
+            for archived in recent_visits:
+                visit = archived.to_event()
+                assert isinstance(visit, VisitEvent)
+                self.pipeline.visit_windows.record(visit, now)
+            outcome = self.pipeline.restore(now)
         self._save(outcome, {})
         for archived in pending:
             self._queue.put(archived)

@@ -10,15 +10,17 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from geo.access import supply_ratio
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
-from schemas.events import Event
+from schemas.events import Event, VisitEvent
 from schemas.state import EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
 from streams.coverage import ZoneAssessment, ZoneCoverage, ZoneCoverageBook, fan_out
 from streams.ledger import StationLedger
+from streams.overload import VisitWindow, VisitWindows
 from waystation.settings import Settings
 
 
@@ -46,6 +48,7 @@ class Pipeline:
         records: MutableMapping[str, StationRecord],
         zones: MutableMapping[str, ZoneCoverage],
         alerts: MutableMapping[str, Alert],
+        visits: MutableMapping[str, VisitWindow],
     ) -> None:
         self.settings = settings
         self.grid = demand.grid
@@ -54,6 +57,8 @@ class Pipeline:
         self.ledger = StationLedger(records, settings)
         self.zone_book = ZoneCoverageBook(zones, demand, settings)
         self.alert_book = AlertBook(alerts, settings)
+        self.visit_windows = VisitWindows(visits, settings)
+        self._supply_ratios: dict[str, float] = {}  # 2SFCA step one, fixed for a demand layer
 
     def handle(self, event: Event, now: datetime) -> StepOutcome:
         if event.station_id not in self.registry:
@@ -66,12 +71,18 @@ class Pipeline:
         outcome.applied = applied
         if change is not None:
             outcome.extend(self._propagate(change, now))
+        if isinstance(event, VisitEvent) and applied is EventStatus.applied:
+            visitors = self.visit_windows.record(event, now)
+            outcome.alert_events.extend(self._observe_load(event.station_id, visitors, now))
         return outcome
 
     def tick(self, now: datetime) -> StepOutcome:
         outcome = StepOutcome()
         for change in self.ledger.on_tick(now):
             outcome.extend(self._propagate(change, now))
+        for station_id in sorted(self.visit_windows.windows):
+            visitors = self.visit_windows.visitors(station_id, now)
+            outcome.alert_events.extend(self._observe_load(station_id, visitors, now))
         outcome.alert_events.extend(self.alert_book.on_tick(now))
         return outcome
 
@@ -103,7 +114,11 @@ class Pipeline:
         station = self.registry[change.station_id]
         outcome.alert_events.extend(self._observe_station(station, change, now))
         catchment = self.catchments.cells(station.lat, station.lon)
-        for delta in fan_out(change, catchment, self.grid):
+        ratio = self._supply_ratios.get(station.station_id)
+        if ratio is None:
+            ratio = supply_ratio(station.capacity, catchment, self.zone_book.demand.demand)
+            self._supply_ratios[station.station_id] = ratio
+        for delta in fan_out(change, catchment, self.grid, ratio):
             flipped, assessment = self.zone_book.apply(delta)
             outcome.flipped_cells.extend(flipped)
             outcome.alert_events.extend(self._observe_zone(assessment, now))
@@ -133,6 +148,22 @@ class Pipeline:
             district=station.district,
         )
         return events
+
+    def _observe_load(self, station_id: str, visitors: int, now: datetime) -> list[AlertEvent]:
+        station = self.registry[station_id]
+        limit = self.visit_windows.limit(station.capacity)
+        detail = (
+            f"{visitors} visitors in the last {self.settings.overload_window_minutes:g} min "
+            f"for {station.capacity} seats (limit {limit:g})"
+        )
+        return self.alert_book.observe(
+            AlertKind.station_overloaded,
+            station_id,
+            active=visitors > limit,
+            evidence=AlertEvidence(detail=detail, stations=(station_id,)),
+            now=now,
+            district=station.district,
+        )
 
     def _observe_zone(self, assessment: ZoneAssessment, now: datetime) -> list[AlertEvent]:
         threshold = self.settings.zone_uncovered_demand_workers

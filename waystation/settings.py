@@ -66,11 +66,22 @@ class Settings(BaseSettings):
     min_cell_demand_workers: float = Field(
         1.0, ge=0, description="A cell with less demand never counts as underserved"
     )
+    min_access_seats_per_worker: float = Field(
+        0.0,
+        ge=0,
+        description="2SFCA target: a covered cell with less access is underserved (0 = off)",
+    )
     zone_uncovered_demand_workers: float = Field(
         40.0, gt=0, description="Uncovered demand at which a zone is underserved"
     )
     zone_resolve_ratio: float = Field(
         0.8, gt=0, le=1.0, description="Hysteresis: a zone clears below threshold x ratio"
+    )
+    overload_window_minutes: float = Field(
+        60.0, gt=0, description="Trailing window over which visits are counted for overload"
+    )
+    overload_visits_per_seat: float = Field(
+        4.0, gt=0, description="Visitors per seat within the window above which it is overloaded"
     )
     alert_open_grace_minutes: float = Field(
         5.0, ge=0, description="A condition must hold this long before its alert opens"

@@ -1,0 +1,46 @@
+"""Station overload: visitors in a trailing window against the seats a station has.
+
+State is one small list of (time, visitors) per station, so the same code runs over a dict
+or a Faust table keyed by station_id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import datetime, timedelta
+
+from schemas.events import VisitEvent
+from waystation.settings import Settings
+
+VisitWindow = list[tuple[datetime, int]]
+
+
+class VisitWindows:
+    def __init__(self, windows: MutableMapping[str, VisitWindow], settings: Settings) -> None:
+        self.windows = windows
+        self.span = timedelta(minutes=settings.overload_window_minutes)
+        self.visits_per_seat = settings.overload_visits_per_seat
+
+    def record(self, event: VisitEvent, now: datetime) -> int:
+        """Adds a visit; returns the visitors now in the station's window."""
+        window = [
+            *self.windows.get(event.station_id, []),
+            (event.occurred_at, event.payload.party_size),
+        ]
+        return self._keep(event.station_id, window, now)
+
+    def visitors(self, station_id: str, now: datetime) -> int:
+        """Visitors in the window ending now, forgetting what has slid out of it."""
+        return self._keep(station_id, self.windows.get(station_id, []), now)
+
+    def limit(self, capacity_seats: int) -> float:
+        return capacity_seats * self.visits_per_seat
+
+    def _keep(self, station_id: str, window: VisitWindow, now: datetime) -> int:
+        start = now - self.span
+        kept = sorted(item for item in window if item[0] > start)
+        if not kept:
+            self.windows.pop(station_id, None)
+        elif kept != self.windows.get(station_id):
+            self.windows[station_id] = kept
+        return sum(visitors for _, visitors in kept)
