@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from enum import StrEnum
 from pathlib import Path
@@ -109,6 +110,20 @@ def import_stations(
             table.add_row(str(error.row), error.field, error.reason)
         console.print(table)
         raise typer.Exit(1)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print every WAYSTATION_* setting with its default and meaning (Markdown table)."""
+    typer.echo("| variable | default | meaning |\n|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, tuple):
+            default = json.dumps([str(item) for item in default], separators=(",", ":"))
+        typer.echo(
+            f"| `WAYSTATION_{name.upper()}` | `{'(unset)' if default is None else default}` "
+            f"| {field.description} |"
+        )
 
 
 @schemas_app.command("export")

@@ -20,8 +20,10 @@ from datetime import timedelta
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
+from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
 from schemas.events import Event, EventType, VisitEvent
+from schemas.geography import Boundary, BoundaryLevel
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
@@ -128,6 +130,7 @@ class EmbeddedRuntime:
         """Load state, rebuild coverage, replay what was acknowledged but not processed."""
         self.registry = StationRegistry(self.store)
         with self.store.transaction() as tx:
+            self.grid = self._grid(tx.boundaries.list(level=BoundaryLevel.subdistrict))
             demand = DemandLayer.build(self.grid, tx.demand.load())
             records = TrackedDict(tx.records.load_all())
             alerts = {a.key: a for a in tx.alerts.load_active() if a.status is AlertStatus.open}
@@ -172,6 +175,16 @@ class EmbeddedRuntime:
             len(demand.demand),
             len(pending),
         )
+
+    def _grid(self, subdistricts: list[Boundary]) -> Grid:
+        """Subdistricts become the alert zones when loaded, unless settings say H3."""
+        fallback = H3Zones(self.settings.zone_resolution)
+        zones: ZoneScheme = fallback
+        if subdistricts and self.settings.zone_scheme != "h3":
+            zones = BoundaryZones.from_boundaries(subdistricts, fallback)
+        elif self.settings.zone_scheme == "subdistrict":
+            log.warning("zone_scheme is subdistrict but none are loaded: using H3 zones")
+        return Grid(self.settings.grid_resolution, self.settings.zone_resolution, zones)
 
     def stop(self) -> None:
         """Finish what is queued, then stop. Safe to call twice."""

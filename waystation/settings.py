@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,10 @@ class Settings(BaseSettings):
     )
     grid_resolution: int = Field(9, ge=5, le=12, description="H3 resolution of coverage cells")
     zone_resolution: int = Field(7, ge=3, le=10, description="H3 resolution of alert zones")
+    zone_scheme: Literal["auto", "h3", "subdistrict"] = Field(
+        "auto",
+        description="Alert zones: subdistrict polygons when loaded (auto), or always H3 parents",
+    )
 
     # Station lifecycle
     heartbeat_interval_seconds: int = Field(
