@@ -30,6 +30,10 @@ DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
 # Mainland mobile numbers and resident ID numbers: a worker_ref must never be one of these.
 _PHONE = re.compile(r"^\+?(86)?1[3-9]\d{9}$")
 _ID_NUMBER = re.compile(r"^\d{17}[\dXx]$|^\d{15}$")
+_CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_DATE_TIME = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
+_RFC3339 = re.compile(rf"^{_DATE_TIME}([Zz]|[+-]\d{{2}}:\d{{2}})$")
+_NAIVE_RFC3339 = re.compile(rf"^{_DATE_TIME}$")
 
 
 class EventType(StrEnum):
@@ -122,6 +126,31 @@ class _Envelope(_Strict):
     station_id: str = Field(pattern=STATION_ID_PATTERN)
     occurred_at: AwareDatetime = Field(description="RFC 3339 with offset")
 
+    @field_validator("event_id", mode="before")
+    @classmethod
+    def _canonical_uuid(cls, value: Any) -> Any:
+        # Answers echo the id in canonical form; a client must be able to match them.
+        if isinstance(value, str):
+            if not _CANONICAL_UUID.match(value):
+                raise ValueError("is not a valid UUID in canonical 8-4-4-4-12 form")
+            return UUID(value)
+        return value
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        # pydantic also takes Unix seconds and other ISO 8601 shapes; the wire format is
+        # RFC 3339 only, so that every client means the same instant by the same text.
+        if isinstance(value, str):
+            if _NAIVE_RFC3339.match(value):
+                raise ValueError("has no timezone offset; send e.g. 2026-11-21T09:30:00+08:00")
+            if not _RFC3339.match(value):
+                raise ValueError(
+                    "is not a valid datetime in RFC 3339 form, e.g. 2026-11-21T09:30:00+08:00"
+                )
+            return datetime.fromisoformat(value.upper())
+        return value
+
     @field_validator("occurred_at")
     @classmethod
     def _not_in_future(cls, value: datetime, info: ValidationInfo) -> datetime:
@@ -131,14 +160,12 @@ class _Envelope(_Strict):
         now: datetime | None = context.get("now")
         if now is None:
             return value
-        skew: timedelta = context.get("max_future_skew") or DEFAULT_MAX_FUTURE_SKEW
+        skew: timedelta | None = context.get("max_future_skew")
+        if skew is None:
+            skew = DEFAULT_MAX_FUTURE_SKEW
         if value - now > skew:
             raise ValueError(f"is more than {skew.total_seconds() / 60:g} minutes in the future")
         return value
-
-    @property
-    def key(self) -> str:
-        return self.station_id
 
 
 class VisitEvent(_Envelope):

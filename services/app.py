@@ -165,7 +165,12 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         Each event is acknowledged only once it is durable."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.body_max_bytes:
-            return problem(413, "Body too large", f"the limit is {settings.body_max_bytes} bytes")
+            too_large = BodyError(
+                413,
+                "Body too large",
+                f"body is {declared} bytes; the limit is {settings.body_max_bytes}",
+            )
+            return problem(too_large.status, too_large.title, too_large.detail, too_large.errors)
         body = await request.body()
         try:
             items, is_batch = read_body(body, request.headers.get("content-type"), settings)

@@ -56,7 +56,10 @@ def absorb(
         return record, EventStatus.late
     match event:
         case CheckInEvent():
-            if record.check_in_at is not None and event.occurred_at <= record.check_in_at:
+            if record.check_in_at is not None and (event.occurred_at, _check_in_rank(event)) <= (
+                record.check_in_at,
+                _recorded_check_in_rank(record),
+            ):
                 return record, EventStatus.stale
             return record.model_copy(
                 update={
@@ -67,7 +70,10 @@ def absorb(
                 }
             ), EventStatus.applied
         case HealthCheckEvent():
-            if record.health_at is not None and event.occurred_at <= record.health_at:
+            if record.health_at is not None and (event.occurred_at, _health_rank(event)) <= (
+                record.health_at,
+                _recorded_health_rank(record),
+            ):
                 return record, EventStatus.stale
             return record.model_copy(
                 update={
@@ -78,6 +84,35 @@ def absorb(
             ), EventStatus.applied
         case _:
             return record, EventStatus.applied  # visits are counted, they do not change state
+
+
+# Two reports of the same kind at the same instant are ranked by content, so that the outcome
+# does not depend on arrival order; between check-ins the more cautious status wins.
+_STATUS_RANK = {CheckInStatus.open: 0, CheckInStatus.paused: 1, CheckInStatus.closed: 2}
+CheckInRank = tuple[int, int, bool]
+HealthRank = tuple[tuple[tuple[str, str], ...], int]
+
+
+def _check_in_rank(event: CheckInEvent) -> CheckInRank:
+    payload = event.payload
+    seats = -1 if payload.seats_available is None else payload.seats_available
+    return _STATUS_RANK[payload.status], seats, payload.staffed
+
+
+def _recorded_check_in_rank(record: StationRecord) -> CheckInRank:
+    assert record.check_in_status is not None
+    seats = -1 if record.seats_available is None else record.seats_available
+    return _STATUS_RANK[record.check_in_status], seats, bool(record.staffed)
+
+
+def _health_rank(event: HealthCheckEvent) -> HealthRank:
+    items = tuple(sorted((a.value, s.value) for a, s in event.payload.amenities.items()))
+    return items, event.payload.next_check_in_seconds
+
+
+def _recorded_health_rank(record: StationRecord) -> HealthRank:
+    items = tuple(sorted((a.value, s.value) for a, s in record.amenities.items()))
+    return items, record.heartbeat_interval_s or 0
 
 
 class StationLedger:
