@@ -8,6 +8,7 @@ the event on restart or has already saved everything it caused.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -20,6 +21,7 @@ from datetime import timedelta
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
+from geo.network import NetworkCatchments, StreetNetwork
 from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
 from schemas.events import Event, EventType, VisitEvent
@@ -145,7 +147,7 @@ class EmbeddedRuntime:
             settings=self.settings,
             demand=demand,
             registry=self.registry,
-            catchments=CircleCatchments(self.grid, self.settings.catchment_radius_m),
+            catchments=self._catchments(),
             records=records,
             zones=self.zones,
             alerts=alerts,
@@ -185,6 +187,21 @@ class EmbeddedRuntime:
         elif self.settings.zone_scheme == "subdistrict":
             log.warning("zone_scheme is subdistrict but none are loaded: using H3 zones")
         return Grid(self.settings.grid_resolution, self.settings.zone_resolution, zones)
+
+    def _catchments(self) -> CircleCatchments | NetworkCatchments:
+        settings = self.settings
+        if settings.catchment_model == "circle":
+            return CircleCatchments(self.grid, settings.catchment_radius_m)
+        if settings.street_network_file is None:
+            raise ValueError("catchment_model=network needs WAYSTATION_STREET_NETWORK_FILE")
+        document = json.loads(settings.street_network_file.read_text(encoding="utf-8"))
+        return NetworkCatchments(
+            self.grid,
+            StreetNetwork.from_geojson(document),
+            speed_kmh=settings.travel_speed_kmh,
+            minutes=settings.catchment_minutes,
+            max_snap_m=settings.network_max_snap_m,
+        )
 
     def stop(self) -> None:
         """Finish what is queued, then stop. Safe to call twice."""

@@ -13,6 +13,7 @@ from datetime import datetime
 from geo.access import supply_ratio
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
+from geo.network import NetworkCatchments
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
 from schemas.state import EventStatus, StationRecord, StationStateChanged
@@ -44,7 +45,7 @@ class Pipeline:
         settings: Settings,
         demand: DemandLayer,
         registry: Mapping[str, Station],
-        catchments: CircleCatchments,
+        catchments: CircleCatchments | NetworkCatchments,
         records: MutableMapping[str, StationRecord],
         zones: MutableMapping[str, ZoneCoverage],
         alerts: MutableMapping[str, Alert],
