@@ -46,7 +46,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from geo.catchment import CircleCatchments
+from geo.catchment import CircleCatchments, geodesic_m
 from geo.grid import Grid
 
 # Vertices closer than this (after rounding each coordinate to a multiple of it) are one node.
@@ -81,11 +81,6 @@ def _geocentric(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
             n * (1 - _WGS84_ECCENTRICITY_SQ) * sin_phi,
         )
     )
-
-
-def _geodesic_from(lat: float, lon: float, lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
-    _, _, dist = _GEOD.inv(np.full_like(lons, lon), np.full_like(lats, lat), lons, lats)
-    return np.asarray(dist, dtype=float)
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -249,12 +244,12 @@ class StreetNetwork:
         point = _geocentric(np.array([lat]), np.array([lon]))[0]
         _, index = self._tree.query(point)
         node_lon, node_lat = self.nodes_lonlat[index]
-        best = float(_geodesic_from(lat, lon, np.array([node_lat]), np.array([node_lon]))[0])
+        best = float(geodesic_m(lat, lon, np.array([node_lat]), np.array([node_lon]))[0])
         # A chord is never longer than the geodesic, so every node geodesically nearer than
         # `best` lies within a chord ball of that radius: re-rank those few exactly.
         candidates = np.asarray(self._tree.query_ball_point(point, best + 1e-6), dtype=np.int64)
         if len(candidates) > 1:
-            dist = _geodesic_from(
+            dist = geodesic_m(
                 lat, lon, self.nodes_lonlat[candidates, 1], self.nodes_lonlat[candidates, 0]
             )
             pick = int(np.argmin(dist))
