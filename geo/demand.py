@@ -6,6 +6,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import h3
+
 from geo.grid import Grid
 from schemas.geography import DemandCell
 
@@ -55,3 +57,19 @@ class DemandLayer:
     @property
     def districts(self) -> list[str]:
         return sorted(set(self.district_of_cell.values()))
+
+
+def check_demand_cells(cells: Iterable[DemandCell], resolution: int) -> None:
+    """A demand layer must be on the grid coverage is counted on, one row per cell."""
+    seen: set[str] = set()
+    for index, row in enumerate(cells):
+        if not h3.is_valid_cell(row.cell):
+            raise ValueError(f"[{index}].cell {row.cell} is not an H3 cell")
+        if h3.get_resolution(row.cell) != resolution:
+            raise ValueError(
+                f"[{index}].cell {row.cell} is at resolution {h3.get_resolution(row.cell)}, "
+                f"the grid is at {resolution}"
+            )
+        if row.cell in seen:
+            raise ValueError(f"[{index}].cell {row.cell} appears twice")
+        seen.add(row.cell)

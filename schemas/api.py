@@ -109,6 +109,11 @@ class GapReport(BaseModel):
     zones: list[ZoneGap]
 
 
+class DemandReplaced(BaseModel):
+    cells: int
+    demand_workers: float
+
+
 class Health(BaseModel):
     status: Literal["ok", "starting", "degraded"]
     queue_depth: int

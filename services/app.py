@@ -17,10 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import waystation
+from geo.demand import check_demand_cells
 from schemas.alerts import AlertKind, AlertStatus
 from schemas.api import (
     AlertList,
     CoverageResponse,
+    DemandReplaced,
     FieldError,
     GapReport,
     Health,
@@ -29,6 +31,7 @@ from schemas.api import (
     StationList,
     StationView,
 )
+from schemas.geography import DemandCell
 from schemas.stations import StationState
 from services.ingest import BodyError, read_body
 from services.readings import Readings, UnknownDistrictError
@@ -240,6 +243,20 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         """Zones ranked by uncovered demand, with the stations whose state caused each gap."""
         zones = readings.gaps(district)[:limit]
         return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
+
+    @app.put(
+        "/v1/demand",
+        response_model=DemandReplaced,
+        responses={422: {"model": Problem}},
+    )
+    def replace_demand(cells: list[DemandCell]) -> DemandReplaced | JSONResponse:
+        """Replace the demand layer; coverage, access scores and zones are rebuilt on it."""
+        try:
+            check_demand_cells(cells, settings.grid_resolution)
+        except ValueError as exc:
+            return problem(422, "Invalid demand layer", str(exc))
+        system.runtime.replace_demand(cells)
+        return DemandReplaced(cells=len(cells), demand_workers=sum(c.demand_workers for c in cells))
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:

@@ -13,14 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from geo.crs import Datum
+from geo.demand import check_demand_cells
 from schemas.export import export as export_schemas
 from waystation.settings import Settings
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
 stations_app = typer.Typer(help="The station registry.")
+demand_app = typer.Typer(help="The demand layer: expected outdoor workers per cell.")
 schemas_app = typer.Typer(help="Wire formats.")
 app.add_typer(stations_app, name="stations")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(demand_app, name="demand")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -110,6 +113,31 @@ def import_stations(
             table.add_row(str(error.row), error.field, error.reason)
         console.print(table)
         raise typer.Exit(1)
+
+
+@demand_app.command("import")
+def import_demand(
+    file: Annotated[Path, typer.Argument(help="CSV: cell,demand_workers,district,subdistrict")],
+) -> None:
+    """Replace the demand layer (all or nothing). A running system picks it up on its next
+    start; PUT /v1/demand replaces it live."""
+    from services.station_files import StationFileError, read_demand
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    try:
+        cells = read_demand(file)
+        check_demand_cells(cells, settings.grid_resolution)
+    except (StationFileError, OSError, ValueError) as exc:
+        console.print(f"[red]Cannot import {file}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            count = tx.demand.replace(cells)
+    finally:
+        store.close()
+    console.print(f"Demand layer replaced: {count} cells.")
 
 
 @app.command("settings")

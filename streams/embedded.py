@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +25,7 @@ from geo.network import NetworkCatchments, StreetNetwork
 from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
 from schemas.events import Event, EventType, VisitEvent
-from schemas.geography import Boundary, BoundaryLevel
+from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
@@ -34,6 +34,7 @@ from streams import metrics
 from streams.clock import Clock, SystemClock
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import CoverageMap
+from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
 from waystation.settings import Settings
 
@@ -49,6 +50,11 @@ class _Tick:
 @dataclass(frozen=True)
 class _Marker:
     done: threading.Event
+
+
+@dataclass(frozen=True)
+class _ReplaceDemand:
+    cells: tuple[DemandCell, ...]
 
 
 _STOP = object()
@@ -141,19 +147,8 @@ class EmbeddedRuntime:
                 minutes=self.settings.overload_window_minutes
             )
             recent_visits = tx.events.applied_since(window_start, type=EventType.visit.value)
-        self.demand = demand
-        self.zones: dict[str, ZoneCoverage] = {}
-        self.pipeline = Pipeline(
-            settings=self.settings,
-            demand=demand,
-            registry=self.registry,
-            catchments=self._catchments(),
-            records=records,
-            zones=self.zones,
-            alerts=alerts,
-            visits={},
-        )
-        self.coverage_map = CoverageMap(self.zones, demand, self.pipeline.zone_book)
+        self._install(demand, records, alerts, visits={}, catchments=self._catchments())
+        assert self.pipeline is not None
         with self.lock:
             now = self.clock.now()
             for archived in recent_visits:
@@ -177,6 +172,38 @@ class EmbeddedRuntime:
             len(demand.demand),
             len(pending),
         )
+
+    def _install(
+        self,
+        demand: DemandLayer,
+        records: MutableMapping[str, StationRecord],
+        alerts: MutableMapping[str, Alert],
+        visits: MutableMapping[str, VisitWindow],
+        catchments: CircleCatchments | NetworkCatchments,
+    ) -> None:
+        """A pipeline over the given state; coverage starts empty and is rebuilt by restore."""
+        assert self.registry is not None
+        self.demand = demand
+        self.zones: dict[str, ZoneCoverage] = {}
+        self.pipeline = Pipeline(
+            settings=self.settings,
+            demand=demand,
+            registry=self.registry,
+            catchments=catchments,
+            records=records,
+            zones=self.zones,
+            alerts=alerts,
+            visits=visits,
+        )
+        self.coverage_map = CoverageMap(self.zones, demand, self.pipeline.zone_book)
+
+    def replace_demand(self, cells: Sequence[DemandCell]) -> None:
+        """Store a new demand layer, then rebuild coverage and access on it (2SFCA supply
+        ratios depend on demand). Waits until the new layer is live."""
+        with self.store.transaction() as tx:
+            tx.demand.replace(cells)
+        self._queue.put(_ReplaceDemand(tuple(cells)))
+        self.drain()
 
     def _grid(self, subdistricts: list[Boundary]) -> Grid:
         """Subdistricts become the alert zones when loaded, unless settings say H3."""
@@ -284,6 +311,8 @@ class EmbeddedRuntime:
                     markers.append(item)
                 elif isinstance(item, _Tick):
                     outcome.extend(self.pipeline.tick(self.clock.now()))
+                elif isinstance(item, _ReplaceDemand):
+                    outcome.extend(self._rebuild(item.cells))
                 elif isinstance(item, ArchivedEvent):
                     status = self._apply(item, outcome)
                     statuses[item.event_id] = status
@@ -297,6 +326,19 @@ class EmbeddedRuntime:
             marker.done.set()
         for listener in self.listeners:
             listener(outcome)
+
+    def _rebuild(self, cells: Sequence[DemandCell]) -> StepOutcome:
+        old = self.pipeline
+        assert old is not None
+        self._install(
+            DemandLayer.build(self.grid, cells),
+            old.ledger.records,
+            old.alert_book.alerts,
+            old.visit_windows.windows,
+            old.catchments,
+        )
+        assert self.pipeline is not None
+        return self.pipeline.restore(self.clock.now())
 
     def _apply(self, item: ArchivedEvent, outcome: StepOutcome) -> EventStatus:
         """One event through the pipeline; an event that makes it raise is set aside as

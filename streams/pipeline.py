@@ -106,8 +106,15 @@ class Pipeline:
             registered = self.ledger.register(station_id, now)
             if registered is not None:
                 outcome.extend(self._propagate(registered, now))
-        for zone in sorted(self.zone_book.demand.cells_of_zone):
+        zones = self.zone_book.demand.cells_of_zone
+        for zone in sorted(zones):
             outcome.alert_events.extend(self._observe_zone(self.zone_book.assess(zone), now))
+        for alert in list(self.alert_book.alerts.values()):
+            if alert.kind is AlertKind.zone_underserved and alert.subject not in zones:
+                # A zone the demand layer no longer has cannot stay underserved.
+                outcome.alert_events += self.alert_book.observe(
+                    alert.kind, alert.subject, active=False, evidence=alert.evidence, now=now
+                )
         return outcome
 
     def _propagate(self, change: StationStateChanged, now: datetime) -> StepOutcome:
