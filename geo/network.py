@@ -329,6 +329,9 @@ class NetworkCatchments:
             found = self._cache[key] = frozenset(self._compute(lat, lon))
         return found
 
+    def many(self, points: Sequence[tuple[float, float]]) -> list[frozenset[str]]:
+        return [self.cells(lat, lon) for lat, lon in points]
+
     def reach(self, lat: float, lon: float) -> NetworkReach | None:
         """How the station at (lat, lon) joins the network; None when it is off the network."""
         nearest = self.network.nearest_node(lat, lon)

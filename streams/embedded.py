@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from geo.catchment import CircleCatchments
+from geo.catchment import Catchments, CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
 from geo.network import NetworkCatchments, StreetNetwork
@@ -179,7 +179,7 @@ class EmbeddedRuntime:
         records: MutableMapping[str, StationRecord],
         alerts: MutableMapping[str, Alert],
         visits: MutableMapping[str, VisitWindow],
-        catchments: CircleCatchments | NetworkCatchments,
+        catchments: Catchments,
     ) -> None:
         """A pipeline over the given state; coverage starts empty and is rebuilt by restore."""
         assert self.registry is not None
@@ -215,7 +215,7 @@ class EmbeddedRuntime:
             log.warning("zone_scheme is subdistrict but none are loaded: using H3 zones")
         return Grid(self.settings.grid_resolution, self.settings.zone_resolution, zones)
 
-    def _catchments(self) -> CircleCatchments | NetworkCatchments:
+    def _catchments(self) -> Catchments:
         settings = self.settings
         if settings.catchment_model == "circle":
             return CircleCatchments(self.grid, settings.catchment_radius_m)

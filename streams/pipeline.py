@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from geo.access import supply_ratio
-from geo.catchment import CircleCatchments
+from geo.catchment import Catchments
 from geo.demand import DemandLayer
-from geo.network import NetworkCatchments
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
 from schemas.state import EventStatus, StationRecord, StationStateChanged
@@ -45,7 +44,7 @@ class Pipeline:
         settings: Settings,
         demand: DemandLayer,
         registry: Mapping[str, Station],
-        catchments: CircleCatchments | NetworkCatchments,
+        catchments: Catchments,
         records: MutableMapping[str, StationRecord],
         zones: MutableMapping[str, ZoneCoverage],
         alerts: MutableMapping[str, Alert],
@@ -92,6 +91,7 @@ class Pipeline:
         every registered station into the ledger, and judge every zone that has demand, so
         that a zone no station reaches is seen too."""
         outcome = StepOutcome()
+        self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
         for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
             if record.station_id in self.registry:
                 restored = StationStateChanged(
