@@ -34,3 +34,6 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run

@@ -38,7 +38,7 @@ STATION_ID_DIGITS = 4
 # Outline: an irregular blob about the size and shape of Chaoyang, Beijing.
 CENTRE_LON_DEG = 116.49
 CENTRE_LAT_DEG = 39.95
-DISTRICT_AREA_M2 = 450.0e6
+DISTRICT_AREA_M2 = 450.0e6  # the default; benchmarks ask for larger areas
 DISTRICT_NORTH_SOUTH_STRETCH = 1.3  # taller than wide
 OUTLINE_VERTICES = 96
 OUTLINE_HARMONICS = (2, 3, 4, 5, 7)
@@ -49,7 +49,8 @@ COORD_DECIMALS = 6  # ~0.1 m; what map apps export
 # Subdistricts: Voronoi cells of seeded points, relaxed so that sizes vary but none is tiny.
 SUBDISTRICT_LLOYD_ITERATIONS = 1
 
-# Demand: a small base everywhere plus Gaussian hotspots.
+# Demand: a small base everywhere plus Gaussian hotspots (the counts are per district-sized
+# area: a larger area gets proportionally more of them, and of the neglected ones below).
 BASE_DEMAND_WORKERS_PER_CELL = 0.4
 BASE_DEMAND_NOISE_WORKERS_PER_CELL = 0.4
 MIN_HOTSPOTS = 20
@@ -219,16 +220,26 @@ class _LocalProjection:
 
 
 def generate_sample_city(
-    *, seed: int = 7, stations: int = 2000, subdistricts: int = 40, grid_resolution: int = 9
+    *,
+    seed: int = 7,
+    stations: int = 2000,
+    subdistricts: int = 40,
+    grid_resolution: int = 9,
+    area_km2: float = DISTRICT_AREA_M2 / 1e6,
 ) -> SampleCity:
-    """Generate the sample district. Same arguments, same city."""
+    """Generate the sample district. Same arguments, same city.
+
+    `area_km2` scales the outline, and the number of hotspots with it (same density), so that
+    benchmarks can ask for a whole city (e.g. 15,000 km2, ~200,000 cells at resolution 9)."""
     if stations < 1 or subdistricts < 1:
         raise ValueError("a sample city needs at least one station and one subdistrict")
+    if area_km2 <= 0:
+        raise ValueError("a sample city needs a positive area")
     rnd = random.Random(seed)
     rng = np.random.default_rng(seed)
     proj = _LocalProjection(CENTRE_LON_DEG, CENTRE_LAT_DEG)
 
-    outline_m = _district_outline_m(rng)
+    outline_m = _district_outline_m(rng, area_km2 * 1e6)
     district_deg = _polygonal(proj.geometry_to_deg(outline_m))
     boundary = Boundary(
         name=DISTRICT_NAME, level=BoundaryLevel.district, geometry=_geojson(district_deg)
@@ -254,7 +265,7 @@ def generate_sample_city(
     cell_x, cell_y = proj.to_m(cell_lon, cell_lat)
     cell_sub = _locate(sub_geoms, cell_lon, cell_lat, fallback_nearest=True)
 
-    hotspots, neglected = _hotspots(rng, outline_m)
+    hotspots, neglected = _hotspots(rng, outline_m, area_km2 * 1e6 / DISTRICT_AREA_M2)
     demand_values = _demand(rng, hotspots, cell_x, cell_y)
     demand = tuple(
         DemandCell(
@@ -283,7 +294,7 @@ def generate_sample_city(
 # --- geometry -----------------------------------------------------------------------------
 
 
-def _district_outline_m(rng: np.random.Generator) -> Polygon:
+def _district_outline_m(rng: np.random.Generator, area_m2: float) -> Polygon:
     """A star-shaped outline: a stretched circle with low-frequency wobble, scaled to area."""
     angles = np.linspace(0.0, 2.0 * np.pi, OUTLINE_VERTICES, endpoint=False)
     radius = np.ones_like(angles)
@@ -296,7 +307,7 @@ def _district_outline_m(rng: np.random.Generator) -> Polygon:
             [radius * np.cos(angles), DISTRICT_NORTH_SOUTH_STRETCH * radius * np.sin(angles)]
         )
     )
-    scale = float(np.sqrt(DISTRICT_AREA_M2 / unit.area))
+    scale = float(np.sqrt(area_m2 / unit.area))
     return affinity.scale(unit, xfact=scale, yfact=scale, origin=(0.0, 0.0))
 
 
@@ -400,13 +411,18 @@ def _district_cells(
 
 
 def _hotspots(
-    rng: np.random.Generator, outline: Polygon
+    rng: np.random.Generator, outline: Polygon, districts: float
 ) -> tuple[list[_Hotspot], dict[int, float]]:
-    """Hotspots, and which of them the network neglects and how deeply (1.0: no stations)."""
-    count = int(rng.integers(MIN_HOTSPOTS, MAX_HOTSPOTS + 1))
-    neglected_count = min(
-        count, int(rng.integers(MIN_NEGLECTED_HOTSPOTS, MAX_NEGLECTED_HOTSPOTS + 1))
-    )
+    """Hotspots, and which of them the network neglects and how deeply (1.0: no stations);
+    `districts` is the area in default district areas (the counts scale with it)."""
+
+    def scaled(low: int, high: int) -> int:
+        return int(
+            rng.integers(max(1, round(low * districts)), max(1, round(high * districts)) + 1)
+        )
+
+    count = scaled(MIN_HOTSPOTS, MAX_HOTSPOTS)
+    neglected_count = min(count, scaled(MIN_NEGLECTED_HOTSPOTS, MAX_NEGLECTED_HOTSPOTS))
     shares = np.array([kind.share for kind in HOTSPOT_KINDS])
     kinds = rng.choice(len(HOTSPOT_KINDS), size=count - neglected_count, p=shares / shares.sum())
     centres = _random_points_in(rng, outline, count - neglected_count)
