@@ -18,7 +18,13 @@ identity, as map apps serve unshifted coordinates there.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import shapely
+import shapely.geometry
 
 # Krasovsky 1940 ellipsoid, as used by the published GCJ-02 formulas.
 KRASOVSKY_SEMI_MAJOR_M = 6378245.0
@@ -140,3 +146,15 @@ def to_wgs84(lon: float, lat: float, datum: Datum) -> tuple[float, float]:
         if abs(step_lon) < INVERSE_TOLERANCE_DEG and abs(step_lat) < INVERSE_TOLERANCE_DEG:
             break
     return est_lon, est_lat
+
+
+def geometry_to_wgs84(geometry: Mapping[str, Any], datum: Datum) -> dict[str, Any]:
+    """A GeoJSON geometry with every vertex converted from `datum` to WGS84, made valid:
+    boundaries drawn on Chinese web maps arrive in GCJ-02 or BD-09."""
+    shape = shapely.geometry.shape(geometry)
+    if datum is not Datum.wgs84:
+        shape = shapely.transform(
+            shape,
+            lambda xy: np.array([to_wgs84(float(x), float(y), datum) for x, y in xy]),
+        )
+    return shapely.geometry.mapping(shapely.make_valid(shape))

@@ -45,9 +45,14 @@ class BoundaryZones:
         self._tree = shapely.STRtree(self.polygons)
 
     @classmethod
-    def from_boundaries(cls, boundaries: Iterable[Boundary], fallback: H3Zones) -> BoundaryZones:
+    def from_boundaries(
+        cls,
+        boundaries: Iterable[Boundary],
+        fallback: H3Zones,
+        level: BoundaryLevel = BoundaryLevel.subdistrict,
+    ) -> BoundaryZones:
         chosen = sorted(
-            (b for b in boundaries if b.level is BoundaryLevel.subdistrict),
+            (b for b in boundaries if b.level is level),
             key=lambda b: (b.parent or "", b.name),
         )
         return cls(

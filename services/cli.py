@@ -15,15 +15,18 @@ from rich.table import Table
 from geo.crs import Datum
 from geo.demand import check_demand_cells
 from schemas.export import export as export_schemas
+from schemas.geography import BoundaryLevel
 from waystation.settings import Settings
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
 stations_app = typer.Typer(help="The station registry.")
 demand_app = typer.Typer(help="The demand layer: expected outdoor workers per cell.")
+boundaries_app = typer.Typer(help="District and subdistrict outlines.")
 schemas_app = typer.Typer(help="Wire formats.")
 app.add_typer(stations_app, name="stations")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(demand_app, name="demand")
+app.add_typer(boundaries_app, name="boundaries")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -138,6 +141,38 @@ def import_demand(
     finally:
         store.close()
     console.print(f"Demand layer replaced: {count} cells.")
+
+
+@boundaries_app.command("import")
+def import_boundaries(
+    file: Annotated[Path, typer.Argument(help="GeoJSON FeatureCollection of (Multi)Polygons")],
+    level: Annotated[BoundaryLevel, typer.Option(help="What the outlines are")] = (
+        BoundaryLevel.subdistrict
+    ),
+    name_property: Annotated[str, typer.Option(help="Property holding each name")] = "name",
+    parent: Annotated[str | None, typer.Option(help="District the subdistricts belong to")] = None,
+    crs: Annotated[Crs, typer.Option(help="Datum of the coordinates in the file")] = Crs.wgs84,
+) -> None:
+    """Replace the outlines of one level. Subdistricts become the alert zones on next start."""
+    from services.station_files import StationFileError, read_boundary_features
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    try:
+        found = read_boundary_features(
+            file, level=level, name_property=name_property, parent=parent, datum=Datum(crs.value)
+        )
+    except (StationFileError, OSError) as exc:
+        console.print(f"[red]Cannot import {file}:[/] {exc}")
+        raise typer.Exit(2) from exc
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            kept = [b for b in tx.boundaries.list() if b.level is not level]
+            tx.boundaries.replace([*kept, *found])
+    finally:
+        store.close()
+    console.print(f"Imported {len(found)} {level.value} outlines ({crs.value} → WGS84).")
 
 
 @app.command("settings")

@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from geo.crs import Datum, from_wgs84, to_wgs84
+from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
 from geo.sample_city import SampleCity
-from schemas.geography import Boundary, DemandCell
+from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
 
 STATION_CSV_COLUMNS = (
@@ -303,6 +303,39 @@ def read_boundaries(path: Path) -> list[Boundary]:
         except ValidationError as exc:
             problems = "; ".join(f"{e.field}: {e.reason}" for e in _row_errors(index, exc))
             raise StationFileError(f"{where}: {problems}") from exc
+    return boundaries
+
+
+def read_boundary_features(
+    path: Path,
+    *,
+    level: BoundaryLevel,
+    name_property: str = "name",
+    parent: str | None = None,
+    datum: Datum = Datum.wgs84,
+) -> list[Boundary]:
+    """Read outlines from any GeoJSON FeatureCollection of (Multi)Polygons, taking each name
+    from `name_property`, converting `datum` to WGS84. All or nothing: a boundary layer with a
+    hole in it would misplace stations silently."""
+    boundaries = []
+    for index, feature in enumerate(_load_feature_collection(path)):
+        where = f"{path.name}: features[{index}]"
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        if not isinstance(properties, dict) or not isinstance(geometry, dict):
+            raise StationFileError(f"{where}: expected a Feature with properties and geometry")
+        if geometry.get("type") not in ("Polygon", "MultiPolygon"):
+            raise StationFileError(f"{where}: geometry must be a Polygon or MultiPolygon")
+        name = properties.get(name_property)
+        if not isinstance(name, str) or not name.strip():
+            raise StationFileError(f"{where}: no text property {name_property!r} to name it")
+        try:
+            converted = geometry_to_wgs84(geometry, datum)
+            boundaries.append(
+                Boundary(name=name.strip(), level=level, parent=parent, geometry=converted)
+            )
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise StationFileError(f"{where}: {exc}") from exc
     return boundaries
 
 
