@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
@@ -31,8 +35,18 @@ from schemas.api import (
     StationList,
     StationView,
 )
+from schemas.auth import Role
 from schemas.geography import DemandCell
 from schemas.stations import StationState
+from services.auth import (
+    AuthError,
+    ForbiddenError,
+    Gatekeeper,
+    KeyRing,
+    Principal,
+    RateLimitedError,
+    RateLimiter,
+)
 from services.ingest import BodyError, read_body
 from services.readings import Readings, UnknownDistrictError
 from services.status_page import render_status_page
@@ -46,10 +60,46 @@ MAX_PAGE = 5000
 
 
 def problem(
-    status: int, title: str, detail: str | None = None, errors: list[FieldError] | None = None
+    status: int,
+    title: str,
+    detail: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body = Problem(title=title, status=status, detail=detail, errors=errors or [])
-    return JSONResponse(body.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+class ChooseDistrictError(Exception):
+    """A key scoped to several districts asked for one view without naming a district."""
+
+
+_BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    header_key: Annotated[str | None, Depends(_KEY_HEADER)],
+) -> Principal:
+    """The key's holder, checked and counted against its rate limit."""
+    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    return gatekeeper.admit(credentials.credentials if credentials else header_key)
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+API_DOC_PATHS = frozenset({"/docs", "/redoc"})
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 class LiveGauges:
@@ -101,6 +151,54 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     readings = Readings(system.runtime)
     gauges = CollectorRegistry()
     gauges.register(LiveGauges(system))
+    app.state.gatekeeper = Gatekeeper(
+        KeyRing(system.store),
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        system.clock,
+    )
+
+    def scoped_district(who: Principal, district: str | None) -> str | None:
+        """The district a view is for: the one asked (if the key may read it), else the
+        key's only district, else every district (for keys not limited to districts)."""
+        if district is not None:
+            readings.check_district(district)
+            who.check_district(district)
+            return district
+        scope = who.district_scope()
+        if scope is None:
+            return None
+        if len(scope) == 1:
+            return next(iter(scope))
+        raise ChooseDistrictError(sorted(scope))
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        """Answers slow requests with 503 instead of holding the client, and adds the
+        security headers to everything."""
+        try:
+            response: Response = await asyncio.wait_for(
+                call_next(request), timeout=settings.request_timeout_seconds
+            )
+        except TimeoutError:
+            response = problem(
+                503,
+                "Request timed out",
+                f"not answered within {settings.request_timeout_seconds:g} s; try again",
+                headers={"Retry-After": "5"},
+            )
+        for name, value in SECURITY_HEADERS.items():
+            if name == "Content-Security-Policy" and request.url.path in API_DOC_PATHS:
+                continue  # the interactive API docs load their scripts from a CDN
+            response.headers.setdefault(name, value)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -121,6 +219,33 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             "Unknown district",
             f"no district named {exc.args[0]!r}",
             [FieldError(field="district", reason="is not a known district")],
+        )
+
+    @app.exception_handler(AuthError)
+    async def _unauthenticated(_: Request, exc: AuthError) -> JSONResponse:
+        return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ForbiddenError)
+    async def _forbidden(_: Request, exc: ForbiddenError) -> JSONResponse:
+        return problem(403, "Forbidden", str(exc))
+
+    @app.exception_handler(RateLimitedError)
+    async def _rate_limited(_: Request, exc: RateLimitedError) -> JSONResponse:
+        wait = max(1, math.ceil(exc.retry_after_s))
+        return problem(
+            429,
+            "Too many requests",
+            f"this key is over its rate limit; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+    @app.exception_handler(ChooseDistrictError)
+    async def _choose_district(_: Request, exc: ChooseDistrictError) -> JSONResponse:
+        return problem(
+            422,
+            "Choose a district",
+            "this key covers several districts: " + ", ".join(exc.args[0]),
+            [FieldError(field="district", reason="is required for a key with several districts")],
         )
 
     @app.exception_handler(Exception)
@@ -163,9 +288,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             }
         },
     )
-    async def post_events(request: Request) -> Response:
+    async def post_events(request: Request, who: Caller) -> Response:
         """One event (a JSON object) or a batch (a JSON array of up to the batch limit).
-        Each event is acknowledged only once it is durable."""
+        Each event is acknowledged only once it is durable. Operator keys post for the
+        stations named on them."""
+        who.require(Role.operator)
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.body_max_bytes:
             too_large = BodyError(
@@ -179,7 +306,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             items, is_batch = read_body(body, request.headers.get("content-type"), settings)
         except BodyError as exc:
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        result = await run_in_threadpool(system.ingest.handle, items, system.clock.now())
+        result = await run_in_threadpool(
+            system.ingest.handle, items, system.clock.now(), who.may_post_for
+        )
         for outcome, item in zip(result.results, items, strict=True):
             kind = item.get("type") if isinstance(item, dict) else None
             label = kind if kind in ("visit", "check_in", "health_check") else "unknown"
@@ -190,7 +319,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         if only.status >= 400:
             return problem(
                 only.status,
-                "Event rejected" if only.status == 422 else "Event conflicts with a stored one",
+                {
+                    403: "Forbidden",
+                    409: "Event conflicts with a stored one",
+                }.get(only.status, "Event rejected"),
                 "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in only.errors),
                 only.errors,
             )
@@ -198,49 +330,71 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
 
     @app.get("/v1/stations", response_model=StationList)
     def list_stations(
+        who: Caller,
         district: str | None = None,
         subdistrict: str | None = None,
         state: StationState | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> StationList:
-        readings.check_district(district)
-        views = readings.stations(district=district, subdistrict=subdistrict, state=state)
+        """Stations with their live state; each key sees the stations in its scope."""
+        if district is not None:
+            readings.check_district(district)
+            who.check_district(district)
+        views = [
+            view
+            for view in readings.stations(district=district, subdistrict=subdistrict, state=state)
+            if who.may_read_station(view.station.station_id, view.station.district)
+        ]
         return StationList(total=len(views), stations=views[offset : offset + limit])
 
     @app.get(
         "/v1/stations/{station_id}", response_model=StationView, responses={404: {"model": Problem}}
     )
-    def get_station(station_id: str) -> StationView | JSONResponse:
+    def get_station(station_id: str, who: Caller) -> StationView | JSONResponse:
         with system.store.transaction() as tx:
             station = tx.stations.get(station_id)
         if station is None:
             return problem(404, "Unknown station", f"no station {station_id!r}")
+        if not who.may_read_station(station.station_id, station.district):
+            raise ForbiddenError(f"this key may not read station {station_id!r}")
         found = readings.stations(district=station.district, subdistrict=None, state=None)
         return next(v for v in found if v.station.station_id == station_id)
 
     @app.get("/v1/coverage", response_model=CoverageResponse, responses={404: {"model": Problem}})
-    def coverage(district: str | None = None) -> CoverageResponse:
+    def coverage(who: Caller, district: str | None = None) -> CoverageResponse:
         """Cells as GeoJSON with coverage count and status, and the district's summary."""
-        return readings.coverage(district)
+        who.require(Role.union, Role.planner)
+        return readings.coverage(scoped_district(who, district))
 
     @app.get("/v1/alerts", response_model=AlertList)
     def alerts(
+        who: Caller,
         status: AlertStatus | None = None,
         kind: AlertKind | None = None,
         district: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
     ) -> AlertList:
-        readings.check_district(district)
+        """Alerts, newest first; a key scoped to districts sees theirs only."""
+        who.require(Role.union, Role.planner)
+        if district is not None:
+            readings.check_district(district)
+            who.check_district(district)
+        scope = who.district_scope()
         with system.store.transaction() as tx:
             found = tx.alerts.list(status=status, kind=kind, district=district, limit=limit)
-        return AlertList(total=len(found), alerts=found)
+        visible = [a for a in found if scope is None or a.district in scope]
+        return AlertList(total=len(visible), alerts=visible)
 
     @app.get("/v1/reports/gaps", response_model=GapReport, responses={404: {"model": Problem}})
     def gap_report(
-        district: str | None = None, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+        who: Caller,
+        district: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     ) -> GapReport:
         """Zones ranked by uncovered demand, with the stations whose state caused each gap."""
+        who.require(Role.union, Role.planner)
+        district = scoped_district(who, district)
         zones = readings.gaps(district)[:limit]
         return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
 
@@ -249,8 +403,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         response_model=DemandReplaced,
         responses={422: {"model": Problem}},
     )
-    def replace_demand(cells: list[DemandCell]) -> DemandReplaced | JSONResponse:
+    def replace_demand(cells: list[DemandCell], who: Caller) -> DemandReplaced | JSONResponse:
         """Replace the demand layer; coverage, access scores and zones are rebuilt on it."""
+        who.require()
         try:
             check_demand_cells(cells, settings.grid_resolution)
         except ValueError as exc:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from geo.crs import Datum
 from geo.demand import check_demand_cells
+from schemas.auth import Role
 from schemas.export import export as export_schemas
 from schemas.geography import BoundaryLevel
 from waystation.settings import Settings
@@ -22,11 +23,13 @@ app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts
 stations_app = typer.Typer(help="The station registry.")
 demand_app = typer.Typer(help="The demand layer: expected outdoor workers per cell.")
 boundaries_app = typer.Typer(help="District and subdistrict outlines.")
+keys_app = typer.Typer(help="API keys: create, list, revoke.")
 schemas_app = typer.Typer(help="Wire formats.")
 app.add_typer(stations_app, name="stations")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(demand_app, name="demand")
 app.add_typer(boundaries_app, name="boundaries")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -56,6 +59,7 @@ def run(
 
     from services.app import create_app
     from services.bootstrap import ensure_sample_city
+    from services.demo_keys import ensure_demo_keys
     from services.system import EmbeddedSystem
 
     _logging()
@@ -63,6 +67,10 @@ def run(
     system = EmbeddedSystem(settings, simulate=simulate)
     if ensure_sample_city(system.store, settings):
         console.print("[green]First start:[/] loaded the sample city.")
+    if settings.demo_keys:
+        keys_file = ensure_demo_keys(system.store, settings.data_dir, system.clock.now())
+        if keys_file is not None:
+            console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
     uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
@@ -173,6 +181,92 @@ def import_boundaries(
     finally:
         store.close()
     console.print(f"Imported {len(found)} {level.value} outlines ({crs.value} → WGS84).")
+
+
+@keys_app.command("create")
+def create_key(
+    role: Annotated[Role, typer.Option(help="What the key may do")],
+    label: Annotated[str, typer.Option(help="Who or what holds it")] = "",
+    district: Annotated[
+        list[str] | None, typer.Option(help="District in scope (repeat); none: all")
+    ] = None,
+    station: Annotated[
+        list[str] | None, typer.Option(help="Station an operator posts for (repeat)")
+    ] = None,
+    expires_days: Annotated[
+        float | None, typer.Option(help="Days until the key expires; none: never")
+    ] = None,
+) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.auth import issue_key
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    now = datetime.now(UTC)
+    store = Store.open(settings.resolved_database_url)
+    try:
+        issued = issue_key(
+            store,
+            role=role,
+            now=now,
+            label=label,
+            districts=district or None,
+            stations=station or (),
+            expires_at=now + timedelta(days=expires_days) if expires_days else None,
+        )
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    console.print(f"Key {issued.info.key_id} ({role.value}); it is shown only this once:")
+    typer.echo(issued.secret)
+
+
+@keys_app.command("list")
+def list_keys() -> None:
+    """Every key with its role, scope and status (never the secret)."""
+    from datetime import UTC, datetime
+
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            keys = tx.keys.list()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    table = Table("key_id", "role", "label", "scope", "status", "expires")
+    for key in keys:
+        scope = ", ".join(key.stations or key.districts or ("all districts",))
+        status = "revoked" if key.revoked_at else ("active" if key.active(now) else "expired")
+        expires = key.expires_at.isoformat(timespec="minutes") if key.expires_at else ""
+        table.add_row(key.key_id, key.role.value, key.label, scope, status, expires)
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(key_id: Annotated[str, typer.Argument(help="The key_id from `keys list`")]) -> None:
+    """Revoke a key at once."""
+    from datetime import UTC, datetime
+
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            revoked = tx.keys.revoke(key_id, datetime.now(UTC))
+    finally:
+        store.close()
+    if not revoked:
+        console.print(f"[red]No active key {key_id}[/]")
+        raise typer.Exit(1)
+    console.print(f"Key {key_id} revoked.")
 
 
 @app.command("settings")

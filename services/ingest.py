@@ -7,7 +7,7 @@ its valid neighbours are stored exactly once.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -116,7 +116,12 @@ class Ingest:
     settings: Settings
     secret: bytes
 
-    def handle(self, items: list[Any], now: datetime) -> IngestResponse:
+    def handle(
+        self,
+        items: list[Any],
+        now: datetime,
+        may_post_for: Callable[[str], bool] = lambda _: True,
+    ) -> IngestResponse:
         outcomes: list[EventOutcome | None] = [None] * len(items)
         valid: list[tuple[int, Event]] = []
         skew = timedelta(minutes=self.settings.max_future_skew_minutes)
@@ -144,7 +149,15 @@ class Ingest:
         known = self.stations.existing_ids([e.station_id for _, e in valid])
         to_store: list[tuple[int, Event]] = []
         for index, event in valid:
-            if event.station_id not in known:
+            if not may_post_for(event.station_id):
+                outcomes[index] = self._rejected(
+                    index,
+                    str(event.event_id),
+                    403,
+                    "station_id",
+                    f"this key may not post for station {event.station_id}",
+                )
+            elif event.station_id not in known:
                 outcomes[index] = self._rejected(
                     index, str(event.event_id), 422, "station_id", "is not a registered station"
                 )

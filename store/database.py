@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from store import api_keys as _api_keys  # noqa: F401  (its table joins the metadata)
 from store.tables import Base
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from store.api_keys import ApiKeyRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
 from store.repositories import (
     AlertRepository,
@@ -32,6 +33,7 @@ class UnitOfWork:
         self.demand = DemandRepository(session)
         self.boundaries = BoundaryRepository(session)
         self.meta = MetaRepository(session)
+        self.keys = ApiKeyRepository(session)
 
 
 class Store:

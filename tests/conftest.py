@@ -20,9 +20,11 @@ import uvicorn
 
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
+from schemas.auth import Role
 from schemas.geography import DemandCell
 from schemas.stations import Amenity, Station, StationKind
 from services.app import create_app
+from services.auth import issue_key
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
 from waystation.settings import Settings
@@ -125,9 +127,19 @@ class LiveServer:
     client: httpx.Client
 
 
+def issue(system: EmbeddedSystem, role: Role, **scope: Any) -> str:
+    """A new API key for `role` (with districts= or stations= scope); returns the secret."""
+    return issue_key(system.store, role=role, now=system.clock.now(), **scope).secret
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @contextmanager
 def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
-    """The real HTTP server on a free loopback port, in a thread."""
+    """The real HTTP server on a free loopback port, in a thread; its client holds an admin
+    key (tests of roles and scopes make their own)."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -146,7 +158,8 @@ def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
+        admin = bearer(issue(system, Role.admin))
+        with httpx.Client(base_url=url, timeout=10, headers=admin) as client:
             yield LiveServer(url=url, system=system, client=client)
     finally:
         server.should_exit = True

@@ -3,6 +3,7 @@ and comes back with the same station states, coverage and open alerts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from schemas.state import EventStatus
+from services.demo_keys import DEMO_KEYS_FILE
 from store.unit_of_work import Store
 from tests.conftest import free_port
 
@@ -50,6 +52,9 @@ class RunningSystem:
                 raise RuntimeError(f"waystation run exited: {self.process.stderr.read()!r}")
             try:
                 if self.client.get("/healthz").json()["status"] == "ok":
+                    # The first start writes one demo key per role; the admin one reads all.
+                    keys = json.loads((data_dir / DEMO_KEYS_FILE).read_text())
+                    self.client.headers["Authorization"] = f"Bearer {keys['admin']['key']}"
                     return
             except httpx.HTTPError:
                 pass

@@ -114,6 +114,23 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(1000, ge=1, description="Most events in one POST")
     body_max_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted")
 
+    # Access
+    rate_limit_per_minute: int = Field(
+        1200, ge=1, description="Requests one API key may make per minute before 429"
+    )
+    rate_limit_burst: int = Field(
+        200, ge=1, description="Requests one API key may make at once above its steady rate"
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request still running after this is answered 503"
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed to call the API from a browser (none: CORS off)"
+    )
+    demo_keys: bool = Field(
+        True, description="`waystation run` creates a demo key per role on first start"
+    )
+
     # Embedded runtime
     tick_interval_seconds: float = Field(
         5.0, gt=0, description="How often the clock re-evaluates silence and grace periods"

@@ -1,0 +1,180 @@
+"""API keys and what they allow.
+
+A key reads `wsk_<key_id>_<secret>`: the id finds the row, the secret is checked against a
+stored SHA-256 (the secret is 256 random bits, so a plain hash is enough; no salt or slow
+hash is needed as it would be for a password).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from schemas.auth import ApiKeyInfo, Role
+from store.unit_of_work import Store
+from streams.clock import Clock
+
+KEY_PREFIX = "wsk"
+KEY_ID_BYTES = 6
+SECRET_BYTES = 32
+
+
+class AuthError(Exception):
+    """401: no key, or one that is unknown, revoked or expired."""
+
+
+class ForbiddenError(Exception):
+    """403: a valid key asking for something outside its role or scope."""
+
+
+class RateLimitedError(Exception):
+    """429: the key is over its rate limit."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(retry_after_s)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as its key describes it."""
+
+    key: ApiKeyInfo
+
+    @property
+    def role(self) -> Role:
+        return self.key.role
+
+    def require(self, *roles: Role) -> None:
+        if self.role is not Role.admin and self.role not in roles:
+            raise ForbiddenError(f"a {self.role.value} key cannot do this")
+
+    def district_scope(self) -> frozenset[str] | None:
+        """Districts this key may read; None for every district."""
+        if self.role is Role.admin or self.key.districts is None:
+            return None
+        return frozenset(self.key.districts)
+
+    def check_district(self, district: str) -> None:
+        scope = self.district_scope()
+        if scope is not None and district not in scope:
+            raise ForbiddenError(f"this key may not read district {district!r}")
+
+    def may_post_for(self, station_id: str) -> bool:
+        return self.role is Role.admin or (
+            self.role is Role.operator and station_id in self.key.stations
+        )
+
+    def may_read_station(self, station_id: str, district: str) -> bool:
+        if self.role is Role.operator:
+            return station_id in self.key.stations
+        scope = self.district_scope()
+        return scope is None or district in scope
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    info: ApiKeyInfo
+    secret: str  # the whole key, shown once
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key(
+    store: Store,
+    *,
+    role: Role,
+    now: datetime,
+    label: str = "",
+    districts: Iterable[str] | None = None,
+    stations: Iterable[str] = (),
+    expires_at: datetime | None = None,
+) -> IssuedKey:
+    stations = tuple(sorted(set(stations)))
+    if role is Role.operator and not stations:
+        raise ValueError("an operator key needs at least one station")
+    key_id = secrets.token_hex(KEY_ID_BYTES)
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    info = ApiKeyInfo(
+        key_id=key_id,
+        role=role,
+        label=label,
+        districts=tuple(sorted(set(districts))) if districts is not None else None,
+        stations=stations,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    with store.transaction() as tx:
+        tx.keys.add(info, _hash(secret))
+    return IssuedKey(info=info, secret=f"{KEY_PREFIX}_{key_id}_{secret}")
+
+
+class KeyRing:
+    """Checks presented keys against the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def authenticate(self, presented: str | None, now: datetime) -> Principal:
+        if not presented:
+            raise AuthError("send an API key: Authorization: Bearer <key>")
+        prefix, _, rest = presented.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != KEY_PREFIX or not key_id or not secret:
+            raise AuthError("the API key is malformed")
+        with self.store.transaction() as tx:
+            found = tx.keys.get(key_id)
+        if found is None or not hmac.compare_digest(found[1], _hash(secret)):
+            raise AuthError("the API key is not valid")
+        info = found[0]
+        if info.revoked_at is not None:
+            raise AuthError("the API key was revoked")
+        if not info.active(now):
+            raise AuthError("the API key has expired")
+        return Principal(info)
+
+
+class RateLimiter:
+    """A token bucket per key: a steady rate with room for bursts."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate_per_s = per_minute / 60.0
+        self.burst = burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after_s(self, key_id: str) -> float:
+        """0 when the request may go ahead (and is counted), else seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key_id, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
+            if tokens >= 1.0:
+                self._buckets[key_id] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[key_id] = (tokens, now)
+            return (1.0 - tokens) / self.rate_per_s
+
+
+@dataclass(frozen=True)
+class Gatekeeper:
+    """Every request's check: a valid key, within its rate limit."""
+
+    keys: KeyRing
+    limiter: RateLimiter
+    clock: Clock
+
+    def admit(self, presented: str | None) -> Principal:
+        principal = self.keys.authenticate(presented, self.clock.now())
+        wait_s = self.limiter.retry_after_s(principal.key.key_id)
+        if wait_s:
+            raise RateLimitedError(wait_s)
+        return principal

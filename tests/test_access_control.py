@@ -1,0 +1,160 @@
+"""Who may do what: operator keys post only for their stations, union keys read only their
+district, revoked and expired keys are refused, and every key has a rate limit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from schemas.auth import Role
+from services.system import EmbeddedSystem
+from streams.clock import ManualClock
+from tests.conftest import (
+    DISTRICT,
+    EventFactory,
+    LiveServer,
+    bearer,
+    issue,
+    load,
+    serve,
+    settings_for,
+    tiny_city,
+)
+
+
+def as_key(live: LiveServer, key: str) -> httpx.Client:
+    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
+
+
+def test_operator_posts_only_for_its_own_stations(live: LiveServer, event: EventFactory) -> None:
+    key = issue(live.system, Role.operator, stations=["T-0001"])
+    with as_key(live, key) as operator:
+        assert operator.post("/v1/events", json=event("check_in", "T-0001")).status_code == 202
+        refused = operator.post("/v1/events", json=event("check_in", "T-0002"))
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0]["field"] == "station_id"
+        mixed = operator.post(
+            "/v1/events", json=[event("visit", "T-0001"), event("visit", "T-0002")]
+        ).json()
+        assert [r["status"] for r in mixed["results"]] == [202, 403]
+        assert mixed["accepted"] == 1
+        # It reads its own stations, and nothing else.
+        listed = operator.get("/v1/stations").json()
+        assert [s["station"]["station_id"] for s in listed["stations"]] == ["T-0001"]
+        assert operator.get("/v1/stations/T-0002").status_code == 403
+        assert operator.get("/v1/coverage").status_code == 403
+        assert operator.get("/v1/alerts").status_code == 403
+    with live.system.store.transaction() as tx:
+        assert tx.events.count() == 2
+
+
+def test_union_reads_its_district_only(live: LiveServer) -> None:
+    own = issue(live.system, Role.union, districts=[DISTRICT])
+    other = issue(live.system, Role.union, districts=["Another District"])
+    with as_key(live, own) as union:
+        assert union.get("/v1/coverage").json()["summary"]["district"] == DISTRICT
+        assert union.get("/v1/coverage", params={"district": DISTRICT}).status_code == 200
+        assert union.get("/v1/reports/gaps").status_code == 200
+        assert union.get("/v1/stations").json()["total"] == 2
+    with as_key(live, other) as outsider:
+        assert outsider.get("/v1/coverage", params={"district": DISTRICT}).status_code == 403
+        assert outsider.get("/v1/alerts", params={"district": DISTRICT}).status_code == 403
+        assert outsider.get("/v1/stations", params={"district": DISTRICT}).status_code == 403
+        # Without a district it sees its own scope: nothing of this one.
+        assert outsider.get("/v1/stations").json()["total"] == 0
+        assert outsider.get("/v1/alerts").json()["total"] == 0
+        assert outsider.get("/v1/stations/T-0001").status_code == 403
+        assert outsider.post("/v1/events", json=[]).status_code == 403
+
+
+def test_roles_keep_to_their_jobs(live: LiveServer, event: EventFactory) -> None:
+    planner = issue(live.system, Role.planner)
+    with as_key(live, planner) as client:
+        assert client.get("/v1/reports/gaps").status_code == 200
+        assert client.post("/v1/events", json=event("check_in")).status_code == 403
+        assert client.put("/v1/demand", json=[]).status_code == 403
+    union = issue(live.system, Role.union, districts=[DISTRICT])
+    with as_key(live, union) as client:
+        assert client.put("/v1/demand", json=[]).status_code == 403
+
+
+def test_missing_malformed_revoked_and_expired_keys_get_401(
+    live: LiveServer, clock: ManualClock
+) -> None:
+    anonymous = httpx.Client(base_url=live.url, timeout=10)
+    answer = anonymous.get("/v1/alerts")
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"] == "Bearer"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert anonymous.get("/v1/alerts", headers=bearer("not-a-key")).status_code == 401
+    assert anonymous.get("/v1/alerts", headers=bearer("wsk_0000_nope")).status_code == 401
+
+    revoked = issue(live.system, Role.planner)
+    key_id = revoked.split("_")[1]
+    assert anonymous.get("/v1/alerts", headers=bearer(revoked)).status_code == 200
+    with live.system.store.transaction() as tx:
+        assert tx.keys.revoke(key_id, clock.now())
+    assert anonymous.get("/v1/alerts", headers=bearer(revoked)).status_code == 401
+
+    expiring = issue(live.system, Role.planner, expires_at=clock.now() + timedelta(hours=1))
+    assert anonymous.get("/v1/alerts", headers={"X-API-Key": expiring}).status_code == 200
+    clock.advance(timedelta(hours=2))
+    expired = anonymous.get("/v1/alerts", headers={"X-API-Key": expiring})
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+    anonymous.close()
+
+
+@pytest.fixture
+def strict_live(tmp_path: Path, clock: ManualClock) -> Iterator[LiveServer]:
+    settings = settings_for(
+        tmp_path,
+        rate_limit_per_minute=60,
+        rate_limit_burst=3,
+        cors_origins=("https://dashboard.example.org",),
+    )
+    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(system, tiny_city(settings))
+    system.start()
+    try:
+        with serve(system) as server:
+            yield server
+    finally:
+        system.stop()
+
+
+def test_rate_limit_answers_429_with_retry_after(strict_live: LiveServer) -> None:
+    key = issue(strict_live.system, Role.planner)
+    with as_key(strict_live, key) as client:
+        statuses = [client.get("/v1/alerts").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        limited = client.get("/v1/alerts")
+        assert limited.status_code == 429
+        assert int(limited.headers["retry-after"]) >= 1
+    other = issue(strict_live.system, Role.planner)
+    with as_key(strict_live, other) as client:
+        assert client.get("/v1/alerts").status_code == 200, "limits are per key"
+
+
+def test_cors_only_for_configured_origins(strict_live: LiveServer, live: LiveServer) -> None:
+    preflight = {
+        "Origin": "https://dashboard.example.org",
+        "Access-Control-Request-Method": "GET",
+    }
+    allowed = strict_live.client.options("/v1/alerts", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "https://dashboard.example.org"
+    refused = live.client.options("/v1/alerts", headers=preflight)
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_security_headers_and_documented_scheme(live: LiveServer) -> None:
+    page = live.client.get("/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    schemes = live.client.get("/openapi.json").json()["components"]["securitySchemes"]
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
