@@ -109,6 +109,18 @@ class GapReport(BaseModel):
     zones: list[ZoneGap]
 
 
+class ImportProblem(BaseModel):
+    row: int | str = Field(description="Index in the posted array, or the feature")
+    field: str
+    reason: str
+
+
+class ImportResponse(BaseModel):
+    imported: int
+    rejected: int
+    errors: list[ImportProblem]
+
+
 class DemandReplaced(BaseModel):
     cells: int
     demand_workers: float

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import waystation
+from geo.crs import Datum
 from geo.demand import check_demand_cells
 from schemas.alerts import AlertKind, AlertStatus
 from schemas.api import (
@@ -30,13 +31,14 @@ from schemas.api import (
     FieldError,
     GapReport,
     Health,
+    ImportResponse,
     IngestResponse,
     Problem,
     StationList,
     StationView,
 )
 from schemas.auth import Role
-from schemas.geography import DemandCell
+from schemas.geography import BoundaryLevel, DemandCell
 from schemas.stations import StationState
 from services.auth import (
     AuthError,
@@ -49,6 +51,8 @@ from services.auth import (
 )
 from services.ingest import BodyError, read_body
 from services.readings import Readings, UnknownDistrictError
+from services.station_files import StationFileError, boundaries_from_features
+from services.station_import import Crs, StationImporter
 from services.status_page import render_status_page
 from services.system import EmbeddedSystem
 from streams import metrics
@@ -149,6 +153,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     )
     settings = system.settings
     readings = Readings(system.runtime)
+    system_stations = StationImporter(system.store)
     gauges = CollectorRegistry()
     gauges.register(LiveGauges(system))
     app.state.gatekeeper = Gatekeeper(
@@ -413,6 +418,139 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         system.runtime.replace_demand(cells)
         return DemandReplaced(cells=len(cells), demand_workers=sum(c.demand_workers for c in cells))
 
+    async def read_import_body(request: Request) -> tuple[list[Any], bool]:
+        import_settings = settings.model_copy(
+            update={"body_max_bytes": settings.import_body_max_bytes}
+        )
+        body = await request.body()
+        return read_body(
+            body,
+            request.headers.get("content-type"),
+            import_settings,
+            max_items=settings.import_max_items,
+        )
+
+    @app.post(
+        "/v1/stations",
+        response_model=ImportResponse,
+        responses={400: {}, 403: {}, 413: {}, 415: {}, 422: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                {"$ref": "#/components/schemas/Station"},
+                                {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Station"},
+                                },
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def import_stations(request: Request, who: Caller, crs: Crs = Crs.wgs84) -> Response:
+        """Add or update stations (one object or an array). Each is judged on its own: bad
+        ones are listed with field and reason, good ones stored. With district outlines
+        loaded, a station outside every district is refused."""
+        who.require()
+        try:
+            items, _ = await read_import_body(request)
+        except BodyError as exc:
+            return problem(exc.status, exc.title, exc.detail, exc.errors)
+        result = await run_in_threadpool(system_stations.add, items, Datum(crs.value))
+        if not result.imported and result.errors:
+            first = result.errors[0]
+            return problem(
+                422,
+                "Stations rejected",
+                f"{first.field}: {first.reason}",
+                [
+                    FieldError(
+                        field=f"[{e.row}]" + (f".{e.field}" if e.field else ""), reason=e.reason
+                    )
+                    for e in result.errors
+                ],
+            )
+        return JSONResponse(result.model_dump(mode="json"))
+
+    @app.put(
+        "/v1/boundaries",
+        response_model=ImportResponse,
+        responses={400: {}, 403: {}, 413: {}, 415: {}, 422: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": "A GeoJSON FeatureCollection of (Multi)Polygons",
+                            "required": ["type", "features"],
+                            "properties": {
+                                "type": {"const": "FeatureCollection"},
+                                "features": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def import_boundaries(
+        request: Request,
+        who: Caller,
+        level: BoundaryLevel = BoundaryLevel.subdistrict,
+        name_property: str = "name",
+        parent: str | None = None,
+        crs: Crs = Crs.wgs84,
+    ) -> Response:
+        """Replace the outlines of one level from a GeoJSON FeatureCollection, all or
+        nothing. Subdistricts become the alert zones at the next start."""
+        who.require()
+        try:
+            items, is_batch = await read_import_body(request)
+        except BodyError as exc:
+            return problem(exc.status, exc.title, exc.detail, exc.errors)
+        document = items[0]
+        if is_batch or document.get("type") != "FeatureCollection":
+            return problem(
+                422,
+                "Not a FeatureCollection",
+                "send a GeoJSON FeatureCollection of (Multi)Polygons",
+                [FieldError(field="type", reason="must be FeatureCollection")],
+            )
+        features = document.get("features")
+        if not isinstance(features, list):
+            return problem(
+                422,
+                "No features",
+                "the FeatureCollection has no features list",
+                [FieldError(field="features", reason="must be an array")],
+            )
+        try:
+            found = boundaries_from_features(
+                features,
+                source="body",
+                level=level,
+                name_property=name_property,
+                parent=parent,
+                datum=Datum(crs.value),
+            )
+        except StationFileError as exc:
+            where, _, reason = str(exc).removeprefix("body: ").partition(": ")
+            return problem(
+                422, "Outlines rejected", str(exc), [FieldError(field=where, reason=reason)]
+            )
+        with system.store.transaction() as tx:
+            kept = [b for b in tx.boundaries.list() if b.level is not level]
+            tx.boundaries.replace([*kept, *found])
+        return JSONResponse(ImportResponse(imported=len(found), rejected=0, errors=[]).model_dump())
+
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
         with system.store.transaction() as tx:
@@ -449,6 +587,7 @@ def _document_event_body(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(event_schema.pop("$defs", {}))
         components["Event"] = event_schema
+        _document_problems(document)
         components["EventOrBatch"] = {
             "oneOf": [
                 {"$ref": "#/components/schemas/Event"},
@@ -459,3 +598,31 @@ def _document_event_body(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _document_problems(document: dict[str, Any]) -> None:
+    """Every error answer is RFC 9457 problem details; say so for every operation, with the
+    answers any protected operation can give (401, 403, 429) and the timeout (503)."""
+    problem_content = {
+        PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+    }
+    common = {
+        "503": "Request timed out",
+    }
+    protected = {
+        "401": "No valid API key",
+        "403": "Outside the key's role or scope",
+        "429": "Over the key's rate limit",
+    }
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            extra = {**common, **(protected if operation.get("security") else {})}
+            if any(p.get("name") == "district" for p in operation.get("parameters", [])):
+                extra["404"] = "Unknown district"
+            for status, description in extra.items():
+                responses.setdefault(status, {"description": description})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = problem_content
+                    response.setdefault("description", "Problem")

@@ -48,8 +48,11 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_body(body: bytes, content_type: str | None, settings: Settings) -> tuple[list[Any], bool]:
+def read_body(
+    body: bytes, content_type: str | None, settings: Settings, max_items: int | None = None
+) -> tuple[list[Any], bool]:
     """Returns the items and whether the body was a batch (a JSON array)."""
+    max_items = settings.batch_max_events if max_items is None else max_items
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in JSON_CONTENT_TYPES:
         raise BodyError(
@@ -74,14 +77,14 @@ def read_body(body: bytes, content_type: str | None, settings: Settings) -> tupl
     if isinstance(parsed, list):
         if not parsed:
             raise BodyError(422, "Empty batch", "a batch needs at least one event")
-        if len(parsed) > settings.batch_max_events:
+        if len(parsed) > max_items:
             raise BodyError(
                 413,
                 "Batch too large",
-                f"batch has {len(parsed)} events; the limit is {settings.batch_max_events}",
+                f"batch has {len(parsed)} items; the limit is {max_items}",
             )
         return parsed, True
-    raise BodyError(422, "Not an event", "body must be an event object or an array of them")
+    raise BodyError(422, "Not an item", "body must be a JSON object or an array of them")
 
 
 def field_errors(error: ValidationError) -> list[FieldError]:

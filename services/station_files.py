@@ -86,6 +86,7 @@ class StationFileResult:
 
     stations: list[Station] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    rows: list[int | str] = field(default_factory=list)  # the row of each valid station
 
 
 # --- reading stations -----------------------------------------------------------------------
@@ -105,6 +106,14 @@ def read_stations(path: Path, *, datum: Datum = Datum.wgs84) -> StationFileResul
             f"{path.name}: unknown station file type {suffix!r} (use .geojson or .csv)"
         )
 
+    return validate_station_rows(rows, datum)
+
+
+def validate_station_rows(
+    rows: Iterable[tuple[int | str, dict[str, Any] | RowError]], datum: Datum
+) -> StationFileResult:
+    """Each row on its own: bad rows become RowErrors, good ones Stations (in WGS84); a
+    repeated station_id is an error of the later row."""
     result = StationFileResult()
     first_row_of: dict[str, int | str] = {}
     for row, raw in rows:
@@ -124,6 +133,7 @@ def read_stations(path: Path, *, datum: Datum = Datum.wgs84) -> StationFileResul
             continue
         first_row_of[station.station_id] = row
         result.stations.append(station)
+        result.rows.append(row)
     return result
 
 
@@ -317,9 +327,29 @@ def read_boundary_features(
     """Read outlines from any GeoJSON FeatureCollection of (Multi)Polygons, taking each name
     from `name_property`, converting `datum` to WGS84. All or nothing: a boundary layer with a
     hole in it would misplace stations silently."""
+    return boundaries_from_features(
+        _load_feature_collection(path),
+        source=path.name,
+        level=level,
+        name_property=name_property,
+        parent=parent,
+        datum=datum,
+    )
+
+
+def boundaries_from_features(
+    features: Iterable[Any],
+    *,
+    source: str,
+    level: BoundaryLevel,
+    name_property: str = "name",
+    parent: str | None = None,
+    datum: Datum = Datum.wgs84,
+) -> list[Boundary]:
+    """GeoJSON features to Boundaries, all or nothing (StationFileError names the feature)."""
     boundaries = []
-    for index, feature in enumerate(_load_feature_collection(path)):
-        where = f"{path.name}: features[{index}]"
+    for index, feature in enumerate(features):
+        where = f"{source}: features[{index}]"
         properties = feature.get("properties") if isinstance(feature, dict) else None
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
         if not isinstance(properties, dict) or not isinstance(geometry, dict):

@@ -134,9 +134,9 @@ CASES = [
     ),
     pytest.param(Case(lambda ev, _: as_json([]), 422, "", "at least one event"), id="empty-array"),
     pytest.param(
-        Case(lambda ev, _: as_json("check_in"), 422, "", "event object"), id="top-level-string"
+        Case(lambda ev, _: as_json("check_in"), 422, "", "JSON object"), id="top-level-string"
     ),
-    pytest.param(Case(lambda ev, _: as_json(42), 422, "", "event object"), id="top-level-number"),
+    pytest.param(Case(lambda ev, _: as_json(42), 422, "", "JSON object"), id="top-level-number"),
     # The envelope.
     pytest.param(
         Case(lambda ev, _: as_json(ev(type="visit") | {"type": "checkin"}), 422, "type", "one of"),

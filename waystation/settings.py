@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     # Ingest limits
     batch_max_events: int = Field(1000, ge=1, description="Most events in one POST")
     body_max_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted")
+    import_max_items: int = Field(
+        50_000, ge=1, description="Most stations or outlines in one import request"
+    )
+    import_body_max_bytes: int = Field(
+        50_000_000, ge=1024, description="Largest station or boundary import body accepted"
+    )
 
     # Access
     rate_limit_per_minute: int = Field(
