@@ -158,3 +158,20 @@ def test_security_headers_and_documented_scheme(live: LiveServer) -> None:
     assert "default-src 'self'" in page.headers["content-security-policy"]
     schemes = live.client.get("/openapi.json").json()["components"]["securitySchemes"]
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
+
+
+def test_a_request_over_its_time_budget_is_answered_503(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    settings = settings_for(tmp_path, request_timeout_seconds=1e-6)
+    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(system, tiny_city(settings))
+    system.start()
+    try:
+        with serve(system) as server:
+            answer = server.client.get("/v1/coverage")
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"]
+            assert answer.json()["title"] == "Request timed out"
+    finally:
+        system.stop()
