@@ -20,6 +20,7 @@ class DemandLayer:
     subdistrict_of_cell: dict[str, str | None]
     cells_of_zone: dict[str, tuple[str, ...]]
     district_of_zone: dict[str, str]
+    demand_of_zone: dict[str, float]
 
     @classmethod
     def build(cls, grid: Grid, cells: Iterable[DemandCell]) -> DemandLayer:
@@ -37,13 +38,17 @@ class DemandLayer:
             zone: Counter(district[c] for c in members).most_common(1)[0][0]
             for zone, members in by_zone.items()
         }
+        cells_of_zone = {zone: tuple(sorted(m)) for zone, m in by_zone.items()}
         return cls(
             grid=grid,
             demand=demand,
             district_of_cell=district,
             subdistrict_of_cell=subdistrict,
-            cells_of_zone={zone: tuple(sorted(m)) for zone, m in by_zone.items()},
+            cells_of_zone=cells_of_zone,
             district_of_zone=zone_district,
+            demand_of_zone={
+                zone: sum(demand[c] for c in members) for zone, members in cells_of_zone.items()
+            },
         )
 
     def zones_of_district(self, district: str | None) -> list[str]:

@@ -4,7 +4,7 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 from geo.coverage import CoverageIndex
@@ -33,6 +33,9 @@ class ZoneCoverage:
     zone: str
     index: CoverageIndex
     stations: dict[str, ZoneStation] = field(default_factory=dict)
+    # Demand cells judged underserved, with their demand: kept up to date from the cells each
+    # delta touches, so judging a zone never walks all of its cells.
+    underserved: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,12 @@ class ZoneCoverageBook:
 
     def apply(self, delta: CoverageDelta) -> tuple[list[str], ZoneAssessment]:
         """Returns the cells whose covered flag flipped and the zone's new assessment."""
-        zone = self.zones.get(delta.zone) or ZoneCoverage(
-            zone=delta.zone, index=CoverageIndex(self.settings.degraded_coverage_weight)
-        )
+        zone = self.zones.get(delta.zone) or self._new_zone(delta.zone)
         known = zone.stations.get(delta.station_id)
         # The zone's own memory beats the delta's claim: replays and restarts stay exact.
         if known is not None and known.cells != delta.cells:
             zone.index.move(known.cells, known.state, None, old_supply_ratio=known.supply_ratio)
+            self._rejudge(zone, known.cells)
             known = None
         flipped = zone.index.move(
             delta.cells,
@@ -94,8 +96,27 @@ class ZoneCoverageBook:
             old_supply_ratio=known.supply_ratio if known else 0.0,
         )
         zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
+        self._rejudge(zone, delta.cells)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped, self.assess(delta.zone)
+
+    def _new_zone(self, zone_id: str) -> ZoneCoverage:
+        zone = ZoneCoverage(
+            zone=zone_id, index=CoverageIndex(self.settings.degraded_coverage_weight)
+        )
+        self._rejudge(zone, self.demand.cells_of_zone.get(zone_id, ()))
+        return zone
+
+    def _rejudge(self, zone: ZoneCoverage, cells: Iterable[str]) -> None:
+        demand = self.demand.demand
+        for cell in cells:
+            cell_demand = demand.get(cell)
+            if cell_demand is None:
+                continue  # reached, but outside the demand layer
+            if self.is_underserved(zone, cell, cell_demand):
+                zone.underserved[cell] = cell_demand
+            else:
+                zone.underserved.pop(cell, None)
 
     def is_underserved(self, zone: ZoneCoverage | None, cell: str, cell_demand: float) -> bool:
         """Demand that matters, and either no working station within reach or too little
@@ -107,22 +128,17 @@ class ZoneCoverageBook:
         return zone.index.access(cell) < self.settings.min_access_seats_per_worker
 
     def assess(self, zone_id: str) -> ZoneAssessment:
-        zone = self.zones.get(zone_id)
-        uncovered: list[str] = []
-        total = missing = 0.0
-        for cell in self.demand.cells_of_zone.get(zone_id, ()):
-            cell_demand = self.demand.demand[cell]
-            total += cell_demand
-            if self.is_underserved(zone, cell, cell_demand):
-                uncovered.append(cell)
-                missing += cell_demand
+        zone = self.zones.get(zone_id) or self._new_zone(zone_id)
+        uncovered = sorted(zone.underserved)
+        missing = sum(zone.underserved[cell] for cell in uncovered)
+        total = self.demand.demand_of_zone.get(zone_id, 0.0)
         down: list[str] = []
-        if zone is not None and uncovered:
-            gap = set(uncovered)
+        if uncovered:
+            gap = zone.underserved.keys()
             down = sorted(
                 station_id
                 for station_id, known in zone.stations.items()
-                if known.state not in COUNTING_STATES and gap.intersection(known.cells)
+                if known.state not in COUNTING_STATES and not gap.isdisjoint(known.cells)
             )
         return ZoneAssessment(
             zone=zone_id,

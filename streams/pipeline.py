@@ -101,11 +101,12 @@ class Pipeline:
                     at=record.state_since or now,
                     reason=record.state_reason,
                 )
-                outcome.extend(self._propagate(restored, now))
+                outcome.extend(self._propagate(restored, now, judge_zones=False))
         for station_id in sorted(self.registry):
             registered = self.ledger.register(station_id, now)
             if registered is not None:
-                outcome.extend(self._propagate(registered, now))
+                outcome.extend(self._propagate(registered, now, judge_zones=False))
+        # Every zone is judged once, after all stations are in (not once per station).
         zones = self.zone_book.demand.cells_of_zone
         for zone in sorted(zones):
             outcome.alert_events.extend(self._observe_zone(self.zone_book.assess(zone), now))
@@ -117,7 +118,9 @@ class Pipeline:
                 )
         return outcome
 
-    def _propagate(self, change: StationStateChanged, now: datetime) -> StepOutcome:
+    def _propagate(
+        self, change: StationStateChanged, now: datetime, *, judge_zones: bool = True
+    ) -> StepOutcome:
         outcome = StepOutcome(station_changes=[change])
         station = self.registry[change.station_id]
         outcome.alert_events.extend(self._observe_station(station, change, now))
@@ -129,7 +132,8 @@ class Pipeline:
         for delta in fan_out(change, catchment, self.grid, ratio):
             flipped, assessment = self.zone_book.apply(delta)
             outcome.flipped_cells.extend(flipped)
-            outcome.alert_events.extend(self._observe_zone(assessment, now))
+            if judge_zones:
+                outcome.alert_events.extend(self._observe_zone(assessment, now))
         return outcome
 
     def _observe_station(

@@ -1,19 +1,25 @@
 """The benchmark harness: a quick run writes results.json and RESULTS.md in the documented
-format (DESIGN.md, "Benchmarks"), and the bulk catchments it times are the live path's."""
+format (DESIGN.md, "Benchmarks"), the bulk catchments it times are the live path's, and the
+event stream the embedded benchmark submits is valid."""
 
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
 
 import pytest
 
+from bench import embedded as bench_embedded
 from bench import run as bench_run
 from bench.results import Result
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
 from geo.sample_city import generate_sample_city
+from schemas.events import CheckInEvent, CheckInStatus, EventType, HealthCheckEvent, parse_event
+from store.repositories import canonical_json
+from waystation.settings import Settings
 
 COVERAGE_RESULTS = {
     "coverage.flip.district.median_ms",
@@ -24,6 +30,19 @@ COVERAGE_RESULTS = {
     "coverage.peak_memory.city.mb",
     "coverage.recompute.city.vs_shapely",
 }
+PIPELINE_FLIP_RESULTS = {
+    "pipeline.flip.district.median_ms",
+    "pipeline.flip.district.p99_ms",
+    "pipeline.flip.city.median_ms",
+    "pipeline.flip.city.p99_ms",
+}
+PIPELINE_RESULTS = PIPELINE_FLIP_RESULTS | {"pipeline.tick.city.ms"}
+STREAM_RESULTS = {
+    "stream.embedded.events_per_s",
+    "stream.embedded.ingest_only.events_per_s",
+}
+ALL_RESULTS = COVERAGE_RESULTS | PIPELINE_RESULTS | STREAM_RESULTS
+FLIP_TARGET_MS = 1.0
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
 DOTTED_LOWER_CASE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
@@ -44,7 +63,7 @@ def test_results_json_has_the_documented_shape(quick_run: Path) -> None:
     assert set(data["machine"]) >= MACHINE_FIELDS
     names = [result["name"] for result in data["results"]]
     assert len(names) == len(set(names))
-    assert set(names) == COVERAGE_RESULTS
+    assert set(names) == ALL_RESULTS
     for result in data["results"]:
         name = result["name"]
         assert set(result) == RESULT_FIELDS, name
@@ -58,7 +77,8 @@ def test_results_json_has_the_documented_shape(quick_run: Path) -> None:
             assert result["ratio"] > 0, name
         else:
             assert ENDS_IN_UNIT.fullmatch(name), name
-            assert name.rsplit(".", 1)[1].split("_")[-1] == result["unit"], name
+            last = name.rsplit(".", 1)[1]
+            assert last == result["unit"] or last.endswith("_" + result["unit"]), name
             assert result["baseline"] is None, name
             assert result["ratio"] is None, name
 
@@ -66,7 +86,7 @@ def test_results_json_has_the_documented_shape(quick_run: Path) -> None:
 def test_results_markdown_is_a_readable_table(quick_run: Path) -> None:
     text = (quick_run / "RESULTS.md").read_text(encoding="utf-8")
     assert "| name | value | unit | target | met? | baseline | ratio |" in text
-    for name in COVERAGE_RESULTS:
+    for name in ALL_RESULTS:
         assert f"| `{name}` |" in text
         assert f"**`{name}`**:" in text  # what it measures
     assert "## Machine" in text
@@ -98,3 +118,63 @@ def test_bulk_catchments_are_the_live_paths() -> None:
         bulk = CircleCatchments(Grid(), radius_m).many(points)
         live = CircleCatchments(Grid(), radius_m)
         assert bulk == [live.cells(lat, lon) for lat, lon in points]
+
+
+def _results_by_name(out_dir: Path) -> dict[str, dict[str, object]]:
+    data = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    return {result["name"]: result for result in data["results"]}
+
+
+def test_pipeline_results_have_the_flip_target(quick_run: Path) -> None:
+    results = _results_by_name(quick_run)
+    for name in PIPELINE_RESULTS:
+        assert results[name]["unit"] == "ms", name
+        assert results[name]["value"] > 0, name
+        assert results[name]["baseline"] is None, name
+    for name in PIPELINE_FLIP_RESULTS:
+        assert results[name]["target"] == FLIP_TARGET_MS, name
+    assert results["pipeline.tick.city.ms"]["target"] is None
+    text = (quick_run / "RESULTS.md").read_text(encoding="utf-8")
+    assert "thread CPU time" in text
+
+
+def test_stream_results_are_rates_without_targets(quick_run: Path) -> None:
+    results = _results_by_name(quick_run)
+    for name in STREAM_RESULTS:
+        assert results[name]["unit"] == "per_s", name
+        assert results[name]["value"] > 0, name
+        assert results[name]["target"] is None, name
+        assert results[name]["baseline"] is None, name
+    # Archiving alone is part of the end-to-end work, so it cannot be slower.
+    end_to_end = results["stream.embedded.events_per_s"]["value"]
+    assert results["stream.embedded.ingest_only.events_per_s"]["value"] >= end_to_end
+    text = (quick_run / "RESULTS.md").read_text(encoding="utf-8")
+    assert f"{bench_embedded.QUICK_EVENTS:,} applied" in text  # every event was processed
+    assert "higher is better" in text
+
+
+def test_embedded_stream_is_valid_and_in_time_order() -> None:
+    city = generate_sample_city(seed=3, stations=40, subdistricts=6)
+    settings = Settings.model_construct()
+    count = 400
+    stream = bench_embedded.build_stream(city.stations, count, settings, random.Random(1))
+    events = stream.events
+    assert len(events) == count
+    assert sum(stream.counts.values()) == count
+    assert all(stream.counts[kind] > 0 for kind in EventType)
+    assert len({event.event_id for event in events}) == count
+    times = [event.occurred_at for event in events]
+    assert times == sorted(times)
+    assert len(set(times)) == count
+    assert times[0] >= bench_embedded.T_END - bench_embedded.WINDOW
+    assert times[-1] <= bench_embedded.T_END
+    # Every station opens first: a check-in open, then a health check.
+    for i, station in enumerate(city.stations):
+        opening, health = events[2 * i], events[2 * i + 1]
+        assert isinstance(opening, CheckInEvent)
+        assert opening.payload.status is CheckInStatus.open
+        assert isinstance(health, HealthCheckEvent)
+        assert opening.station_id == health.station_id == station.station_id
+    # Each one passes the ingest's validation at the clock's time.
+    for event in events:
+        assert parse_event(canonical_json(event), now=bench_embedded.T_END) == event
