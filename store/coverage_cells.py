@@ -13,7 +13,7 @@ from typing import Any
 import h3
 import numpy as np
 from shapely.geometry import Point, Polygon
-from sqlalchemy import and_, delete, exists, func, insert, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from schemas.api import CellStatus
@@ -108,14 +108,18 @@ class CoverageCellRepository:
     def within_boundary(self, name: str, *, level: BoundaryLevel) -> list[CoverageCell]:
         """Cells whose hexagon intersects the outline(s) `name` names (ST_Intersects)."""
         if on_postgis(self._session):
+            # A join (not EXISTS) so that the planner probes the GiST index of the cells once
+            # per outline; outlines sharing a name can return a cell twice.
+            outlines = BoundaryRepository(self._session).matching(name, level=level).subquery()
             outline = _table(BoundaryLevel(level))
-            inside = exists(
-                BoundaryRepository(self._session)
-                .matching(name, level=level)
-                .where(func.ST_Intersects(CoverageCellRow.geom, outline.geom))
+            stmt = (
+                select(*_FIELDS)
+                .join(outline, func.ST_Intersects(CoverageCellRow.geom, outline.geom))
+                .where(outline.id.in_(select(outlines.c.id)))
+                .order_by(CoverageCellRow.cell)
             )
-            stmt = select(*_FIELDS).where(inside).order_by(CoverageCellRow.cell)
-            return [_cell(row) for row in self._session.execute(stmt)]
+            found = [_cell(row) for row in self._session.execute(stmt)]
+            return [c for i, c in enumerate(found) if i == 0 or found[i - 1].cell != c.cell]
 
         area = BoundaryRepository(self._session).outline(name, level=level)
         if area is None:
