@@ -198,7 +198,8 @@ def run(quick: bool) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="waystation-bench-") as scratch:
         sqlite_url = f"sqlite:///{Path(scratch) / 'bench.db'}"
         measured["sqlite"] = measure("sqlite", sqlite_url, city, cells, events)
-    with Cluster("bench", durable=True) as cluster:
+    # Its own cluster name for quick runs: a smoke test must not stop a full run's cluster.
+    with Cluster("bench-quick" if quick else "bench", durable=True) as cluster:
         measured["postgis"] = measure(
             "postgis", cluster.create_database("bench"), city, cells, events
         )

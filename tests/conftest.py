@@ -1,6 +1,6 @@
 """Shared fixtures: a small city and an embedded system on a temporary store, with a clock
 that moves only when a test says so; stores on both backends (SQLite, and PostGIS in a private
-cluster under var/ that the session starts and stops)."""
+cluster under var/ that a test run starts once and stops at its end)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ BACKENDS = ("sqlite", "postgis")
 
 @pytest.fixture(scope="session")
 def postgis_cluster() -> Iterator[Cluster]:
-    """One private PostGIS cluster for the session. Missing packages skip the PostGIS runs on a
+    """One private PostGIS cluster for the whole run. Missing packages skip the PostGIS runs on a
     developer's machine but fail them under CI=true; a cluster that does not start fails."""
     missing = missing_packages()
     if missing:

@@ -43,8 +43,8 @@ ENDS_IN_COMPARISON = re.compile(r".*\.vs_[a-z0-9_]+")
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory, postgis_cluster: object) -> Path:
-    """A quick run of every module; the store's needs PostGIS (its own cluster, started here
-    after the session's, so that missing packages fail or skip the same way)."""
+    """A quick run of every module. The store's needs PostGIS: it starts its own cluster, and
+    asking for the tests' one first makes missing packages fail or skip the same way."""
     out_dir = tmp_path_factory.mktemp("bench")
     bench_run.main(["--quick", "--out", str(out_dir)])
     return out_dir
