@@ -47,6 +47,7 @@ DOWN_SHARE = 0.15  # stations closed or silent in the coverage snapshot
 GAP_RUNS = 15
 GAP_WARMUP = 2
 T0 = datetime(2026, 11, 21, 1, 0, tzinfo=UTC)
+SUBDISTRICT = BoundaryLevel.subdistrict  # the gap report looks at one subdistrict
 
 IMPORT_STATIONS_TARGET_S = 10.0
 IMPORT_EVENTS_TARGET_S = 300.0
@@ -179,9 +180,6 @@ def measure(
         "cells_in_area": in_area,
         "zones": zones,
     }
-
-
-SUBDISTRICT = BoundaryLevel.subdistrict
 
 
 def run(quick: bool) -> list[Result]:

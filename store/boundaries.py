@@ -46,7 +46,7 @@ class BoundaryRepository:
     def replace_level(self, level: BoundaryLevel, boundaries: Iterable[Boundary]) -> int:
         """Replace the outlines of one level, keeping the other; order is kept."""
         level = BoundaryLevel(level)
-        table = _table(level)
+        table = outline_table(level)
         rows: list[dict[str, Any]] = []
         for b in boundaries:
             if b.level is not level:
@@ -64,7 +64,7 @@ class BoundaryRepository:
         """Districts first, then subdistricts, each in import order; geometry as GeoJSON."""
         found: list[Boundary] = []
         for each in LEVELS if level is None else (BoundaryLevel(level),):
-            table = _table(each)
+            table = outline_table(each)
             parent = SubdistrictRow.district if each is BoundaryLevel.subdistrict else None
             columns = [table.name, table.geom] + ([parent] if parent is not None else [])
             for row in self._session.execute(select(*columns).order_by(table.id)):
@@ -80,7 +80,7 @@ class BoundaryRepository:
 
     def containing(self, lat: float, lon: float, *, level: BoundaryLevel) -> list[str]:
         """Names of the outlines of `level` that hold the point (its edge counts), in order."""
-        table = _table(BoundaryLevel(level))
+        table = outline_table(BoundaryLevel(level))
         if on_postgis(self._session):
             stmt = (
                 select(table.name)
@@ -102,7 +102,7 @@ class BoundaryRepository:
 
     def matching(self, name: str, *, level: BoundaryLevel, column: str = "id") -> Select[Any]:
         """A select of `column` from the outlines `name` names, for use as a subquery."""
-        table = _table(BoundaryLevel(level))
+        table = outline_table(BoundaryLevel(level))
         stmt = select(getattr(table, column))
         district, _, short = name.rpartition("/")
         if table is SubdistrictRow and district:
@@ -110,5 +110,5 @@ class BoundaryRepository:
         return stmt.where(table.name == name)
 
 
-def _table(level: BoundaryLevel) -> type[DistrictRow] | type[SubdistrictRow]:
+def outline_table(level: BoundaryLevel) -> type[DistrictRow] | type[SubdistrictRow]:
     return DistrictRow if level is BoundaryLevel.district else SubdistrictRow

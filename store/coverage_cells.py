@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from schemas.api import CellStatus
 from schemas.geography import AreaGap, BoundaryLevel, CoverageCell
-from store.boundaries import BoundaryRepository, _table
+from store.boundaries import BoundaryRepository, outline_table
 from store.database import upsert
 from store.spatial import (
     degree_box,
@@ -111,7 +111,7 @@ class CoverageCellRepository:
             # A join (not EXISTS) so that the planner probes the GiST index of the cells once
             # per outline; outlines sharing a name can return a cell twice.
             outlines = BoundaryRepository(self._session).matching(name, level=level).subquery()
-            outline = _table(BoundaryLevel(level))
+            outline = outline_table(BoundaryLevel(level))
             stmt = (
                 select(*_FIELDS)
                 .join(outline, func.ST_Intersects(CoverageCellRow.geom, outline.geom))
