@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench schemas clean
+.PHONY: run test lint format bench schemas clean postgis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# PostGIS for the tests and benchmarks: installs Debian's packages when missing (as root), or
+# says what to install. The tests start and stop a private cluster under ./var/postgis/.
+postgis: $(STAMP)
+	$(BIN)/python -m tools.postgis_cluster install
+
+test: lint postgis
 	$(BIN)/pytest
 
 schemas: $(STAMP)
@@ -35,5 +40,5 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
-bench: $(STAMP)
+bench: postgis
 	$(BIN)/python -m bench.run

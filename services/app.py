@@ -50,7 +50,7 @@ from services.auth import (
     RateLimiter,
 )
 from services.ingest import BodyError, read_body
-from services.readings import Readings, UnknownDistrictError
+from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.status_page import render_status_page
@@ -253,6 +253,16 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             [FieldError(field="district", reason="is required for a key with several districts")],
         )
 
+    @app.exception_handler(UnknownBoundaryError)
+    async def _unknown_boundary(_: Request, exc: UnknownBoundaryError) -> JSONResponse:
+        name, level = exc.args
+        return problem(
+            404,
+            "Unknown boundary",
+            f"no {level.value} outline named {name!r} is loaded",
+            [FieldError(field="within", reason=f"is not a loaded {level.value} outline")],
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
@@ -396,11 +406,44 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         who: Caller,
         district: str | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    ) -> GapReport:
-        """Zones ranked by uncovered demand, with the stations whose state caused each gap."""
+        within: Annotated[
+            str | None, Query(description="Only cells meeting this loaded outline")
+        ] = None,
+        level: Annotated[
+            BoundaryLevel, Query(description="Which outlines `within` names")
+        ] = BoundaryLevel.district,
+        lat: Annotated[
+            float | None, Query(ge=-90, le=90, description="Centre of `radius_m`")
+        ] = None,
+        lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
+        radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
+    ) -> GapReport | JSONResponse:
+        """Zones ranked by uncovered demand, with the stations whose state caused each gap.
+        `within` (an outline) or `lat`+`lon`+`radius_m` (cells whose centre is in reach)
+        narrow the report to an area; the store does that spatial filtering."""
         who.require(Role.union, Role.planner)
         district = scoped_district(who, district)
-        zones = readings.gaps(district)[:limit]
+        if (lat is None) != (lon is None):
+            field = "lon" if lon is None else "lat"
+            return problem(
+                422,
+                "Invalid request",
+                "lat and lon go together",
+                [FieldError(field=field, reason="is required when the other is given")],
+            )
+        if within is not None and lat is not None:
+            return problem(
+                422,
+                "Invalid request",
+                "ask for one area: within, or lat/lon/radius_m",
+                [FieldError(field="within", reason="cannot be combined with lat/lon")],
+            )
+        area = None
+        if within is not None:
+            area = GapArea(within=within, level=level)
+        elif lat is not None and lon is not None:
+            area = GapArea(near=(lat, lon), radius_m=radius_m)
+        zones = readings.gaps(district, area)[:limit]
         return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
 
     @app.put(

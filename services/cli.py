@@ -25,11 +25,13 @@ demand_app = typer.Typer(help="The demand layer: expected outdoor workers per ce
 boundaries_app = typer.Typer(help="District and subdistrict outlines.")
 keys_app = typer.Typer(help="API keys: create, list, revoke.")
 schemas_app = typer.Typer(help="Wire formats.")
+db_app = typer.Typer(help="The database schema (Alembic migrations).")
 app.add_typer(stations_app, name="stations")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(demand_app, name="demand")
 app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -176,11 +178,46 @@ def import_boundaries(
     store = Store.open(settings.resolved_database_url)
     try:
         with store.transaction() as tx:
-            kept = [b for b in tx.boundaries.list() if b.level is not level]
-            tx.boundaries.replace([*kept, *found])
+            count = tx.boundaries.replace_level(level, found)
     finally:
         store.close()
-    console.print(f"Imported {len(found)} {level.value} outlines ({crs.value} → WGS84).")
+    console.print(
+        f"Imported {count} {level.value} outlines as multipolygons into {level.value}s "
+        f"({crs.value} → WGS84)."
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Migrate the database up (the store also does this whenever it opens). A database made
+    by a version before migrations is adopted, its data kept."""
+    from store.admin import upgrade_database
+
+    settings = Settings()
+    now = upgrade_database(settings.resolved_database_url, revision)
+    console.print(f"Database at revision {now}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help='Target revision, e.g. 0002, or "base"')],
+) -> None:
+    """Migrate the database down to an earlier revision ("base" removes every table)."""
+    from store.admin import downgrade_database
+
+    settings = Settings()
+    now = downgrade_database(settings.resolved_database_url, revision)
+    console.print(f"Database at revision {now or 'base'}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision the database is at."""
+    from store.admin import database_revision
+
+    typer.echo(database_revision(Settings().resolved_database_url) or "base")
 
 
 @keys_app.command("create")

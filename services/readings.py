@@ -3,6 +3,7 @@ store in one place so that every view tells the same story."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,12 +12,28 @@ from geo.grid import Grid
 from schemas.alerts import AlertKind, AlertStatus
 from schemas.api import CoverageResponse, CoverageSummary, StationView, ZoneGap
 from schemas.events import EventType
+from schemas.geography import AreaGap, BoundaryLevel
 from schemas.stations import StationState
 from streams.embedded import EmbeddedRuntime
 
 
 class UnknownDistrictError(LookupError):
     pass
+
+
+class UnknownBoundaryError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class GapArea:
+    """Where a gap report looks: cells whose hexagon meets a loaded outline (`within`), or
+    cells whose centre is within `radius_m` of a point (`near`, lat/lon)."""
+
+    within: str | None = None
+    level: BoundaryLevel = BoundaryLevel.district
+    near: tuple[float, float] | None = None
+    radius_m: float = 1000.0
 
 
 class Readings:
@@ -45,11 +62,40 @@ class Readings:
                 if a.kind is AlertKind.zone_underserved and a.status is AlertStatus.open
             }
 
-    def gaps(self, district: str | None) -> list[ZoneGap]:
+    def gaps(self, district: str | None, area: GapArea | None = None) -> list[ZoneGap]:
+        """Zones ranked by uncovered demand. With an `area`, the store finds the cells in it
+        (PostGIS spatial indexes in production) from the snapshot the runtime keeps there."""
         self.check_district(district)
         open_zones = self._open_zone_alerts()
+        if area is None:
+            with self.runtime.reading():
+                return self.runtime.coverage_map.gaps(district, open_zones)
+        found = self._area_gaps(area)
         with self.runtime.reading():
-            return self.runtime.coverage_map.gaps(district, open_zones)
+            owners = self.runtime.demand.district_of_zone
+            coverage_map = self.runtime.coverage_map
+            return [
+                ZoneGap(
+                    zone=gap.zone,
+                    district=owners.get(gap.zone, gap.district),
+                    demand_workers=gap.demand_workers,
+                    uncovered_demand_workers=gap.uncovered_demand_workers,
+                    uncovered_cells=list(gap.uncovered_cells),
+                    stations_down=coverage_map.stations_down(gap.zone, gap.uncovered_cells),
+                    alert_open=gap.zone in open_zones,
+                )
+                for gap in found
+                if district is None or owners.get(gap.zone, gap.district) == district
+            ]
+
+    def _area_gaps(self, area: GapArea) -> list[AreaGap]:
+        with self.store.transaction(readonly=True) as tx:
+            if area.within is not None:
+                if tx.boundaries.outline(area.within, level=area.level) is None:
+                    raise UnknownBoundaryError(area.within, area.level)
+                return tx.coverage.gaps_within_boundary(area.within, level=area.level)
+            assert area.near is not None, "a gap area needs `within` or `near`"
+            return tx.coverage.gaps_near(*area.near, area.radius_m)
 
     def summary(self, district: str | None) -> CoverageSummary:
         self.check_district(district)

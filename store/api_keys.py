@@ -5,29 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import JSON, String, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from schemas.auth import ApiKeyInfo, Role
-from store.tables import ENUM_LENGTH, Base, UTCDateTime
-
-KEY_ID_LENGTH = 32
-HASH_LENGTH = 64  # sha256, hex
-LABEL_LENGTH = 200
-
-
-class ApiKeyRow(Base):
-    __tablename__ = "api_keys"
-
-    key_id: Mapped[str] = mapped_column(String(KEY_ID_LENGTH), primary_key=True)
-    secret_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
-    role: Mapped[str] = mapped_column(String(ENUM_LENGTH))
-    label: Mapped[str] = mapped_column(String(LABEL_LENGTH), default="")
-    districts: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
-    stations: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+from store.tables import ApiKeyRow
 
 
 class ApiKeyRepository:
@@ -59,6 +41,7 @@ class ApiKeyRepository:
         return [_info(row) for row in rows]
 
     def revoke(self, key_id: str, at: datetime) -> bool:
+        """Revoke an active key (the first revocation stands); returns whether it was active."""
         result = self._session.execute(
             update(ApiKeyRow)
             .where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
@@ -67,7 +50,7 @@ class ApiKeyRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def count(self) -> int:
-        return len(self.list())
+        return self._session.scalar(select(func.count()).select_from(ApiKeyRow)) or 0
 
 
 def _info(row: ApiKeyRow) -> ApiKeyInfo:

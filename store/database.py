@@ -21,8 +21,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from store import api_keys as _api_keys  # noqa: F401  (its table joins the metadata)
-from store.tables import Base
+from store.migrate import upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 READONLY_OPTION = "waystation_readonly"
@@ -71,8 +70,8 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every table and index that does not exist yet (migrations come with Alembic)."""
-    Base.metadata.create_all(engine)
+    """Bring the schema up to date: every migration not yet applied (see store.migrate)."""
+    upgrade(engine)
 
 
 def upsert(

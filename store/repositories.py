@@ -15,28 +15,33 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import h3
 from pydantic import BaseModel
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from shapely.geometry import Point, Polygon
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
 from schemas.events import EVENT_ADAPTER, Event
-from schemas.geography import Boundary, BoundaryLevel, DemandCell
+from schemas.geography import DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station, StationState
 from store.database import dialect_insert, upsert
+from store.spatial import degree_box, geodesic_m, on_postgis, pg_geography, pg_point
 from store.tables import (
     AlertRow,
-    BoundaryRow,
     DemandCellRow,
     EventRow,
     MetaRow,
     StationRecordRow,
     StationRow,
+    SubdistrictRow,
 )
 
 IN_CHUNK = 10_000
 """Most values bound in one IN (...) list: SQLite allows 32,766 variables per statement."""
+STATION_WRITE_CHUNK = 2000  # 12 columns a row: under SQLite's variable limit per statement
 
 _T = TypeVar("_T")
 
@@ -89,10 +94,14 @@ class StationRepository:
                 "amenities": [a.value for a in s.amenities],
                 "opening_hours": s.opening_hours,
                 "operator": s.operator,
+                "geom": Point(s.lon, s.lat),
             }
             for s in stations
         ]
-        return upsert(self._session, StationRow.__table__, rows, key=["station_id"])
+        written = 0
+        for chunk in _chunks(rows, STATION_WRITE_CHUNK):
+            written += upsert(self._session, StationRow.__table__, chunk, key=["station_id"])
+        return written
 
     def get(self, station_id: str) -> Station | None:
         row = self._session.get(StationRow, station_id)
@@ -109,6 +118,32 @@ class StationRepository:
         if subdistrict is not None:
             stmt = stmt.where(StationRow.subdistrict == subdistrict)
         return [_station(row) for row in self._session.scalars(stmt)]
+
+    def within(self, lat: float, lon: float, radius_m: float) -> list[Station]:
+        """Stations within `radius_m` of the point on the ellipsoid (PostGIS: ST_DWithin on
+        geography; SQLite: a lon/lat box, then geodesic distances), by station_id."""
+        if on_postgis(self._session):
+            near = func.ST_DWithin(
+                pg_geography(StationRow.geom), pg_geography(pg_point(lat, lon)), radius_m
+            )
+            stmt = select(StationRow).where(near).order_by(StationRow.station_id)
+            return [_station(row) for row in self._session.scalars(stmt)]
+        min_lon, min_lat, max_lon, max_lat = degree_box(lat, lon, radius_m)
+        stmt = (
+            select(StationRow)
+            .where(
+                and_(
+                    StationRow.lat.between(min_lat, max_lat),
+                    StationRow.lon.between(min_lon, max_lon),
+                )
+            )
+            .order_by(StationRow.station_id)
+        )
+        rows = list(self._session.scalars(stmt))
+        if not rows:
+            return []
+        distances = geodesic_m(lat, lon, [r.lat for r in rows], [r.lon for r in rows])
+        return [_station(r) for r, d in zip(rows, distances, strict=True) if d <= radius_m]
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -431,6 +466,7 @@ class AlertRepository:
         self._session = session
 
     def save_many(self, alerts: Iterable[Alert]) -> None:
+        alerts_list = list(alerts)
         rows = [
             {
                 "alert_id": a.alert_id,
@@ -445,9 +481,42 @@ class AlertRepository:
                 "resolved_at": a.resolved_at,
                 "evidence": a.evidence.model_dump(mode="json"),
             }
-            for a in alerts
+            for a in alerts_list
         ]
+        if not rows:
+            return
+        places = self._places(alerts_list)
+        for row in rows:
+            row["geom"] = places.get(row["alert_id"])
         upsert(self._session, AlertRow.__table__, rows, key=["alert_id"])
+
+    def _places(self, alerts: Sequence[Alert]) -> dict[str, BaseGeometry]:
+        """Where each alert is: the station's point, or the zone's outline (a subdistrict,
+        or an H3 cell), so that planners can map alerts."""
+        places: dict[str, BaseGeometry] = {}
+        stations = {a.subject for a in alerts if a.kind is not AlertKind.zone_underserved}
+        points: dict[str, BaseGeometry] = {}
+        for chunk in _chunks(stations):
+            stmt = select(StationRow.station_id, StationRow.lon, StationRow.lat).where(
+                StationRow.station_id.in_(chunk)
+            )
+            points.update((sid, Point(lon, lat)) for sid, lon, lat in self._session.execute(stmt))
+        zones = {a.subject for a in alerts if a.kind is AlertKind.zone_underserved}
+        outlines: dict[str, BaseGeometry] = {}
+        if zones - {z for z in zones if h3.is_valid_cell(z)}:
+            stmt = select(SubdistrictRow.name, SubdistrictRow.district, SubdistrictRow.geom)
+            for name, district, geom in self._session.execute(stmt):
+                outlines.setdefault(f"{district}/{name}" if district else name, geom)
+        for a in alerts:
+            if a.kind is not AlertKind.zone_underserved:
+                place = points.get(a.subject)
+            elif h3.is_valid_cell(a.subject):
+                place = Polygon([(lon, lat) for lat, lon in h3.cell_to_boundary(a.subject)])
+            else:
+                place = outlines.get(a.subject)
+            if place is not None:
+                places[a.alert_id] = place
+        return places
 
     def load_active(self) -> list[Alert]:
         """Alerts pending or open: what the alert processor resumes from."""
@@ -534,30 +603,6 @@ class DemandRepository:
 
     def count(self) -> int:
         return self._session.scalar(select(func.count()).select_from(DemandCellRow)) or 0
-
-
-class BoundaryRepository:
-    """District and subdistrict outlines; loaded whole and replaced whole."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def replace(self, boundaries: Iterable[Boundary]) -> int:
-        """Replace every boundary; returns the number stored. The order given is kept."""
-        rows = [b.model_dump(mode="json") for b in boundaries]
-        self._session.execute(delete(BoundaryRow))
-        if rows:
-            self._session.execute(insert(BoundaryRow.__table__), rows)
-        return len(rows)
-
-    def list(self, *, level: BoundaryLevel | None = None) -> list[Boundary]:
-        stmt = select(BoundaryRow).order_by(BoundaryRow.id)
-        if level is not None:
-            stmt = stmt.where(BoundaryRow.level == BoundaryLevel(level).value)
-        return [
-            Boundary(name=row.name, level=row.level, parent=row.parent, geometry=row.geometry)
-            for row in self._session.scalars(stmt)
-        ]
 
 
 # --- meta -----------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from store.api_keys import ApiKeyRepository
+from store.boundaries import BoundaryRepository
+from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
 from store.repositories import (
     AlertRepository,
-    BoundaryRepository,
     DemandRepository,
     EventArchive,
     MetaRepository,
@@ -33,6 +34,7 @@ class UnitOfWork:
         self.demand = DemandRepository(session)
         self.boundaries = BoundaryRepository(session)
         self.meta = MetaRepository(session)
+        self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
 
 
@@ -45,7 +47,7 @@ class Store:
 
     @classmethod
     def open(cls, url: str) -> Store:
-        """An engine for `url` with every table created."""
+        """An engine for `url`, its schema migrated to the newest revision (see store.migrate)."""
         engine = make_engine(url)
         create_schema(engine)
         return cls(engine)

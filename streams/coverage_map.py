@@ -3,13 +3,15 @@ computed from the zone books and the demand layer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from geo.coverage import CellCoverage
 from geo.demand import DemandLayer
 from schemas.api import CellStatus, ZoneGap
-from streams.coverage import ZoneCoverage, ZoneCoverageBook
+from schemas.geography import CoverageCell
+from streams.coverage import COUNTING_STATES, ZoneCoverage, ZoneCoverageBook
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,16 @@ class CellView:
     covered: bool
     status: CellStatus
 
+    @property
+    def coverage_count(self) -> int:
+        """Stations within reach that count (available or degraded)."""
+        return self.coverage.available + self.coverage.degraded
+
+    @property
+    def signature(self) -> tuple[int, CellStatus, float]:
+        """What a saved snapshot of the cell holds: when it changes, the cell is saved again."""
+        return self.coverage_count, self.status, round(self.access_score, 9)
+
 
 class CoverageMap:
     def __init__(
@@ -31,21 +43,51 @@ class CoverageMap:
         self.book = book
 
     def cells(self, district: str | None) -> list[CellView]:
-        views = []
-        for cell in self.demand.cells_of_district(district):
-            zone = self.zones.get(self.demand.grid.zone_of(cell))
-            coverage = zone.index.coverage(cell) if zone else CellCoverage()
-            covered = zone is not None and zone.index.is_covered(cell)
-            access = zone.index.access(cell) if zone else 0.0
-            cell_demand = self.demand.demand[cell]
-            if self.book.is_underserved(zone, cell, cell_demand):
-                status = CellStatus.underserved
-            elif covered:
-                status = CellStatus.covered
-            else:
-                status = CellStatus.uncovered
-            views.append(CellView(cell, cell_demand, coverage, access, covered, status))
-        return views
+        return [self.view(cell) for cell in self.demand.cells_of_district(district)]
+
+    def view(self, cell: str) -> CellView:
+        """One demand cell's live coverage."""
+        zone = self.zones.get(self.demand.grid.zone_of(cell))
+        coverage = zone.index.coverage(cell) if zone else CellCoverage()
+        covered = zone is not None and zone.index.is_covered(cell)
+        access = zone.index.access(cell) if zone else 0.0
+        cell_demand = self.demand.demand[cell]
+        if self.book.is_underserved(zone, cell, cell_demand):
+            status = CellStatus.underserved
+        elif covered:
+            status = CellStatus.covered
+        else:
+            status = CellStatus.uncovered
+        return CellView(cell, cell_demand, coverage, access, covered, status)
+
+    def snapshot(self, views: Iterable[CellView], at: datetime) -> list[CoverageCell]:
+        """Cells as the store keeps them for planners."""
+        return [
+            CoverageCell(
+                cell=view.cell,
+                district=self.demand.district_of_cell[view.cell],
+                subdistrict=self.demand.subdistrict_of_cell.get(view.cell),
+                zone=self.demand.grid.zone_of(view.cell),
+                demand_workers=view.demand_workers,
+                coverage_count=view.coverage_count,
+                access_score=max(0.0, view.access_score),
+                status=view.status,
+                updated_at=at,
+            )
+            for view in views
+        ]
+
+    def stations_down(self, zone_id: str, cells: Iterable[str]) -> list[str]:
+        """Stations of the zone that do not count and reach one of `cells`."""
+        zone = self.zones.get(zone_id)
+        if zone is None:
+            return []
+        gap = set(cells)
+        return sorted(
+            station_id
+            for station_id, known in zone.stations.items()
+            if known.state not in COUNTING_STATES and gap.intersection(known.cells)
+        )
 
     def gaps(self, district: str | None, open_zones: set[str]) -> list[ZoneGap]:
         """Zones with any uncovered demand, most uncovered demand first."""

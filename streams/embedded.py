@@ -4,6 +4,10 @@ state persisted to the store after every batch. Nothing else to install.
 An event is acknowledged once it is in the archive (status `pending`); processing marks it
 and saves the state it produced in one transaction, so a crash at any point either replays
 the event on restart or has already saved everything it caused.
+
+Coverage lives in memory. For planners' SQL the runtime also keeps a snapshot of it in the
+store (`coverage_cells`): written whole at start and when the demand layer changes, then after
+each batch only the cells whose count, status or access score changed.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from geo.grid import Grid
 from geo.network import NetworkCatchments, StreetNetwork
 from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
+from schemas.api import CellStatus
 from schemas.events import Event, EventType, VisitEvent
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.state import EventStatus, StationRecord
@@ -33,7 +38,7 @@ from store.unit_of_work import Store
 from streams import metrics
 from streams.clock import Clock, SystemClock
 from streams.coverage import ZoneCoverage
-from streams.coverage_map import CoverageMap
+from streams.coverage_map import CellView, CoverageMap
 from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
 from waystation.settings import Settings
@@ -131,6 +136,7 @@ class EmbeddedRuntime:
         self._stopping = threading.Event()
         self.pipeline: Pipeline | None = None
         self.registry: StationRegistry | None = None
+        self._saved_cells: dict[str, tuple[int, CellStatus, float]] = {}
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -156,7 +162,7 @@ class EmbeddedRuntime:
                 assert isinstance(visit, VisitEvent)
                 self.pipeline.visit_windows.record(visit, now)
             outcome = self.pipeline.restore(now)
-        self._save(outcome, {})
+        self._save(outcome, {}, whole_snapshot=True)
         for archived in pending:
             self._queue.put(archived)
         worker = threading.Thread(target=self._work, name="waystation-processor", daemon=True)
@@ -305,6 +311,7 @@ class EmbeddedRuntime:
         statuses: dict[str, EventStatus] = {}
         markers: list[_Marker] = []
         processed: list[tuple[str, EventStatus]] = []
+        rebuilt = False
         with self.lock:
             for item in items:
                 if isinstance(item, _Marker):
@@ -313,11 +320,12 @@ class EmbeddedRuntime:
                     outcome.extend(self.pipeline.tick(self.clock.now()))
                 elif isinstance(item, _ReplaceDemand):
                     outcome.extend(self._rebuild(item.cells))
+                    rebuilt = True
                 elif isinstance(item, ArchivedEvent):
                     status = self._apply(item, outcome)
                     statuses[item.event_id] = status
                     processed.append((item.type, status))
-        self._save(outcome, statuses)
+        self._save(outcome, statuses, whole_snapshot=rebuilt)
         elapsed = time.perf_counter() - started
         for event_type, applied in processed:
             metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
@@ -352,11 +360,37 @@ class EmbeddedRuntime:
         outcome.extend(step)
         return step.applied or EventStatus.applied
 
-    def _save(self, outcome: StepOutcome, statuses: Mapping[str, str]) -> None:
+    def _changed_cells(self, outcome: StepOutcome, *, whole: bool) -> list[CellView]:
+        """Cells whose saved snapshot is out of date: every demand cell when `whole`, else
+        those in the catchments of the stations that changed state (call with the lock)."""
+        assert self.pipeline is not None
+        assert self.registry is not None
+        if whole:
+            self._saved_cells = {}
+            candidates: set[str] = set(self.demand.demand)
+        else:
+            candidates = set(outcome.flipped_cells)
+            for change in outcome.station_changes:
+                station = self.registry.get(change.station_id)
+                if station is not None:
+                    candidates |= self.pipeline.catchments.cells(station.lat, station.lon)
+        changed = []
+        for cell in sorted(candidates):
+            if cell in self.demand.demand:
+                view = self.coverage_map.view(cell)
+                if self._saved_cells.get(cell) != view.signature:
+                    changed.append(view)
+        return changed
+
+    def _save(
+        self, outcome: StepOutcome, statuses: Mapping[str, str], *, whole_snapshot: bool = False
+    ) -> None:
         assert self.pipeline is not None
         with self.lock:
             records = self.pipeline.ledger.records
             dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
+            views = self._changed_cells(outcome, whole=whole_snapshot)
+            cells = self.coverage_map.snapshot(views, self.clock.now())
         alerts: dict[str, Alert] = {}
         for event in outcome.alert_events:
             alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins
@@ -364,5 +398,11 @@ class EmbeddedRuntime:
         with self.store.transaction() as tx:
             tx.records.save_many(dirty)
             tx.alerts.save_many(alerts.values())
+            if whole_snapshot:
+                tx.coverage.replace(cells)
+            elif cells:
+                tx.coverage.save(cells)
             if statuses:
                 tx.events.mark(statuses)
+        with self.lock:
+            self._saved_cells.update((view.cell, view.signature) for view in views)

@@ -1,8 +1,10 @@
 """Shared fixtures: a small city and an embedded system on a temporary store, with a clock
-that moves only when a test says so."""
+that moves only when a test says so; stores on both backends (SQLite, and PostGIS in a private
+cluster under var/ that a test run starts once and stops at its end)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -26,7 +28,9 @@ from schemas.stations import Amenity, Station, StationKind
 from services.app import create_app
 from services.auth import issue_key
 from services.system import EmbeddedSystem
+from store.unit_of_work import Store
 from streams.clock import ManualClock
+from tools.postgis_cluster import Cluster, install_command, missing_packages
 from waystation.settings import Settings
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -92,6 +96,50 @@ def load(system: EmbeddedSystem, city: TinyCity) -> None:
     with system.store.transaction() as tx:
         tx.stations.upsert_many(city.stations)
         tx.demand.replace(city.demand)
+
+
+BACKENDS = ("sqlite", "postgis")
+
+
+@pytest.fixture(scope="session")
+def postgis_cluster() -> Iterator[Cluster]:
+    """One private PostGIS cluster for the whole run. Missing packages skip the PostGIS runs on a
+    developer's machine but fail them under CI=true; a cluster that does not start fails."""
+    missing = missing_packages()
+    if missing:
+        message = f"PostGIS is not installed; as root: {install_command(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = Cluster("test")
+    try:
+        cluster.start()
+    except Exception as exc:
+        cluster.stop()
+        pytest.fail(f"the PostGIS test cluster did not start: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A new, empty database on the backend under test."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'waystation.db'}"
+    cluster: Cluster = request.getfixturevalue("postgis_cluster")
+    return cluster.create_database()
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -41,8 +41,17 @@ STREAM_RESULTS = {
     "stream.embedded.events_per_s",
     "stream.embedded.ingest_only.events_per_s",
 }
-ALL_RESULTS = COVERAGE_RESULTS | PIPELINE_RESULTS | STREAM_RESULTS
 FLIP_TARGET_MS = 1.0
+STORE_RESULTS = {
+    f"store.{name}.{backend}.{unit}"
+    for name, unit in [
+        ("import_stations_20k", "s"),
+        ("import_events_1m", "s"),
+        ("gap_report.city", "ms"),
+    ]
+    for backend in ("sqlite", "postgis")
+}
+ALL_RESULTS = COVERAGE_RESULTS | PIPELINE_RESULTS | STREAM_RESULTS | STORE_RESULTS
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
 DOTTED_LOWER_CASE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
@@ -51,7 +60,9 @@ ENDS_IN_COMPARISON = re.compile(r".*\.vs_[a-z0-9_]+")
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def quick_run(tmp_path_factory: pytest.TempPathFactory, postgis_cluster: object) -> Path:
+    """A quick run of every module. The store's needs PostGIS: it starts its own cluster, and
+    asking for the tests' one first makes missing packages fail or skip the same way."""
     out_dir = tmp_path_factory.mktemp("bench")
     bench_run.main(["--quick", "--out", str(out_dir)])
     return out_dir

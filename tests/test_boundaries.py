@@ -63,6 +63,28 @@ def test_cli_imports_districts_and_keeps_other_levels(
     assert len(names) == 16
 
 
+@pytest.mark.parametrize("datum", [Datum.wgs84, Datum.gcj02])
+def test_the_store_places_chaoyang_park_in_chaoyang(
+    beijing: Path, store: Store, datum: Datum
+) -> None:
+    """On both backends: PostGIS answers with ST_Intersects, SQLite with shapely."""
+    outlines = read_boundary_features(
+        beijing, level=BoundaryLevel.district, name_property="english", datum=datum
+    )
+    with store.transaction() as tx:
+        assert tx.boundaries.replace_level(BoundaryLevel.district, outlines) == 16
+    with store.transaction() as tx:
+        assert tx.boundaries.containing(*CHAOYANG_PARK, level=BoundaryLevel.district) == [
+            "CHAOYANG"
+        ]
+        assert tx.boundaries.containing(*PEKING_UNIVERSITY, level=BoundaryLevel.district) == [
+            "HAIDIAN"
+        ]
+        stored = tx.boundaries.list(level=BoundaryLevel.district)
+    assert {b.geometry["type"] for b in stored} == {"MultiPolygon"}
+    assert [b.name for b in stored] == [b.name for b in outlines]
+
+
 def test_a_file_of_points_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "points.geojson"
     bad.write_text(

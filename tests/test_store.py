@@ -1,4 +1,5 @@
-"""The persistence layer on SQLite: repositories, units of work, durability and concurrency."""
+"""The persistence layer: repositories, units of work, durability and concurrency, on SQLite and
+on PostGIS (the `store` and `url` fixtures run each test once per backend)."""
 
 from __future__ import annotations
 
@@ -33,15 +34,8 @@ RECEIVED = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'data' / 'waystation.db'}"
-
-
-@pytest.fixture
-def store(url: str):
-    s = Store.open(url)
-    yield s
-    s.close()
+def url(database_url: str) -> str:
+    return database_url
 
 
 def station(station_id: str, district: str = "Chaoyang", subdistrict: str | None = "Jiuxianqiao"):
@@ -145,9 +139,18 @@ def test_make_engine_creates_the_directory_and_sets_durable_pragmas(tmp_path: Pa
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
     engine.dispose()
     tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
-    assert {"stations", "events", "station_records", "alerts", "demand_cells", "boundaries"} <= (
-        tables
-    )
+    assert {
+        "stations",
+        "events",
+        "station_records",
+        "alerts",
+        "demand_cells",
+        "districts",
+        "subdistricts",
+        "coverage_cells",
+        "api_keys",
+        "alembic_version",
+    } <= tables
     assert {"ux_events_event_id", "ix_events_station_occurred", "ix_events_status_seq"} <= tables
 
 
@@ -555,10 +558,14 @@ def test_records_round_trip_in_utc(store: Store) -> None:
         loaded = uow.records.load_all()
         assert len(loaded) == 3
         assert loaded["CY-0001"].state is StationState.silent
-        row_state = uow.session.execute(
+        state, since = uow.session.execute(
             text("SELECT state, state_since FROM station_records WHERE station_id='CY-0001'")
         ).one()
-        assert tuple(row_state) == ("silent", "2025-06-02 00:00:00.000000")
+        assert state == "silent"
+        if uow.session.get_bind().dialect.name == "sqlite":
+            assert since == "2025-06-02 00:00:00.000000"  # naive UTC text
+        else:
+            assert since == datetime(2025, 6, 2, 0, 0, tzinfo=UTC)  # timestamptz
 
 
 def test_records_refuse_naive_datetimes(store: Store) -> None:
@@ -691,15 +698,24 @@ def test_boundaries_replace_and_list(store: Store) -> None:
             geometry={"type": "MultiPolygon", "coordinates": [square["coordinates"]]},
         ),
     ]
+    # Outlines are stored as MultiPolygons: a Polygon comes back as a one-part MultiPolygon.
+    multi = {"type": "MultiPolygon", "coordinates": [square["coordinates"]]}
+    stored = [b.model_copy(update={"geometry": multi}) for b in boundaries]
     with store.transaction() as uow:
         assert uow.boundaries.replace(boundaries) == 3
     with store.transaction() as uow:
-        assert uow.boundaries.list() == boundaries
-        assert uow.boundaries.list(level=BoundaryLevel.subdistrict) == boundaries[1:]
-        assert uow.boundaries.list(level=BoundaryLevel.district) == boundaries[:1]
+        assert uow.boundaries.list() == stored
+        assert uow.boundaries.list(level=BoundaryLevel.subdistrict) == stored[1:]
+        assert uow.boundaries.list(level=BoundaryLevel.district) == stored[:1]
         assert uow.boundaries.replace(boundaries[1:2]) == 1
     with store.transaction() as uow:
-        assert uow.boundaries.list() == boundaries[1:2]
+        assert uow.boundaries.list() == stored[1:2]
+        # One level replaced, the other kept.
+        assert uow.boundaries.replace_level(BoundaryLevel.district, boundaries[:1]) == 1
+    with store.transaction() as uow:
+        assert uow.boundaries.list() == [stored[0], stored[1]]
+        with pytest.raises(ValueError, match="not a district"):
+            uow.boundaries.replace_level(BoundaryLevel.district, boundaries[1:2])
 
 
 def test_meta_get_and_set(store: Store) -> None:

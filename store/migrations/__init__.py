@@ -1,0 +1,1 @@
+"""Alembic migrations of the store, for SQLite and PostgreSQL + PostGIS (see store.migrate)."""
