@@ -68,6 +68,21 @@ def run(
     uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
 
 
+@app.command()
+def worker() -> None:
+    """Run a worker of the distributed runtime (needs WAYSTATION_BROKER_URL): Faust agents
+    over the Kafka topics; its web server binds WAYSTATION_WORKER_WEB_HOST (127.0.0.1)."""
+    import faust
+
+    from streams.faust_app import build_app
+
+    settings = Settings()
+    if not settings.distributed:
+        console.print("[red]waystation worker needs WAYSTATION_BROKER_URL[/] (kafka://host:port)")
+        raise typer.Exit(2)
+    faust.Worker(build_app(settings), loglevel="info").execute_from_commandline()
+
+
 @app.command("sample-city")
 def sample_city(
     out: Annotated[Path, typer.Option(help="Directory to write the files to")],

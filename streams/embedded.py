@@ -8,7 +8,6 @@ the event on restart or has already saved everything it caused.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -18,11 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from geo.catchment import Catchments, CircleCatchments
+from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
-from geo.network import NetworkCatchments, StreetNetwork
-from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
 from schemas.events import Event, EventType, VisitEvent
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
@@ -36,6 +33,7 @@ from streams.coverage import ZoneCoverage
 from streams.coverage_map import CoverageMap
 from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
+from streams.world import build_catchments, build_grid
 from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -206,29 +204,10 @@ class EmbeddedRuntime:
         self.drain()
 
     def _grid(self, subdistricts: list[Boundary]) -> Grid:
-        """Subdistricts become the alert zones when loaded, unless settings say H3."""
-        fallback = H3Zones(self.settings.zone_resolution)
-        zones: ZoneScheme = fallback
-        if subdistricts and self.settings.zone_scheme != "h3":
-            zones = BoundaryZones.from_boundaries(subdistricts, fallback)
-        elif self.settings.zone_scheme == "subdistrict":
-            log.warning("zone_scheme is subdistrict but none are loaded: using H3 zones")
-        return Grid(self.settings.grid_resolution, self.settings.zone_resolution, zones)
+        return build_grid(self.settings, subdistricts)
 
     def _catchments(self) -> Catchments:
-        settings = self.settings
-        if settings.catchment_model == "circle":
-            return CircleCatchments(self.grid, settings.catchment_radius_m)
-        if settings.street_network_file is None:
-            raise ValueError("catchment_model=network needs WAYSTATION_STREET_NETWORK_FILE")
-        document = json.loads(settings.street_network_file.read_text(encoding="utf-8"))
-        return NetworkCatchments(
-            self.grid,
-            StreetNetwork.from_geojson(document),
-            speed_kmh=settings.travel_speed_kmh,
-            minutes=settings.catchment_minutes,
-            max_snap_m=settings.network_max_snap_m,
-        )
+        return build_catchments(self.settings, self.grid)
 
     def stop(self) -> None:
         """Finish what is queued, then stop. Safe to call twice."""
