@@ -462,6 +462,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
     )
+    _cap_fetch_wait(settings.worker_fetch_max_wait_ms)
     sender = Sender(app)
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec())
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec())
@@ -504,6 +505,24 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                     await sender.send(t.CLOCK, None, tick, partition=tp.partition)
 
     return app
+
+
+def _cap_fetch_wait(max_wait_ms: int) -> None:
+    """Faust hard-codes a 1.5 s fetch wait. Kafka answers a waiting fetch as soon as data
+    arrives; the tests' mock broker waits it out, which would add the full wait to every hop
+    between stages. The setting makes the wait configurable (this process only)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    base = driver.aiokafka.AIOKafkaConsumer
+
+    class _Consumer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(
+                kwargs.get("fetch_max_wait_ms", max_wait_ms), max_wait_ms
+            )
+            super().__init__(*args, **kwargs)
+
+    driver.aiokafka.AIOKafkaConsumer = _Consumer
 
 
 def _table(app: faust.App, name: str, codec: Codec) -> Any:

@@ -26,11 +26,11 @@ from waystation.settings import Settings
 
 WORKER_READY_TIMEOUT_S = 90
 DRAIN_TIMEOUT_S = 90
-DRAIN_POLL_S = 0.3
-DRAIN_STABLE_CHECKS = 3
+DRAIN_POLL_S = 0.15
+DRAIN_STABLE_CHECKS = 2
 READ_TIMEOUT_MS = 3000
 TEST_PARTITIONS = 2
-COMMIT_INTERVAL_S = 0.3
+COMMIT_INTERVAL_S = 0.2
 INPUT_TOPICS = (
     *t.EVENT_TOPICS.values(),
     t.CLOCK,
@@ -51,6 +51,7 @@ def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Set
         "worker_commit_interval_seconds": COMMIT_INTERVAL_S,
         "broker_session_timeout_seconds": 6.0,
         "worker_sink_batch_wait_seconds": 0.05,
+        "worker_fetch_max_wait_ms": 50,
         **overrides,
     }
     return Settings(**values)
@@ -137,10 +138,12 @@ class Wire:
         self.servers = settings.bootstrap_servers
         self.producer = KafkaProducer(bootstrap_servers=self.servers, acks="all")
         self.admin = KafkaAdminClient(bootstrap_servers=self.servers)
+        self.offsets = KafkaConsumer(bootstrap_servers=self.servers)
 
     def close(self) -> None:
         self.producer.close()
         self.admin.close()
+        self.offsets.close()
 
     def produce_raw(
         self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
@@ -168,11 +171,7 @@ class Wire:
         committed = self.admin.list_consumer_group_offsets(
             self.settings.worker_app_id, partitions=wanted
         )
-        consumer = KafkaConsumer(bootstrap_servers=self.servers)
-        try:
-            ends = consumer.end_offsets(wanted)
-        finally:
-            consumer.close()
+        ends = self.offsets.end_offsets(wanted)
         lag = {}
         for tp in wanted:
             done = committed[tp].offset if tp in committed else 0
