@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -464,9 +464,9 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     )
     _cap_fetch_wait(settings.worker_fetch_max_wait_ms)
     sender = Sender(app)
-    station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec())
-    zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec())
-    zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec())
+    station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
+    zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
+    zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
     station_stage = StationStage(settings, world, registry, station_slots, sender)
     zone_stage = ZoneStage(settings, world, zone_slots, zone_clocks, sender)
     writer = StoreWriter(store)
@@ -525,13 +525,16 @@ def _cap_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka.AIOKafkaConsumer = _Consumer
 
 
-def _table(app: faust.App, name: str, codec: Codec) -> Any:
-    """A table whose values travel through `codec`. Faust takes a table's serializers from
-    its value type; set here before the changelog topic and the store are made (lazily), so
-    that both write and recover through the codec while the memory store keeps live objects."""
+def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any] | None) -> Any:
+    """A table whose values are written through `codec` and kept as live objects in the
+    memory store. Faust takes a table's serializers from its value type, and recovery from
+    the changelog decodes JSON whatever the table says: `recover` turns that back into the
+    object, so a restarted worker holds what the one before it held."""
     table = app.Table(name, partitions=app.conf.topic_partitions)
     table.key_serializer = "json"
     table.value_serializer = codec
+    if recover is not None:
+        table._to_value = lambda value: recover(value) if isinstance(value, bytes | dict) else value
     return table
 
 

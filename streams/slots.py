@@ -51,8 +51,9 @@ def dump_station_slot(slot: StationSlot) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def load_station_slot(raw: bytes) -> StationSlot:
-    data = json.loads(raw)
+def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
+    """From bytes, or from what a JSON decoder already made of them."""
+    data = raw if isinstance(raw, dict) else json.loads(raw)
     return StationSlot(
         station_id=data["station_id"],
         record=StationRecord.model_validate(data["record"]) if data["record"] else None,
@@ -84,8 +85,9 @@ def dump_zone_slot(slot: ZoneSlot) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()
 
 
-def load_zone_slot(raw: bytes) -> ZoneSlot:
-    data = json.loads(raw)
+def load_zone_slot(raw: bytes | dict[str, Any]) -> ZoneSlot:
+    """From bytes, or from what a JSON decoder already made of them."""
+    data = raw if isinstance(raw, dict) else json.loads(raw)
     coverage = ZoneCoverage(zone=data["zone"], index=CoverageIndex(float(data["weight"])))
     for station_id, (state, cells, ratio) in data["stations"].items():
         known = ZoneStation(StationState(state), tuple(cells), float(ratio))

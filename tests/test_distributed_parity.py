@@ -18,106 +18,13 @@ from typing import Any
 import pytest
 
 from schemas.alerts import AlertEvent
-from services.ingest import Ingest
-from services.kafka_sink import KafkaSink
-from services.system import EmbeddedSystem, StoreStations
-from store.unit_of_work import Store
 from streams import topics as t
 from streams.clock import ManualClock
-from streams.coverage_map import zone_summary
-from streams.pipeline import StepOutcome
-from streams.wire import ZoneSummary
-from tests.conftest import T0, EventFactory, load, minutes, settings_for, tiny_city
-from tests.kafka_harness import Wire, WorkerProcess, broker_settings, cluster_for
-from waystation.settings import Settings
+from tests.conftest import T0, EventFactory, minutes, settings_for
+from tests.kafka_harness import broker_settings, cluster_for
+from tests.runtimes import Distributed, Embedded
 
-SECRET = b"parity-test-secret"
 OVERLOAD_VISITS = 45  # above 10 seats x 4 visitors per seat
-
-
-class Embedded:
-    def __init__(self, settings: Settings, clock: ManualClock) -> None:
-        self.clock = clock
-        self.system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-        load(self.system, tiny_city(settings))
-        self.alerts: list[AlertEvent] = []
-        self.system.runtime.listeners.append(self._heard)
-        self.system.start()
-        self.ingest = Ingest(
-            sink=self.system.runtime,
-            stations=StoreStations(self.system.store),
-            settings=settings,
-            secret=SECRET,
-        )
-
-    def _heard(self, outcome: StepOutcome) -> None:
-        self.alerts.extend(outcome.alert_events)
-
-    def post(self, items: list[Any]) -> None:
-        self.ingest.handle(items, self.clock.now())
-        self.system.runtime.drain()
-
-    def raw(self, topic: str, key: bytes, value: bytes) -> None:
-        """What a producer other than the API might put on a topic: the API refuses it."""
-        try:
-            item = json.loads(value)
-        except json.JSONDecodeError:
-            return
-        answer = self.ingest.handle([item], self.clock.now())
-        assert answer.rejected == 1
-
-    def tick(self) -> None:
-        self.system.runtime.tick()
-
-    def zones(self) -> dict[str, ZoneSummary]:
-        pipeline = self.system.runtime.pipeline
-        assert pipeline is not None
-        book = pipeline.zone_book
-        return {zone: zone_summary(book, zone) for zone in book.demand.cells_of_zone}
-
-
-class Distributed:
-    def __init__(self, settings: Settings, clock: ManualClock, log: Path) -> None:
-        self.clock = clock
-        self.settings = settings
-        self.store = Store.open(settings.resolved_database_url)
-        city = tiny_city(settings)
-        with self.store.transaction() as tx:
-            tx.stations.upsert_many(city.stations)
-            tx.demand.replace(city.demand)
-        self.worker = WorkerProcess(settings, log)
-        self.wire = Wire(settings)
-        self.sink = KafkaSink(settings, clock)
-        self.ingest = Ingest(
-            sink=self.sink, stations=StoreStations(self.store), settings=settings, secret=SECRET
-        )
-        self.wire.tick(clock.now())  # the embedded runtime's start: register, judge every zone
-        self.wire.drain()
-
-    def post(self, items: list[Any]) -> None:
-        self.ingest.handle(items, self.clock.now())
-        self.wire.drain()
-
-    def raw(self, topic: str, key: bytes, value: bytes) -> None:
-        self.wire.produce_raw(topic, key, value)
-        self.wire.drain()
-
-    def tick(self) -> None:
-        self.wire.tick(self.clock.now())
-        self.wire.drain()
-
-    def zones(self) -> dict[str, ZoneSummary]:
-        latest = self.wire.latest(t.ZONE_COVERAGE)
-        return {k.decode(): ZoneSummary.model_validate_json(v) for k, v in latest.items()}
-
-    def alerts(self) -> list[AlertEvent]:
-        return [AlertEvent.model_validate_json(r.value) for r in self.wire.read(t.ALERTS)]
-
-    def close(self) -> None:
-        self.worker.stop()
-        self.sink.close()
-        self.wire.close()
-        self.store.close()
 
 
 @pytest.fixture
