@@ -34,6 +34,7 @@ from schemas.api import (
 from schemas.geography import DemandCell
 from schemas.stations import StationState
 from services.ingest import BodyError, read_body
+from services.kafka_sink import BrokerUnavailableError
 from services.readings import Readings, UnknownDistrictError
 from services.status_page import render_status_page
 from services.system import EmbeddedSystem
@@ -153,6 +154,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             413: {"model": Problem},
             415: {"model": Problem},
             422: {"model": Problem},
+            503: {"model": Problem, "description": "Distributed mode: the broker did not ack"},
         },
         openapi_extra={
             "requestBody": {
@@ -179,7 +181,12 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             items, is_batch = read_body(body, request.headers.get("content-type"), settings)
         except BodyError as exc:
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        result = await run_in_threadpool(system.ingest.handle, items, system.clock.now())
+        try:
+            result = await run_in_threadpool(system.ingest.handle, items, system.clock.now())
+        except BrokerUnavailableError as exc:
+            unavailable = problem(503, "Event broker unavailable", str(exc))
+            unavailable.headers["Retry-After"] = str(exc.retry_after_seconds)
+            return unavailable
         for outcome, item in zip(result.results, items, strict=True):
             kind = item.get("type") if isinstance(item, dict) else None
             label = kind if kind in ("visit", "check_in", "health_check") else "unknown"

@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from schemas.events import Event
-from store.repositories import AppendOutcome, canonical_json
+from schemas.events import Event, EventType
+from store.repositories import AppendOutcome, ArchivedEvent, canonical_json
 from streams import topics
 from streams.clock import Clock, SystemClock
 from waystation.settings import Settings
@@ -58,9 +59,23 @@ class KafkaSink:
         )
 
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
-        if not events:
-            return []
-        received = self.clock.now().isoformat().encode()
+        received = self.clock.now()
+        self._produce(
+            [
+                (event.type.value, event.station_id, canonical_json(event), received)
+                for event in events
+            ]
+        )
+        return [AppendOutcome.accepted] * len(events)
+
+    def submit_archived(self, events: Sequence[ArchivedEvent]) -> None:
+        """Re-feed archived events as they were accepted (body and received time unchanged),
+        so that workers compute from them what they computed the first time."""
+        self._produce([(e.type, e.station_id, e.body, e.received_at) for e in events])
+
+    def _produce(self, items: Sequence[tuple[str, str, str, datetime]]) -> None:
+        if not items:
+            return
         timeout = self.settings.broker_ack_timeout_seconds
         try:
             with self._lock:
@@ -69,12 +84,12 @@ class KafkaSink:
                 producer = self._producer
             futures = [
                 producer.send(
-                    topics.EVENT_TOPICS[event.type],
-                    key=event.station_id.encode(),
-                    value=canonical_json(event).encode("utf-8"),
-                    headers=[(topics.RECEIVED_AT, received)],
+                    topics.EVENT_TOPICS[EventType(kind)],
+                    key=station_id.encode(),
+                    value=body.encode("utf-8"),
+                    headers=[(topics.RECEIVED_AT, received.isoformat().encode())],
                 )
-                for event in events
+                for kind, station_id, body, received in items
             ]
             producer.flush(timeout=timeout)
             for future in futures:
@@ -86,7 +101,6 @@ class KafkaSink:
                 self.settings.broker_retry_after_seconds,
                 "the event broker cannot be reached; nothing was accepted, retry later",
             ) from exc
-        return [AppendOutcome.accepted] * len(events)
 
     def _reset(self) -> None:
         with self._lock:

@@ -45,6 +45,10 @@ class _Tick:
     pass
 
 
+class _Refresh:
+    pass
+
+
 @dataclass(frozen=True)
 class _Marker:
     done: threading.Event
@@ -116,7 +120,12 @@ class EmbeddedRuntime:
         clock: Clock | None = None,
         *,
         autotick: bool = True,
+        follow_store: bool = False,
     ) -> None:
+        """`follow_store`: a read replica for the API of the distributed runtime. It processes
+        no events and writes nothing; each tick it takes the station records and alerts the
+        workers wrote to the store, and keeps coverage current from them."""
+        self.follow_store = follow_store
         self.store = store
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -157,6 +166,8 @@ class EmbeddedRuntime:
         self._save(outcome, {})
         for archived in pending:
             self._queue.put(archived)
+        if self.follow_store:
+            self._queue.put(_Refresh())
         worker = threading.Thread(target=self._work, name="waystation-processor", daemon=True)
         self._threads = [worker]
         if self.autotick:
@@ -259,7 +270,7 @@ class EmbeddedRuntime:
 
     def _tick_loop(self) -> None:
         while not self._stopping.wait(self.settings.tick_interval_seconds):
-            self._queue.put(_Tick())
+            self._queue.put(_Refresh() if self.follow_store else _Tick())
 
     def _work(self) -> None:
         while True:
@@ -288,6 +299,8 @@ class EmbeddedRuntime:
             for item in items:
                 if isinstance(item, _Marker):
                     markers.append(item)
+                elif isinstance(item, _Refresh):
+                    outcome.extend(self._follow())
                 elif isinstance(item, _Tick):
                     outcome.extend(self.pipeline.tick(self.clock.now()))
                 elif isinstance(item, _ReplaceDemand):
@@ -305,6 +318,28 @@ class EmbeddedRuntime:
             marker.done.set()
         for listener in self.listeners:
             listener(outcome)
+
+    def refresh(self) -> None:
+        """Follow the store now and wait until that is done (a replica; tests)."""
+        self._queue.put(_Refresh())
+        self.drain()
+
+    def _follow(self) -> StepOutcome:
+        assert self.pipeline is not None
+        with self.store.transaction() as tx:
+            records = tx.records.load_all()
+            alerts = {a.key: a for a in tx.alerts.load_active()}
+        now = self.clock.now()
+        outcome = StepOutcome()
+        current = self.pipeline.ledger.records
+        for station_id in sorted(records):
+            if records[station_id] != current.get(station_id):
+                outcome.extend(self.pipeline.adopt(records[station_id], now))
+        book = self.pipeline.alert_book.alerts
+        book.clear()
+        book.update(alerts)
+        outcome.alert_events.clear()  # the workers decide alerts; this replica only reads
+        return outcome
 
     def _rebuild(self, cells: Sequence[DemandCell]) -> StepOutcome:
         old = self.pipeline
@@ -336,6 +371,8 @@ class EmbeddedRuntime:
         with self.lock:
             records = self.pipeline.ledger.records
             dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
+        if self.follow_store:
+            return
         alerts: dict[str, Alert] = {}
         for event in outcome.alert_events:
             alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins

@@ -285,6 +285,24 @@ class Pipeline:
                 )
         return outcome
 
+    def adopt(self, record: StationRecord, now: datetime) -> StepOutcome:
+        """Take a station record decided elsewhere (by the distributed runtime, through the
+        store) and move coverage with it; a read replica's view of the zones."""
+        old = self.ledger.records.get(record.station_id)
+        self.ledger.records[record.station_id] = record
+        if record.station_id not in self.registry or (
+            old is not None and old.state is record.state
+        ):
+            return StepOutcome()
+        change = StationStateChanged(
+            station_id=record.station_id,
+            old=old.state if old is not None else None,
+            new=record.state,
+            at=record.state_since or now,
+            reason=record.state_reason,
+        )
+        return self._route(self.stations.propagate(change, now), now)
+
     def _route(self, produced: StationOutcome, now: datetime) -> StepOutcome:
         outcome = StepOutcome(applied=produced.applied)
         for item in produced.emitted:
