@@ -22,7 +22,8 @@ JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
 SIGNIFICANT_DIGITS = 4
 
-UNITS = ("ms", "s", "mb")
+UNITS = ("ms", "s", "mb", "per_s")
+HIGHER_IS_BETTER = frozenset({"per_s"})  # rates; every other unit is a cost
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 COMPARISON_PATTERN = re.compile(r".*\.vs_[a-z0-9_]+")
 
@@ -35,7 +36,7 @@ class Result:
     name: str
     value: float
     unit: str
-    target: float | None = None  # lower is better: met when value <= target
+    target: float | None = None  # met when value <= target (>= for rates)
     baseline: str | None = None
     ratio: float | None = None  # baseline over ours: above 1 means we are faster
     about: str = ""
@@ -50,7 +51,11 @@ class Result:
 
     @property
     def met(self) -> bool | None:
-        return None if self.target is None else self.value <= self.target
+        if self.target is None:
+            return None
+        if self.unit in HIGHER_IS_BETTER:
+            return self.value >= self.target
+        return self.value <= self.target
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,9 +125,9 @@ def markdown(results: Sequence[Result], machine_info: dict[str, Any], *, quick: 
         "# Benchmark results",
         "",
         "Written by `make bench` (`python -m bench.run`); the same numbers are in "
-        f"`{JSON_NAME}`. Lower is better for every value; a target is met when the value is "
-        "at most the target. `ratio` is the baseline's time over ours (above 1: we are "
-        "faster).",
+        f"`{JSON_NAME}`. Lower is better for every value but rates (unit `per_s`); a target "
+        "is met when the value is at most the target (at least, for a rate). `ratio` is the "
+        "baseline's time over ours (above 1: we are faster).",
         "",
     ]
     if quick:
