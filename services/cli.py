@@ -74,7 +74,7 @@ def run(
 
 @app.command()
 def worker() -> None:
-    """Run a worker of the distributed runtime (needs WAYSTATION_BROKER_URL): Faust agents
+    """Run a worker of the distributed runtime (needs WAYSTATION_BROKER_URL): Faust streams
     over the Kafka topics; its web server binds WAYSTATION_WORKER_WEB_HOST (127.0.0.1)."""
     import faust
 

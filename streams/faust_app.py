@@ -1,4 +1,4 @@
-"""The distributed runtime: the same processors, as Faust agents over Kafka topics and tables.
+"""The distributed runtime: the same processors, as Faust streams over Kafka topics and tables.
 
 Three thin stages, each partitioned by its own key:
 
