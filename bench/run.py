@@ -17,7 +17,13 @@ from pathlib import Path
 
 from bench.results import Result, machine, write
 
-MODULES: tuple[str, ...] = ("bench.coverage", "bench.pipeline", "bench.embedded", "bench.store")
+MODULES: tuple[str, ...] = (
+    "bench.coverage",
+    "bench.pipeline",
+    "bench.embedded",
+    "bench.store",
+    "bench.stream",
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 QUICK_OUT_DIR = BENCH_DIR.parent / "var" / "bench-quick"

@@ -50,6 +50,7 @@ from services.auth import (
     RateLimiter,
 )
 from services.ingest import BodyError, read_body
+from services.kafka_sink import BrokerUnavailableError
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
@@ -293,6 +294,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             413: {"model": Problem},
             415: {"model": Problem},
             422: {"model": Problem},
+            503: {"model": Problem, "description": "Distributed mode: the broker did not ack"},
         },
         openapi_extra={
             "requestBody": {
@@ -321,9 +323,14 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             items, is_batch = read_body(body, request.headers.get("content-type"), settings)
         except BodyError as exc:
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        result = await run_in_threadpool(
-            system.ingest.handle, items, system.clock.now(), who.may_post_for
-        )
+        try:
+            result = await run_in_threadpool(
+                system.ingest.handle, items, system.clock.now(), who.may_post_for
+            )
+        except BrokerUnavailableError as exc:
+            unavailable = problem(503, "Event broker unavailable", str(exc))
+            unavailable.headers["Retry-After"] = str(exc.retry_after_seconds)
+            return unavailable
         for outcome, item in zip(result.results, items, strict=True):
             kind = item.get("type") if isinstance(item, dict) else None
             label = kind if kind in ("visit", "check_in", "health_check") else "unknown"

@@ -26,12 +26,14 @@ boundaries_app = typer.Typer(help="District and subdistrict outlines.")
 keys_app = typer.Typer(help="API keys: create, list, revoke.")
 schemas_app = typer.Typer(help="Wire formats.")
 db_app = typer.Typer(help="The database schema (Alembic migrations).")
+topics_app = typer.Typer(help="Kafka topics of the distributed runtime.")
 app.add_typer(stations_app, name="stations")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(demand_app, name="demand")
 app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -56,7 +58,9 @@ def run(
         bool | None, typer.Option("--simulate/--no-simulate", help="Feed simulated events")
     ] = None,
 ) -> None:
-    """Start the embedded system: store, processors, simulator and the API."""
+    """Start the API with the store and the simulator. Embedded (the default), the processors
+    run here too; with WAYSTATION_BROKER_URL set, events go to Kafka and `waystation worker`
+    processes them."""
     import uvicorn
 
     from services.app import create_app
@@ -76,6 +80,110 @@ def run(
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
     uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker of the distributed runtime (needs WAYSTATION_BROKER_URL): Faust streams
+    over the Kafka topics; its web server binds WAYSTATION_WORKER_WEB_HOST (127.0.0.1)."""
+    import faust
+
+    from streams.faust_app import build_app
+
+    settings = _distributed_settings()
+    faust.Worker(build_app(settings), loglevel="info").execute_from_commandline()
+
+
+def _distributed_settings() -> Settings:
+    settings = Settings()
+    if not settings.distributed:
+        console.print("[red]This needs WAYSTATION_BROKER_URL[/] (kafka://host:port)")
+        raise typer.Exit(2)
+    return settings
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic with its partitions, compaction and retention (existing ones are
+    left as they are). Workers never create topics themselves."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import IncompatibleBrokerVersion, KafkaError, TopicAlreadyExistsError
+
+    from streams.topics import topic_specs
+
+    settings = _distributed_settings()
+    specs = topic_specs(settings)
+    table = Table("topic", "partitions", "cleanup", "retention (h)", title="waystation topics")
+    for spec in specs:
+        hours = "" if spec.retention_ms is None else f"{spec.retention_ms / 3_600_000:g}"
+        table.add_row(spec.name, str(spec.partitions), spec.config["cleanup.policy"], hours)
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    except KafkaError as exc:
+        console.print(f"[red]Cannot reach the broker:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        for spec in specs:
+            topic = NewTopic(
+                spec.name,
+                spec.partitions,
+                settings.broker_replication_factor,
+                topic_configs=spec.config,
+            )
+            try:
+                admin.create_topics([topic])
+                console.print(f"created {spec.name}")
+            except TopicAlreadyExistsError:
+                console.print(f"exists  {spec.name}")
+    except IncompatibleBrokerVersion:
+        console.print(table)
+        console.print(
+            "[yellow]Skipped:[/] this broker does not support CreateTopics (librdkafka's mock "
+            "cluster, for one). Create the topics above by the broker's own means."
+        )
+        return
+    finally:
+        admin.close()
+    console.print(table)
+
+
+@app.command()
+def replay(
+    batch: Annotated[int, typer.Option(help="Events produced per broker round trip")] = 500,
+) -> None:
+    """Re-feed every archived event to the broker, in ingest order, as it was accepted
+    (same body, same received time). Workers drop the copies they still remember."""
+    from rich.progress import Progress
+
+    from services.kafka_sink import BrokerUnavailableError, KafkaSink
+    from store.unit_of_work import Store
+
+    settings = _distributed_settings()
+    store = Store.open(settings.resolved_database_url)
+    sink = KafkaSink(settings)
+    sent = 0
+    try:
+        with store.transaction() as tx:
+            total = tx.events.count()
+        with Progress(console=console) as progress:
+            task = progress.add_task("replaying events", total=total)
+            seq = 0
+            while True:
+                with store.transaction() as tx:
+                    page = tx.events.after(seq, limit=batch)
+                if not page:
+                    break
+                sink.submit_archived(page)
+                seq = page[-1].seq or seq
+                sent += len(page)
+                progress.update(task, advance=len(page))
+    except BrokerUnavailableError as exc:
+        console.print(f"[red]Stopped after {sent} events:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        sink.close()
+        store.close()
+    console.print(f"Replayed {sent} events.")
 
 
 @app.command("sample-city")

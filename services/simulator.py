@@ -29,6 +29,7 @@ from schemas.events import (
     WorkerKind,
 )
 from schemas.stations import Station
+from services.ingest import EventSink
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from waystation.settings import Settings
@@ -58,9 +59,16 @@ class _SimulatedStation:
 
 class Simulator:
     def __init__(
-        self, runtime: EmbeddedRuntime, settings: Settings, clock: Clock, seed: int | None = None
+        self,
+        runtime: EmbeddedRuntime,
+        settings: Settings,
+        clock: Clock,
+        seed: int | None = None,
+        *,
+        sink: EventSink | None = None,
     ) -> None:
         self.runtime = runtime
+        self.sink: EventSink = sink or runtime
         self.settings = settings
         self.clock = clock
         self.random = random.Random(settings.sample_seed if seed is None else seed)
@@ -92,7 +100,7 @@ class Simulator:
             last = now
             limit = self.settings.batch_max_events
             for start in range(0, len(events), limit):
-                self.runtime.submit(events[start : start + limit])
+                self.sink.submit(events[start : start + limit])
 
     def step(self, now: datetime, elapsed_s: float) -> list[Event]:
         """Everything the simulated stations send in `elapsed_s` seconds up to `now`."""

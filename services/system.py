@@ -1,12 +1,18 @@
-"""One embedded waystation: store, runtime, ingest and (optionally) the simulator, started and
-stopped together."""
+"""One waystation API process: store, runtime, ingest and (optionally) the simulator, started
+and stopped together.
+
+Embedded (WAYSTATION_BROKER_URL unset): the runtime processes what the ingest archives.
+Distributed (set): the ingest produces to Kafka and Faust workers process; the runtime here is
+a read replica that follows what the workers write to the store.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 
-from services.ingest import Ingest
+from services.ingest import EventSink, Ingest
+from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
 from services.simulator import Simulator
 from store.unit_of_work import Store
@@ -45,12 +51,22 @@ class EmbeddedSystem:
             if settings.worker_ref_secret
             else load_or_create_secret(settings.data_dir)
         )
-        self.runtime = EmbeddedRuntime(self.store, settings, self.clock, autotick=autotick)
+        self.runtime = EmbeddedRuntime(
+            self.store,
+            settings,
+            self.clock,
+            autotick=autotick,
+            follow_store=settings.distributed,
+        )
+        self.kafka = KafkaSink(settings, self.clock) if settings.distributed else None
+        sink: EventSink = self.kafka or self.runtime
         self.ingest = Ingest(
-            sink=self.runtime, stations=StoreStations(self.store), settings=settings, secret=secret
+            sink=sink, stations=StoreStations(self.store), settings=settings, secret=secret
         )
         wants_simulator = settings.simulate if simulate is None else simulate
-        self.simulator = Simulator(self.runtime, settings, self.clock) if wants_simulator else None
+        self.simulator = (
+            Simulator(self.runtime, settings, self.clock, sink=sink) if wants_simulator else None
+        )
         self.started = False
 
     def start(self) -> None:
@@ -63,6 +79,8 @@ class EmbeddedSystem:
         if self.simulator is not None:
             self.simulator.stop()
         self.runtime.stop()
+        if self.kafka is not None:
+            self.kafka.close()
         self.store.close()
         self.started = False
         log.info("stopped cleanly")

@@ -315,6 +315,11 @@ class EventArchive:
         )
         return [_archived(row) for row in self._session.scalars(stmt)]
 
+    def after(self, seq: int, limit: int = 1000) -> list[ArchivedEvent]:
+        """Events archived after `seq` (0: from the first), in ingest order: a page of a replay."""
+        stmt = select(EventRow).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
+        return [_archived(row) for row in self._session.scalars(stmt)]
+
     def mark(self, statuses: Mapping[str, str]) -> None:
         """Set the status of events by event_id (the only change the archive allows)."""
         if not statuses:

@@ -34,8 +34,10 @@ class ZoneCoverage:
     index: CoverageIndex
     stations: dict[str, ZoneStation] = field(default_factory=dict)
     # Demand cells judged underserved, with their demand: kept up to date from the cells each
-    # delta touches, so judging a zone never walks all of its cells.
+    # delta touches, so judging a zone never walks all of its cells. Derived: a zone loaded
+    # from elsewhere (a changelog) comes unjudged and is judged whole on first use.
     underserved: dict[str, float] = field(default_factory=dict)
+    judged: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class ZoneCoverageBook:
 
     def apply(self, delta: CoverageDelta) -> tuple[list[str], ZoneAssessment]:
         """Returns the cells whose covered flag flipped and the zone's new assessment."""
-        zone = self.zones.get(delta.zone) or self._new_zone(delta.zone)
+        zone = self._zone(delta.zone)
         known = zone.stations.get(delta.station_id)
         # The zone's own memory beats the delta's claim: replays and restarts stay exact.
         if known is not None and known.cells != delta.cells:
@@ -100,11 +102,15 @@ class ZoneCoverageBook:
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped, self.assess(delta.zone)
 
-    def _new_zone(self, zone_id: str) -> ZoneCoverage:
-        zone = ZoneCoverage(
-            zone=zone_id, index=CoverageIndex(self.settings.degraded_coverage_weight)
-        )
-        self._rejudge(zone, self.demand.cells_of_zone.get(zone_id, ()))
+    def _zone(self, zone_id: str) -> ZoneCoverage:
+        """The zone's book, judged: new, or loaded without its derived judgement."""
+        zone = self.zones.get(zone_id)
+        if zone is None:
+            index = CoverageIndex(self.settings.degraded_coverage_weight)
+            zone = ZoneCoverage(zone=zone_id, index=index)
+        if not zone.judged:
+            self._rejudge(zone, self.demand.cells_of_zone.get(zone_id, ()))
+            zone.judged = True
         return zone
 
     def _rejudge(self, zone: ZoneCoverage, cells: Iterable[str]) -> None:
@@ -128,7 +134,7 @@ class ZoneCoverageBook:
         return zone.index.access(cell) < self.settings.min_access_seats_per_worker
 
     def assess(self, zone_id: str) -> ZoneAssessment:
-        zone = self.zones.get(zone_id) or self._new_zone(zone_id)
+        zone = self._zone(zone_id)
         uncovered = sorted(zone.underserved)
         missing = sum(zone.underserved[cell] for cell in uncovered)
         total = self.demand.demand_of_zone.get(zone_id, 0.0)

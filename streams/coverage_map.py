@@ -12,6 +12,9 @@ from geo.demand import DemandLayer
 from schemas.api import CellStatus, ZoneGap
 from schemas.geography import CoverageCell
 from streams.coverage import COUNTING_STATES, ZoneCoverage, ZoneCoverageBook
+from streams.wire import ZoneSummary
+
+SUMMARY_DECIMALS = 3  # workers: sums of demand, rounded so that summation order does not show
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,23 @@ class CoverageMap:
             )
         gaps.sort(key=lambda g: (-g.uncovered_demand_workers, g.zone))
         return gaps
+
+
+def zone_summary(book: ZoneCoverageBook, zone_id: str) -> ZoneSummary:
+    """One zone's coverage totals and gaps: what each zone partition publishes, and what the
+    embedded runtime's maps add up to for the same zone."""
+    zone = book.zones.get(zone_id)
+    cells = book.demand.cells_of_zone.get(zone_id, ())
+    covered = [c for c in cells if zone is not None and zone.index.is_covered(c)]
+    assessment = book.assess(zone_id)
+    return ZoneSummary(
+        zone=zone_id,
+        district=assessment.district,
+        cells=len(cells),
+        cells_covered=len(covered),
+        demand_workers=assessment.demand_workers,
+        demand_covered_workers=round(sum(book.demand.demand[c] for c in covered), SUMMARY_DECIMALS),
+        uncovered_demand_workers=assessment.uncovered_demand_workers,
+        uncovered_cells=assessment.uncovered_cells,
+        stations_down=assessment.stations_down,
+    )

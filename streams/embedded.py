@@ -12,7 +12,6 @@ each batch only the cells whose count, status or access score changed.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -22,11 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from geo.catchment import Catchments, CircleCatchments
+from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
-from geo.network import NetworkCatchments, StreetNetwork
-from geo.zones import BoundaryZones, H3Zones, ZoneScheme
 from schemas.alerts import Alert, AlertStatus
 from schemas.api import CellStatus
 from schemas.events import Event, EventType, VisitEvent
@@ -41,6 +38,7 @@ from streams.coverage import ZoneCoverage
 from streams.coverage_map import CellView, CoverageMap
 from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
+from streams.world import build_catchments, build_grid
 from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +47,10 @@ _BATCH_MAX_ITEMS = 500  # events processed and saved in one transaction
 
 
 class _Tick:
+    pass
+
+
+class _Refresh:
     pass
 
 
@@ -123,7 +125,12 @@ class EmbeddedRuntime:
         clock: Clock | None = None,
         *,
         autotick: bool = True,
+        follow_store: bool = False,
     ) -> None:
+        """`follow_store`: a read replica for the API of the distributed runtime. It processes
+        no events and writes nothing; each tick it takes the station records and alerts the
+        workers wrote to the store, and keeps coverage current from them."""
+        self.follow_store = follow_store
         self.store = store
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -165,6 +172,8 @@ class EmbeddedRuntime:
         self._save(outcome, {}, whole_snapshot=True)
         for archived in pending:
             self._queue.put(archived)
+        if self.follow_store:
+            self._queue.put(_Refresh())
         worker = threading.Thread(target=self._work, name="waystation-processor", daemon=True)
         self._threads = [worker]
         if self.autotick:
@@ -212,29 +221,10 @@ class EmbeddedRuntime:
         self.drain()
 
     def _grid(self, subdistricts: list[Boundary]) -> Grid:
-        """Subdistricts become the alert zones when loaded, unless settings say H3."""
-        fallback = H3Zones(self.settings.zone_resolution)
-        zones: ZoneScheme = fallback
-        if subdistricts and self.settings.zone_scheme != "h3":
-            zones = BoundaryZones.from_boundaries(subdistricts, fallback)
-        elif self.settings.zone_scheme == "subdistrict":
-            log.warning("zone_scheme is subdistrict but none are loaded: using H3 zones")
-        return Grid(self.settings.grid_resolution, self.settings.zone_resolution, zones)
+        return build_grid(self.settings, subdistricts)
 
     def _catchments(self) -> Catchments:
-        settings = self.settings
-        if settings.catchment_model == "circle":
-            return CircleCatchments(self.grid, settings.catchment_radius_m)
-        if settings.street_network_file is None:
-            raise ValueError("catchment_model=network needs WAYSTATION_STREET_NETWORK_FILE")
-        document = json.loads(settings.street_network_file.read_text(encoding="utf-8"))
-        return NetworkCatchments(
-            self.grid,
-            StreetNetwork.from_geojson(document),
-            speed_kmh=settings.travel_speed_kmh,
-            minutes=settings.catchment_minutes,
-            max_snap_m=settings.network_max_snap_m,
-        )
+        return build_catchments(self.settings, self.grid)
 
     def stop(self) -> None:
         """Finish what is queued, then stop. Safe to call twice."""
@@ -286,7 +276,7 @@ class EmbeddedRuntime:
 
     def _tick_loop(self) -> None:
         while not self._stopping.wait(self.settings.tick_interval_seconds):
-            self._queue.put(_Tick())
+            self._queue.put(_Refresh() if self.follow_store else _Tick())
 
     def _work(self) -> None:
         while True:
@@ -316,6 +306,8 @@ class EmbeddedRuntime:
             for item in items:
                 if isinstance(item, _Marker):
                     markers.append(item)
+                elif isinstance(item, _Refresh):
+                    outcome.extend(self._follow())
                 elif isinstance(item, _Tick):
                     outcome.extend(self.pipeline.tick(self.clock.now()))
                 elif isinstance(item, _ReplaceDemand):
@@ -334,6 +326,28 @@ class EmbeddedRuntime:
             marker.done.set()
         for listener in self.listeners:
             listener(outcome)
+
+    def refresh(self) -> None:
+        """Follow the store now and wait until that is done (a replica; tests)."""
+        self._queue.put(_Refresh())
+        self.drain()
+
+    def _follow(self) -> StepOutcome:
+        assert self.pipeline is not None
+        with self.store.transaction() as tx:
+            records = tx.records.load_all()
+            alerts = {a.key: a for a in tx.alerts.load_active()}
+        now = self.clock.now()
+        outcome = StepOutcome()
+        current = self.pipeline.ledger.records
+        for station_id in sorted(records):
+            if records[station_id] != current.get(station_id):
+                outcome.extend(self.pipeline.adopt(records[station_id], now))
+        book = self.pipeline.alert_book.alerts
+        book.clear()
+        book.update(alerts)
+        outcome.alert_events.clear()  # the workers decide alerts; this replica only reads
+        return outcome
 
     def _rebuild(self, cells: Sequence[DemandCell]) -> StepOutcome:
         old = self.pipeline
@@ -391,6 +405,17 @@ class EmbeddedRuntime:
             dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
             views = self._changed_cells(outcome, whole=whole_snapshot)
             cells = self.coverage_map.snapshot(views, self.clock.now())
+        if self.follow_store:
+            # A read replica: the workers own records, alerts and events. It still keeps the
+            # planners' coverage snapshot, which only a process holding all zones can compute.
+            with self.store.transaction() as tx:
+                if whole_snapshot:
+                    tx.coverage.replace(cells)
+                elif cells:
+                    tx.coverage.save(cells)
+            with self.lock:
+                self._saved_cells.update((view.cell, view.signature) for view in views)
+            return
         alerts: dict[str, Alert] = {}
         for event in outcome.alert_events:
             alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins

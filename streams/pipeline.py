@@ -1,12 +1,15 @@
 """The whole processing chain for one event or one clock tick, as plain synchronous code.
 
-The embedded runtime calls `Pipeline` directly over dicts; the distributed runtime calls the
-same steps (ledger, fan-out, zone book, alert book) from agents over tables, topic by topic.
+Two halves, split where the key changes: `StationSteps` holds everything keyed by station
+(ledger, visit windows, station alerts) and fans a state change out into per-zone deltas;
+`ZoneSteps` applies those deltas to the zones and judges them. The embedded runtime runs both
+through `Pipeline` over dicts, in one order; the distributed runtime runs each half in its own
+stream, partitioned by its own key, over table state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -15,13 +18,25 @@ from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
-from schemas.state import EventStatus, StationRecord, StationStateChanged
+from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
 from streams.coverage import ZoneAssessment, ZoneCoverage, ZoneCoverageBook, fan_out
 from streams.ledger import StationLedger
 from streams.overload import VisitWindow, VisitWindows
 from waystation.settings import Settings
+
+Emitted = StationStateChanged | CoverageDelta | AlertEvent
+"""What the station half produces, in the order it produced it."""
+
+
+@dataclass
+class StationOutcome:
+    applied: EventStatus | None = None
+    emitted: list[Emitted] = field(default_factory=list)
+
+    def extend(self, other: StationOutcome) -> None:
+        self.emitted.extend(other.emitted)
 
 
 @dataclass
@@ -37,7 +52,10 @@ class StepOutcome:
         self.alert_events.extend(other.alert_events)
 
 
-class Pipeline:
+class StationSteps:
+    """Station-keyed processing: one station's events and clock, its alerts, and the fan-out of
+    its state changes into coverage deltas keyed by zone."""
+
     def __init__(
         self,
         *,
@@ -46,94 +64,67 @@ class Pipeline:
         registry: Mapping[str, Station],
         catchments: Catchments,
         records: MutableMapping[str, StationRecord],
-        zones: MutableMapping[str, ZoneCoverage],
         alerts: MutableMapping[str, Alert],
         visits: MutableMapping[str, VisitWindow],
+        supply_ratios: dict[str, float] | None = None,
     ) -> None:
         self.settings = settings
+        self.demand = demand
         self.grid = demand.grid
         self.registry = registry
         self.catchments = catchments
         self.ledger = StationLedger(records, settings)
-        self.zone_book = ZoneCoverageBook(zones, demand, settings)
         self.alert_book = AlertBook(alerts, settings)
         self.visit_windows = VisitWindows(visits, settings)
-        self._supply_ratios: dict[str, float] = {}  # 2SFCA step one, fixed for a demand layer
+        # 2SFCA step one, fixed for a demand layer; shareable between short-lived instances.
+        self.supply_ratios = {} if supply_ratios is None else supply_ratios
 
-    def handle(self, event: Event, now: datetime) -> StepOutcome:
+    def handle(self, event: Event, now: datetime) -> StationOutcome:
         if event.station_id not in self.registry:
-            return StepOutcome(applied=EventStatus.unknown_station)
-        outcome = StepOutcome()
+            return StationOutcome(applied=EventStatus.unknown_station)
+        outcome = StationOutcome()
         registered = self.ledger.register(event.station_id, now)
         if registered is not None:
-            outcome.extend(self._propagate(registered, now))
+            outcome.extend(self.propagate(registered, now))
         applied, change = self.ledger.on_event(event, now)
         outcome.applied = applied
         if change is not None:
-            outcome.extend(self._propagate(change, now))
+            outcome.extend(self.propagate(change, now))
         if isinstance(event, VisitEvent) and applied is EventStatus.applied:
             visitors = self.visit_windows.record(event, now)
-            outcome.alert_events.extend(self._observe_load(event.station_id, visitors, now))
+            outcome.emitted.extend(self._observe_load(event.station_id, visitors, now))
         return outcome
 
-    def tick(self, now: datetime) -> StepOutcome:
-        outcome = StepOutcome()
-        for change in self.ledger.on_tick(now):
-            outcome.extend(self._propagate(change, now))
-        for station_id in sorted(self.visit_windows.windows):
-            visitors = self.visit_windows.visitors(station_id, now)
-            outcome.alert_events.extend(self._observe_load(station_id, visitors, now))
-        outcome.alert_events.extend(self.alert_book.on_tick(now))
-        return outcome
-
-    def restore(self, now: datetime) -> StepOutcome:
-        """Rebuild coverage from the ledger's records (coverage is derived, never stored), bring
-        every registered station into the ledger, and judge every zone that has demand, so
-        that a zone no station reaches is seen too."""
-        outcome = StepOutcome()
-        self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
-        for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
-            if record.station_id in self.registry:
-                restored = StationStateChanged(
-                    station_id=record.station_id,
-                    old=None,
-                    new=record.state,
-                    at=record.state_since or now,
-                    reason=record.state_reason,
-                )
-                outcome.extend(self._propagate(restored, now, judge_zones=False))
-        for station_id in sorted(self.registry):
+    def register(self, station_ids: Iterable[str], now: datetime) -> StationOutcome:
+        """Bring stations not yet in the ledger into it (silent, until heard from)."""
+        outcome = StationOutcome()
+        for station_id in station_ids:
             registered = self.ledger.register(station_id, now)
             if registered is not None:
-                outcome.extend(self._propagate(registered, now, judge_zones=False))
-        # Every zone is judged once, after all stations are in (not once per station).
-        zones = self.zone_book.demand.cells_of_zone
-        for zone in sorted(zones):
-            outcome.alert_events.extend(self._observe_zone(self.zone_book.assess(zone), now))
-        for alert in list(self.alert_book.alerts.values()):
-            if alert.kind is AlertKind.zone_underserved and alert.subject not in zones:
-                # A zone the demand layer no longer has cannot stay underserved.
-                outcome.alert_events += self.alert_book.observe(
-                    alert.kind, alert.subject, active=False, evidence=alert.evidence, now=now
-                )
+                outcome.extend(self.propagate(registered, now))
         return outcome
 
-    def _propagate(
-        self, change: StationStateChanged, now: datetime, *, judge_zones: bool = True
-    ) -> StepOutcome:
-        outcome = StepOutcome(station_changes=[change])
+    def tick(self, now: datetime) -> StationOutcome:
+        """The clock for every station in this state: silence and the overload window. The
+        alerts' grace periods are advanced by the caller (`alert_book.on_tick`), once."""
+        outcome = StationOutcome()
+        for change in self.ledger.on_tick(now):
+            outcome.extend(self.propagate(change, now))
+        for station_id in sorted(self.visit_windows.windows):
+            visitors = self.visit_windows.visitors(station_id, now)
+            outcome.emitted.extend(self._observe_load(station_id, visitors, now))
+        return outcome
+
+    def propagate(self, change: StationStateChanged, now: datetime) -> StationOutcome:
+        outcome = StationOutcome(emitted=[change])
         station = self.registry[change.station_id]
-        outcome.alert_events.extend(self._observe_station(station, change, now))
+        outcome.emitted.extend(self._observe_station(station, change, now))
         catchment = self.catchments.cells(station.lat, station.lon)
-        ratio = self._supply_ratios.get(station.station_id)
+        ratio = self.supply_ratios.get(station.station_id)
         if ratio is None:
-            ratio = supply_ratio(station.capacity, catchment, self.zone_book.demand.demand)
-            self._supply_ratios[station.station_id] = ratio
-        for delta in fan_out(change, catchment, self.grid, ratio):
-            flipped, assessment = self.zone_book.apply(delta)
-            outcome.flipped_cells.extend(flipped)
-            if judge_zones:
-                outcome.alert_events.extend(self._observe_zone(assessment, now))
+            ratio = supply_ratio(station.capacity, catchment, self.demand.demand)
+            self.supply_ratios[station.station_id] = ratio
+        outcome.emitted.extend(fan_out(change, catchment, self.grid, ratio))
         return outcome
 
     def _observe_station(
@@ -177,7 +168,32 @@ class Pipeline:
             district=station.district,
         )
 
-    def _observe_zone(self, assessment: ZoneAssessment, now: datetime) -> list[AlertEvent]:
+
+class ZoneSteps:
+    """Zone-keyed processing: coverage deltas into the zone books, and each zone judged
+    against its demand (underserved-zone alerts, with hysteresis)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        demand: DemandLayer,
+        zones: MutableMapping[str, ZoneCoverage],
+        alerts: MutableMapping[str, Alert],
+    ) -> None:
+        self.settings = settings
+        self.zone_book = ZoneCoverageBook(zones, demand, settings)
+        self.alert_book = AlertBook(alerts, settings)
+
+    def apply(
+        self, delta: CoverageDelta, now: datetime, *, judge: bool = True
+    ) -> tuple[list[str], list[AlertEvent]]:
+        """Returns the cells whose covered flag flipped and the alert steps it caused
+        (none when `judge` is off: a rebuild judges every zone once at the end)."""
+        flipped, assessment = self.zone_book.apply(delta)
+        return flipped, self.judge(assessment, now) if judge else []
+
+    def judge(self, assessment: ZoneAssessment, now: datetime) -> list[AlertEvent]:
         threshold = self.settings.zone_uncovered_demand_workers
         if self.alert_book.is_active(AlertKind.zone_underserved, assessment.zone):
             threshold *= self.settings.zone_resolve_ratio  # hysteresis: harder to clear
@@ -199,3 +215,112 @@ class Pipeline:
             now=now,
             district=assessment.district,
         )
+
+
+class Pipeline:
+    """Both halves in one process over one set of state, in the order a single event or tick
+    causes things: each delta reaches its zone before the next thing the station emits."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        demand: DemandLayer,
+        registry: Mapping[str, Station],
+        catchments: Catchments,
+        records: MutableMapping[str, StationRecord],
+        zones: MutableMapping[str, ZoneCoverage],
+        alerts: MutableMapping[str, Alert],
+        visits: MutableMapping[str, VisitWindow],
+    ) -> None:
+        self.settings = settings
+        self.grid = demand.grid
+        self.registry = registry
+        self.catchments = catchments
+        self.stations = StationSteps(
+            settings=settings,
+            demand=demand,
+            registry=registry,
+            catchments=catchments,
+            records=records,
+            alerts=alerts,
+            visits=visits,
+        )
+        self.zones = ZoneSteps(settings=settings, demand=demand, zones=zones, alerts=alerts)
+        self.ledger = self.stations.ledger
+        self.visit_windows = self.stations.visit_windows
+        self.zone_book = self.zones.zone_book
+        self.alert_book = self.stations.alert_book  # one mapping holds both halves' alerts
+
+    def handle(self, event: Event, now: datetime) -> StepOutcome:
+        return self._route(self.stations.handle(event, now), now)
+
+    def tick(self, now: datetime) -> StepOutcome:
+        outcome = self._route(self.stations.tick(now), now)
+        outcome.alert_events.extend(self.alert_book.on_tick(now))
+        return outcome
+
+    def restore(self, now: datetime) -> StepOutcome:
+        """Rebuild coverage from the ledger's records (coverage is derived, never stored), bring
+        every registered station into the ledger, and judge every zone that has demand, so
+        that a zone no station reaches is seen too."""
+        outcome = StepOutcome()
+        self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
+        for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
+            if record.station_id in self.registry:
+                restored = StationStateChanged(
+                    station_id=record.station_id,
+                    old=None,
+                    new=record.state,
+                    at=record.state_since or now,
+                    reason=record.state_reason,
+                )
+                outcome.extend(
+                    self._route(self.stations.propagate(restored, now), now, judge_zones=False)
+                )
+        registered = self.stations.register(sorted(self.registry), now)
+        outcome.extend(self._route(registered, now, judge_zones=False))
+        # Every zone is judged once, after all stations are in (not once per station).
+        zones = self.zone_book.demand.cells_of_zone
+        for zone in sorted(zones):
+            outcome.alert_events.extend(self.zones.judge(self.zone_book.assess(zone), now))
+        for alert in list(self.alert_book.alerts.values()):
+            if alert.kind is AlertKind.zone_underserved and alert.subject not in zones:
+                # A zone the demand layer no longer has cannot stay underserved.
+                outcome.alert_events += self.alert_book.observe(
+                    alert.kind, alert.subject, active=False, evidence=alert.evidence, now=now
+                )
+        return outcome
+
+    def adopt(self, record: StationRecord, now: datetime) -> StepOutcome:
+        """Take a station record decided elsewhere (by the distributed runtime, through the
+        store) and move coverage with it; a read replica's view of the zones."""
+        old = self.ledger.records.get(record.station_id)
+        self.ledger.records[record.station_id] = record
+        if record.station_id not in self.registry or (
+            old is not None and old.state is record.state
+        ):
+            return StepOutcome()
+        change = StationStateChanged(
+            station_id=record.station_id,
+            old=old.state if old is not None else None,
+            new=record.state,
+            at=record.state_since or now,
+            reason=record.state_reason,
+        )
+        return self._route(self.stations.propagate(change, now), now)
+
+    def _route(
+        self, produced: StationOutcome, now: datetime, *, judge_zones: bool = True
+    ) -> StepOutcome:
+        outcome = StepOutcome(applied=produced.applied)
+        for item in produced.emitted:
+            if isinstance(item, StationStateChanged):
+                outcome.station_changes.append(item)
+            elif isinstance(item, CoverageDelta):
+                flipped, events = self.zones.apply(item, now, judge=judge_zones)
+                outcome.flipped_cells.extend(flipped)
+                outcome.alert_events.extend(events)
+            else:
+                outcome.alert_events.append(item)
+        return outcome

@@ -30,6 +30,13 @@ COVERAGE_RESULTS = {
     "coverage.peak_memory.city.mb",
     "coverage.recompute.city.vs_shapely",
 }
+STREAM_RESULTS = {
+    "stream.faust.events_per_s",
+    "stream.aiokafka_ceiling.events_per_s",
+    "stream.embedded.same_input.events_per_s",
+    "stream.faust.vs_aiokafka_ceiling",
+    "stream.faust.vs_embedded",
+}
 PIPELINE_FLIP_RESULTS = {
     "pipeline.flip.district.median_ms",
     "pipeline.flip.district.p99_ms",
@@ -37,7 +44,7 @@ PIPELINE_FLIP_RESULTS = {
     "pipeline.flip.city.p99_ms",
 }
 PIPELINE_RESULTS = PIPELINE_FLIP_RESULTS | {"pipeline.tick.city.ms"}
-STREAM_RESULTS = {
+EMBEDDED_RESULTS = {
     "stream.embedded.events_per_s",
     "stream.embedded.ingest_only.events_per_s",
 }
@@ -51,7 +58,9 @@ STORE_RESULTS = {
     ]
     for backend in ("sqlite", "postgis")
 }
-ALL_RESULTS = COVERAGE_RESULTS | PIPELINE_RESULTS | STREAM_RESULTS | STORE_RESULTS
+ALL_RESULTS = (
+    COVERAGE_RESULTS | PIPELINE_RESULTS | EMBEDDED_RESULTS | STORE_RESULTS | STREAM_RESULTS
+)
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
 DOTTED_LOWER_CASE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
@@ -149,9 +158,9 @@ def test_pipeline_results_have_the_flip_target(quick_run: Path) -> None:
     assert "thread CPU time" in text
 
 
-def test_stream_results_are_rates_without_targets(quick_run: Path) -> None:
+def test_embedded_results_are_rates_without_targets(quick_run: Path) -> None:
     results = _results_by_name(quick_run)
-    for name in STREAM_RESULTS:
+    for name in EMBEDDED_RESULTS:
         assert results[name]["unit"] == "per_s", name
         assert results[name]["value"] > 0, name
         assert results[name]["target"] is None, name

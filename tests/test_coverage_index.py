@@ -431,3 +431,25 @@ def test_incremental_zone_judgement_equals_judging_from_scratch(
             assert assessment.uncovered_demand_workers == pytest.approx(
                 sum(layer.demand[c] for c in expected)
             )
+
+
+def test_a_zone_loaded_without_its_judgement_is_judged_on_first_use() -> None:
+    """Zones recovered from a changelog carry only their stations; the underserved cells are
+    derived and must come back the same."""
+    demand_cells = [DemandCell(cell=c, demand_workers=3.0, district="D") for c in sorted(WIDE_POOL)]
+    layer = DemandLayer.build(GRID, demand_cells)
+    config = Settings(degraded_coverage_weight=0.5)
+    book = ZoneCoverageBook({}, layer, config)
+    catchment = frozenset(sorted(WIDE_POOL)[:10])
+    change = StationStateChanged(
+        station_id="S", old=None, new=StationState.available, at=T0, reason="test"
+    )
+    for delta in fan_out(change, catchment, GRID, 0.1):
+        book.apply(delta)
+    before = {zone: book.assess(zone) for zone in layer.cells_of_zone}
+    reloaded: dict[str, ZoneCoverage] = {}
+    for zone_id, zone in book.zones.items():
+        bare = ZoneCoverage(zone=zone_id, index=zone.index, stations=dict(zone.stations))
+        reloaded[zone_id] = bare
+    again = ZoneCoverageBook(reloaded, layer, config)
+    assert {zone: again.assess(zone) for zone in layer.cells_of_zone} == before

@@ -146,6 +146,56 @@ class Settings(BaseSettings):
     sample_stations: int = Field(2000, ge=1, description="Stations in the generated sample city")
     sample_subdistricts: int = Field(40, ge=1, description="Subdistricts in the sample city")
 
+    # Distributed runtime (Kafka + Faust)
+    broker_url: str | None = Field(
+        None,
+        description="Kafka bootstrap servers (kafka://host:port,...); unset means the embedded "
+        "runtime",
+    )
+    broker_partitions: int = Field(
+        4, ge=1, description="Partitions of each waystation topic (workers share them out)"
+    )
+    broker_replication_factor: int = Field(
+        1, ge=1, description="Replicas of each topic made by `waystation topics create`"
+    )
+    broker_event_retention_hours: float = Field(
+        168.0, gt=0, description="How long event, clock and alert topics keep messages"
+    )
+    broker_dead_letter_retention_hours: float = Field(
+        720.0, gt=0, description="How long the dead-letter topic keeps what could not be processed"
+    )
+    broker_ack_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long the API waits for the broker's acknowledgement"
+    )
+    broker_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After sent with a 503 when the broker cannot be reached"
+    )
+    broker_session_timeout_seconds: float = Field(
+        10.0, gt=0, description="Consumer-group session timeout of a worker"
+    )
+    worker_app_id: str = Field(
+        "waystation", description="Faust application id: consumer group and table topic prefix"
+    )
+    worker_clock: Literal["wall", "topic"] = Field(
+        "wall",
+        description="Worker clock: tick every tick_interval_seconds (wall), or only on ticks "
+        "published to the clock topic (topic: tests and replays)",
+    )
+    worker_commit_interval_seconds: float = Field(
+        2.8, gt=0, description="How often a worker commits the offsets it has processed"
+    )
+    worker_fetch_max_wait_ms: int = Field(
+        1500, ge=1, description="Longest a worker's fetch waits on a partition with nothing new"
+    )
+    worker_web_host: str = Field("127.0.0.1", description="Address a worker's web server binds")
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="Port of a worker's web server")
+    worker_sink_batch_max_messages: int = Field(
+        500, ge=1, description="Most messages the store writer saves in one transaction"
+    )
+    worker_sink_batch_wait_seconds: float = Field(
+        0.2, gt=0, description="Longest the store writer waits to fill a batch"
+    )
+
     @property
     def travel_speed_kmh(self) -> float:
         return self.ebike_speed_kmh if self.travel_mode == "ebike" else self.walk_speed_kmh
@@ -159,6 +209,16 @@ class Settings(BaseSettings):
         """Straight-line reach: speed x time / detour (walking 5 km/h for 15 min with detour
         1.25 gives the unions' "1 km, 15 minutes on foot")."""
         return self.travel_speed_kmh * 1000.0 * (self.catchment_minutes / 60.0) / self.detour_factor
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.broker_url)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """broker_url as host:port items, without Faust's kafka:// scheme."""
+        text = (self.broker_url or "").replace("kafka://", "")
+        return [item.strip() for item in text.split(",") if item.strip()]
 
     @property
     def resolved_database_url(self) -> str:

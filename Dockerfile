@@ -1,0 +1,22 @@
+# The waystation image: the API (`waystation run`) and the workers (`waystation worker`).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY schemas schemas
+COPY waystation waystation
+COPY geo geo
+COPY store store
+COPY streams streams
+COPY services services
+# psycopg: the PostgreSQL driver for WAYSTATION_DATABASE_URL=postgresql+psycopg://...
+RUN pip install . "psycopg[binary]>=3.1,<4"
+
+RUN useradd --create-home --uid 10001 waystation
+USER waystation
+EXPOSE 8000 6066
+CMD ["waystation", "run"]

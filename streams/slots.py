@@ -1,0 +1,97 @@
+"""Table values of the distributed runtime, and their bytes.
+
+One value per key holds everything a step changes for that key, so that a step's effect on
+the table is one changelog message: a worker killed mid-step has either saved all of it or
+none of it, and the replayed message then finds its event id remembered or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from geo.coverage import CoverageIndex
+from schemas.alerts import Alert
+from schemas.state import StationRecord
+from schemas.stations import StationState
+from streams.coverage import ZoneCoverage, ZoneStation
+from streams.overload import VisitWindow
+
+
+@dataclass
+class StationSlot:
+    """A station's ledger record, visit window, station alerts and the event ids it has seen."""
+
+    station_id: str
+    record: StationRecord | None = None
+    window: VisitWindow = field(default_factory=list)
+    alerts: dict[str, Alert] = field(default_factory=dict)
+    seen: dict[str, datetime] = field(default_factory=dict)  # event_id -> occurred_at
+
+    def forget_before(self, horizon: datetime) -> None:
+        """Event ids older than anything that could still change state need no memory."""
+        self.seen = {key: at for key, at in self.seen.items() if at > horizon}
+
+
+def dedupe_horizon(now: datetime, window_minutes: float, lateness_minutes: float) -> datetime:
+    """A copy of an event older than this is late, or outside the visit window, anyway."""
+    return now - timedelta(minutes=max(window_minutes, lateness_minutes))
+
+
+def dump_station_slot(slot: StationSlot) -> bytes:
+    data: dict[str, Any] = {
+        "station_id": slot.station_id,
+        "record": slot.record.model_dump(mode="json") if slot.record else None,
+        "window": [[at.isoformat(), visitors] for at, visitors in slot.window],
+        "alerts": {key: alert.model_dump(mode="json") for key, alert in slot.alerts.items()},
+        "seen": {key: at.isoformat() for key, at in slot.seen.items()},
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
+    """From bytes, or from what a JSON decoder already made of them."""
+    data = raw if isinstance(raw, dict) else json.loads(raw)
+    return StationSlot(
+        station_id=data["station_id"],
+        record=StationRecord.model_validate(data["record"]) if data["record"] else None,
+        window=[(datetime.fromisoformat(at), int(n)) for at, n in data["window"]],
+        alerts={key: Alert.model_validate(value) for key, value in data["alerts"].items()},
+        seen={key: datetime.fromisoformat(at) for key, at in data["seen"].items()},
+    )
+
+
+@dataclass
+class ZoneSlot:
+    """A zone's coverage book (the stations reaching into it) and its underserved alert."""
+
+    coverage: ZoneCoverage
+    alert: Alert | None = None
+
+
+def dump_zone_slot(slot: ZoneSlot) -> bytes:
+    """Only the stations are written: the cell counts are rebuilt from them on load."""
+    data: dict[str, Any] = {
+        "zone": slot.coverage.zone,
+        "weight": slot.coverage.index.degraded_weight,
+        "stations": {
+            station_id: [known.state.value, list(known.cells), known.supply_ratio]
+            for station_id, known in slot.coverage.stations.items()
+        },
+        "alert": slot.alert.model_dump(mode="json") if slot.alert else None,
+    }
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def load_zone_slot(raw: bytes | dict[str, Any]) -> ZoneSlot:
+    """From bytes, or from what a JSON decoder already made of them."""
+    data = raw if isinstance(raw, dict) else json.loads(raw)
+    coverage = ZoneCoverage(zone=data["zone"], index=CoverageIndex(float(data["weight"])))
+    for station_id, (state, cells, ratio) in data["stations"].items():
+        known = ZoneStation(StationState(state), tuple(cells), float(ratio))
+        coverage.index.move(known.cells, None, known.state, supply_ratio=known.supply_ratio)
+        coverage.stations[station_id] = known
+    alert = Alert.model_validate(data["alert"]) if data["alert"] else None
+    return ZoneSlot(coverage=coverage, alert=alert)

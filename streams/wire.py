@@ -1,0 +1,79 @@
+"""Messages between the stages of the distributed runtime (values on the internal topics)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from schemas.events import EVENT_ADAPTER, Event
+from schemas.state import CoverageDelta, EventStatus
+
+
+class Tick(BaseModel):
+    """On the clock topic: evaluate silence and grace periods at `at`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+
+
+class ZoneMessage(BaseModel):
+    """On the coverage-delta topic: a delta for one zone, or a tick marker from one station
+    partition (a zone partition ticks once every station partition has passed that time)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    delta: CoverageDelta | None = None
+    tick_from: int | None = None
+
+
+class Outcome(BaseModel):
+    """On the outcomes topic: what became of one event, so the store can archive it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    body: str  # the event's canonical JSON, as archived
+    received_at: datetime
+    status: EventStatus | None  # None: a copy of an event already processed
+
+
+class ZoneSummary(BaseModel):
+    """On the compacted zone-coverage topic: one zone's coverage, as the reports sum it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    zone: str
+    district: str | None
+    cells: int
+    cells_covered: int
+    demand_workers: float
+    demand_covered_workers: float
+    uncovered_demand_workers: float
+    uncovered_cells: tuple[str, ...]
+    stations_down: tuple[str, ...]
+
+
+class WireError(ValueError):
+    """A message that cannot be processed; the text is the dead-letter reason."""
+
+
+def read_event(raw: bytes | None) -> Event:
+    """An event from its bytes on an event topic, or WireError saying what is wrong. The
+    future-time check is the API's, made when the event was accepted."""
+    if raw is None:
+        raise WireError("empty message")
+    try:
+        json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireError(f"malformed JSON: {exc}") from exc
+    try:
+        return EVENT_ADAPTER.validate_json(raw, strict=True, context={})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise WireError(f"invalid event: {problems}") from exc

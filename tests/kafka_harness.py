@@ -1,0 +1,226 @@
+"""Real broker, real workers: the mock cluster in its own process with every waystation
+topic, `waystation worker` processes against it, and ways to feed and read the topics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams import topics as t
+from streams.mock_cluster import MockCluster
+from streams.wire import Tick
+from tests.conftest import free_port
+from waystation.settings import Settings
+
+WORKER_READY_TIMEOUT_S = 90
+DRAIN_TIMEOUT_S = 90
+DRAIN_POLL_S = 0.15
+DRAIN_STABLE_CHECKS = 2
+DRAIN_IDLE_CHECKS = 12  # x DRAIN_POLL_S: well over the commit interval and fetch wait
+READ_TIMEOUT_MS = 3000
+TEST_PARTITIONS = 2
+COMMIT_INTERVAL_S = 0.2
+INPUT_TOPICS = (
+    *t.EVENT_TOPICS.values(),
+    t.CLOCK,
+    t.COVERAGE_DELTAS,
+    t.STATION_STATE,
+    t.ALERTS,
+    t.OUTCOMES,
+)
+
+
+def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Settings:
+    """`settings` pointed at the broker, with a clock that only the tests move."""
+    values = {
+        **settings.model_dump(),
+        "broker_url": f"kafka://{bootstrap}",
+        "broker_partitions": TEST_PARTITIONS,
+        "worker_clock": "topic",
+        "worker_commit_interval_seconds": COMMIT_INTERVAL_S,
+        "broker_session_timeout_seconds": 6.0,
+        "worker_sink_batch_wait_seconds": 0.05,
+        "worker_fetch_max_wait_ms": 50,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The settings as WAYSTATION_* variables, for a worker process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WAYSTATION_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        env[f"WAYSTATION_{name.upper()}"] = text
+    env["WAYSTATION_DATABASE_URL"] = settings.resolved_database_url
+    return env
+
+
+@contextmanager
+def cluster_for(settings: Settings) -> Iterator[MockCluster]:
+    """A mock cluster holding every topic `settings` needs (it has no CreateTopics)."""
+    specs = t.topic_specs(settings.model_copy(update={"broker_partitions": TEST_PARTITIONS}))
+    with MockCluster(topics=[(spec.name, spec.partitions) for spec in specs]) as cluster:
+        yield cluster
+
+
+class WorkerProcess:
+    """`waystation worker` as a child process; its log goes to a file next to the store."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.log_path = log_path
+        env = environment(settings.model_copy(update={"worker_web_port": free_port()}))
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + WORKER_READY_TIMEOUT_S
+        while b"Ready" not in log_path.read_bytes():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"the worker did not become ready:\n{self.log()}")
+            time.sleep(0.1)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to commit, flush or leave the group."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+class Wire:
+    """Clients of the broker for a test: raw produce, ticks, drain, and reading topics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.servers = settings.bootstrap_servers
+        self.producer = KafkaProducer(bootstrap_servers=self.servers, acks="all")
+        self.admin = KafkaAdminClient(bootstrap_servers=self.servers)
+        self.offsets = KafkaConsumer(bootstrap_servers=self.servers)
+
+    def close(self) -> None:
+        self.producer.close()
+        self.admin.close()
+        self.offsets.close()
+
+    def produce_raw(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        self.producer.send(topic, key=key, value=value, headers=list(headers)).get(timeout=10)
+
+    def tick(self, at: datetime) -> None:
+        value = Tick(at=at).model_dump_json().encode()
+        for partition in range(self.settings.broker_partitions):
+            self.producer.send(t.CLOCK, value=value, partition=partition).get(timeout=10)
+
+    def drain(self) -> None:
+        """Wait until the workers have processed everything on their inputs: no lag between
+        the group's committed offsets and the ends of the topics, or (see below) a lag that
+        stays exactly the same for longer than several commit intervals."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        previous: dict[TopicPartition, int] | None = None
+        same = 0
+        while True:
+            lag = self._lag()
+            same = same + 1 if lag == previous else 0
+            previous = lag
+            # A Faust worker that re-reads a partition from its start after a restart may
+            # never commit it when its only messages were read before its offsets were set;
+            # the messages are processed, only the commit waits for the next message.
+            if (not lag and same >= DRAIN_STABLE_CHECKS) or same >= DRAIN_IDLE_CHECKS:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workers did not catch up: {lag}")
+            time.sleep(DRAIN_POLL_S)
+
+    def _lag(self) -> dict[TopicPartition, int]:
+        parts = range(self.settings.broker_partitions)
+        wanted = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in parts]
+        committed = self.admin.list_consumer_group_offsets(
+            self.settings.worker_app_id, partitions=wanted
+        )
+        ends = self.offsets.end_offsets(wanted)
+        lag = {}
+        for tp in wanted:
+            done = committed[tp].offset if tp in committed else 0
+            if ends[tp] > max(done, 0):
+                lag[tp] = ends[tp] - max(done, 0)
+        return lag
+
+    def read(self, topic: str) -> list[Record]:
+        """Everything on a topic, partition by partition, in offset order."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=READ_TIMEOUT_MS,
+        )
+        try:
+            tps = [TopicPartition(topic, p) for p in range(self.settings.broker_partitions)]
+            ends = consumer.end_offsets(tps)
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            found: list[Record] = []
+            while any(consumer.position(tp) < ends[tp] for tp in tps):
+                for batch in consumer.poll(timeout_ms=READ_TIMEOUT_MS).values():
+                    found += [
+                        Record(
+                            m.topic,
+                            m.partition,
+                            m.offset,
+                            m.key,
+                            m.value,
+                            dict(m.headers or []),
+                        )
+                        for m in batch
+                    ]
+            return sorted(found, key=lambda r: (r.partition, r.offset))
+        finally:
+            consumer.close()
+
+    def latest(self, topic: str) -> dict[bytes, bytes]:
+        """A compacted topic's view: the last value of each key."""
+        return {r.key: r.value for r in self.read(topic) if r.key is not None}
