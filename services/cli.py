@@ -55,11 +55,10 @@ def run(
     ] = None,
 ) -> None:
     """Start the embedded system: store, processors, simulator and the API."""
-    import uvicorn
-
     from services.app import create_app
     from services.bootstrap import ensure_sample_city
     from services.demo_keys import ensure_demo_keys
+    from services.server import Server
     from services.system import EmbeddedSystem
 
     _logging()
@@ -73,7 +72,7 @@ def run(
             console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
-    uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
+    Server(create_app(system), host=bind_host, port=bind_port).run()
 
 
 @app.command("sample-city")

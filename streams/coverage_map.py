@@ -31,21 +31,22 @@ class CoverageMap:
         self.book = book
 
     def cells(self, district: str | None) -> list[CellView]:
-        views = []
-        for cell in self.demand.cells_of_district(district):
-            zone = self.zones.get(self.demand.grid.zone_of(cell))
-            coverage = zone.index.coverage(cell) if zone else CellCoverage()
-            covered = zone is not None and zone.index.is_covered(cell)
-            access = zone.index.access(cell) if zone else 0.0
-            cell_demand = self.demand.demand[cell]
-            if self.book.is_underserved(zone, cell, cell_demand):
-                status = CellStatus.underserved
-            elif covered:
-                status = CellStatus.covered
-            else:
-                status = CellStatus.uncovered
-            views.append(CellView(cell, cell_demand, coverage, access, covered, status))
-        return views
+        return [self.view(cell) for cell in self.demand.cells_of_district(district)]
+
+    def view(self, cell: str) -> CellView:
+        """One demand cell as it stands now."""
+        zone = self.zones.get(self.demand.grid.zone_of(cell))
+        coverage = zone.index.coverage(cell) if zone else CellCoverage()
+        covered = zone is not None and zone.index.is_covered(cell)
+        access = zone.index.access(cell) if zone else 0.0
+        cell_demand = self.demand.demand[cell]
+        if self.book.is_underserved(zone, cell, cell_demand):
+            status = CellStatus.underserved
+        elif covered:
+            status = CellStatus.covered
+        else:
+            status = CellStatus.uncovered
+        return CellView(cell, cell_demand, coverage, access, covered, status)
 
     def gaps(self, district: str | None, open_zones: set[str]) -> list[ZoneGap]:
         """Zones with any uncovered demand, most uncovered demand first."""
