@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench schemas clean
+.PHONY: run test lint format bench schemas clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,21 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+# The browser tests and the dashboard benchmark drive Debian's chromium through Playwright
+# (`playwright install` cannot download here), with a Chinese font so that the page's default
+# language renders. Installed when missing and we are root.
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+browser:
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	  else \
+	    echo "install $(BROWSER_PACKAGES) for the browser tests"; \
+	  fi; \
+	fi
+
+test: lint browser
 	$(BIN)/pytest
 
 schemas: $(STAMP)
@@ -35,5 +49,5 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
-bench: $(STAMP)
+bench: $(STAMP) browser
 	$(BIN)/python -m bench.run
