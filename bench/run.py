@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.results import Result, machine, write
 
-MODULES: tuple[str, ...] = ("bench.coverage",)
+MODULES: tuple[str, ...] = ("bench.coverage", "bench.dashboard")
 
 BENCH_DIR = Path(__file__).resolve().parent
 QUICK_OUT_DIR = BENCH_DIR.parent / "var" / "bench-quick"

@@ -34,7 +34,8 @@ ENDS_IN_COMPARISON = re.compile(r".*\.vs_[a-z0-9_]+")
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out_dir = tmp_path_factory.mktemp("bench")
-    bench_run.main(["--quick", "--out", str(out_dir)])
+    # The dashboard's benchmark needs a browser: tests/test_dashboard_browser.py runs it.
+    bench_run.main(["--quick", "--out", str(out_dir), "--module", "bench.coverage"])
     return out_dir
 
 

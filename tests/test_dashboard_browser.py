@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bench import dashboard as bench_dashboard
 from bench.browser import VIEWPORT, chromium
 from geo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
 from schemas.auth import Role
@@ -305,3 +306,14 @@ def test_language_switch(browser: Any, city: City) -> None:
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     assert page.locator("#kpi-states li[data-state=closed] .state-name").inner_text() == "关闭"
     page.close()
+
+
+def test_dashboard_benchmark_quick_run(browser: Any) -> None:
+    """`make bench`'s dashboard module, at its quick size: both results, measured."""
+    del browser  # only its start-up check: the benchmark launches its own chromium
+    results = {r.name: r for r in bench_dashboard.run(quick=True)}
+    assert set(results) == {"dashboard.first_render.city.ms", "dashboard.live_update.city.ms"}
+    for result in results.values():
+        assert result.unit == "ms"
+        assert 0 < result.value < UPDATE_TIMEOUT_MS * 3
+        assert result.about
