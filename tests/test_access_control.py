@@ -160,9 +160,7 @@ def test_security_headers_and_documented_scheme(live: LiveServer) -> None:
     assert {"HTTPBearer", "APIKeyHeader"} <= set(schemes)
 
 
-def test_a_request_over_its_time_budget_is_answered_503(
-    tmp_path: Path, clock: ManualClock
-) -> None:
+def test_a_request_over_its_time_budget_is_answered_503(tmp_path: Path, clock: ManualClock) -> None:
     settings = settings_for(tmp_path, request_timeout_seconds=1e-6)
     system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
     load(system, tiny_city(settings))
