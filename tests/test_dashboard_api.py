@@ -16,6 +16,7 @@ import pytest
 
 from schemas.auth import Role
 from schemas.geography import Boundary, BoundaryLevel
+from services.app import SECURITY_HEADERS, content_security_policy
 from services.live import KEEPALIVE, RESYNC, Subscription
 from services.system import EmbeddedSystem
 from tests.conftest import DISTRICT, EventFactory, LiveServer, bearer, issue, serve
@@ -226,3 +227,11 @@ def test_streams_end_when_the_server_stops(system: EmbeddedSystem) -> None:
     assert stream.ended.wait(STREAM_TIMEOUT_S)
     assert time.monotonic() - started < STREAM_TIMEOUT_S
     stream.close()
+
+
+def test_a_basemap_widens_the_image_policy_to_its_origin_only() -> None:
+    assert content_security_policy(None) == SECURITY_HEADERS["Content-Security-Policy"]
+    policy = content_security_policy("https://{s}.tiles.example.org/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://*.tiles.example.org;" in policy
+    assert policy.startswith("default-src 'self';")
+    assert "script-src" not in policy
