@@ -161,6 +161,12 @@ def live_update_ms(
 
 
 def run(quick: bool) -> list[Result]:
+    with chromium() as browser:
+        return measure(quick, browser)
+
+
+def measure(quick: bool, browser: Any) -> list[Result]:
+    """The benchmark in an already running chromium (the browser tests share theirs)."""
     stations = QUICK_STATIONS if quick else CITY_STATIONS
     area_km2 = QUICK_AREA_KM2 if quick else CITY_AREA_KM2
     renders = QUICK_RENDERS if quick else RENDERS
@@ -181,11 +187,11 @@ def run(quick: bool) -> list[Result]:
             snapshot.raise_for_status()
             cells = len(snapshot.json()["cells"]["id"])
             json_mb = len(snapshot.content) / 2**20  # decoded: the JSON the page parses
-            with chromium() as browser:
-                page = browser.new_page(viewport=VIEWPORT)
-                renders_ms = first_render_ms(page, url, union, renders)
-                targets = [s.station_id for n, s in enumerate(city.stations) if n % 97 == 1]
-                updates_ms = live_update_ms(page, client, system, targets[:updates])
+            page = browser.new_page(viewport=VIEWPORT)
+            renders_ms = first_render_ms(page, url, union, renders)
+            targets = [s.station_id for n, s in enumerate(city.stations) if n % 97 == 1]
+            updates_ms = live_update_ms(page, client, system, targets[:updates])
+            page.close()
     scale = "city"
     made = (
         f"`generate_sample_city(seed={SEED}, stations={stations}, area_km2={area_km2:g})`, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from enum import StrEnum
@@ -72,7 +73,9 @@ def run(
             console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
-    Server(create_app(system), host=bind_host, port=bind_port).run()
+    # uvicorn re-raises the Ctrl-C it stopped for, once everything has stopped.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(create_app(system), host=bind_host, port=bind_port).run()
 
 
 @app.command("sample-city")

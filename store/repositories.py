@@ -334,7 +334,7 @@ class EventArchive:
             .where(EventRow.occurred_at >= since, EventRow.type == type)
             .group_by(EventRow.station_id)
         )
-        return dict(self._session.execute(stmt).tuples().all())
+        return {row.station_id: row[1] for row in self._session.execute(stmt)}
 
     def applied_since(self, since: datetime, *, type: str) -> list[ArchivedEvent]:
         """Applied events of one type that occurred at or after `since`, in event-time order:

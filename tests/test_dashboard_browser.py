@@ -277,7 +277,7 @@ def test_a_closed_station_changes_on_the_map_and_raises_an_alert_live(
     closed_row.get_by_role("button").click()
     popup = page.locator(f".station-popup[data-station='{station_id}']")
     assert popup.locator(".state-tag").get_attribute("data-state") == "closed"
-    popup.locator(".events li").first.wait_for()
+    popup.locator(".events li time").first.wait_for()  # the events, not "loading"
     assert "签到" in popup.locator(".events").inner_text()
     page.wait_for_timeout(POPUP_FADE_MS)
     ARTIFACTS.mkdir(exist_ok=True)
@@ -310,8 +310,7 @@ def test_language_switch(browser: Any, city: City) -> None:
 
 def test_dashboard_benchmark_quick_run(browser: Any) -> None:
     """`make bench`'s dashboard module, at its quick size: both results, measured."""
-    del browser  # only its start-up check: the benchmark launches its own chromium
-    results = {r.name: r for r in bench_dashboard.run(quick=True)}
+    results = {r.name: r for r in bench_dashboard.measure(quick=True, browser=browser)}
     assert set(results) == {"dashboard.first_render.city.ms", "dashboard.live_update.city.ms"}
     for result in results.values():
         assert result.unit == "ms"
