@@ -293,6 +293,7 @@ def test_language_switch(browser: Any, city: City) -> None:
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("#kpi-heading").inner_text().startswith("Overview")
     assert page.locator("#kpi-states li[data-state=closed] .state-name").inner_text() == "closed"
+    assert page.locator("#as-of").inner_text().startswith("As of")
     assert page.get_by_label("District", exact=True).is_visible()
     page.locator(".skip-link").focus()
     tabbed = []

@@ -220,7 +220,13 @@
     model.alerts = new Map(s.open_alerts.map((a) => [a.alert_id, a]));
     model.zones = new Set(s.underserved_zones);
     model.kpis = s.kpis;
-    $("as-of").textContent = t("asOf", { time: panel.formatTime(s.generated_at) });
+    showAsOf(s.generated_at);
+  }
+
+  let asOf = null;
+  function showAsOf(iso) {
+    asOf = iso || asOf;
+    $("as-of").textContent = asOf ? t("asOf", { time: panel.formatTime(asOf) }) : "";
   }
 
   function applyUpdate(u) {
@@ -252,7 +258,7 @@
     }
     model.kpis = u.kpis;
     dirty.panel = true;
-    $("as-of").textContent = t("asOf", { time: panel.formatTime(u.at) });
+    showAsOf(u.at);
     scheduleRender(u.seq);
   }
 
@@ -443,6 +449,7 @@
       fillDistricts();
       fillSubdistricts();
       setLiveStatus($("live-status").dataset.state || "live");
+      showAsOf();
       map.closePopup();
       renderPanel();
       panel.renderLegend(model.breaks);
