@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench schemas clean postgis
+.PHONY: run test lint format bench schemas clean postgis browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,22 @@ format: $(STAMP)
 postgis: $(STAMP)
 	$(BIN)/python -m tools.postgis_cluster install
 
-test: lint postgis
+
+# The browser tests and the dashboard benchmark drive Debian's chromium through Playwright
+# (`playwright install` cannot download here), with a Chinese font so that the page's default
+# language renders. Installed when missing and we are root.
+CHROMIUM := /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+browser:
+	@if [ ! -x $(CHROMIUM) ] || ! fc-list :lang=zh 2>/dev/null | grep -q .; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES); \
+	  else \
+	    echo "install $(BROWSER_PACKAGES) for the browser tests"; \
+	  fi; \
+	fi
+
+test: lint postgis browser
 	$(BIN)/pytest
 
 schemas: $(STAMP)
@@ -40,5 +55,5 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
-bench: postgis
+bench: postgis browser
 	$(BIN)/python -m bench.run

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "bench.embedded",
     "bench.store",
     "bench.stream",
+    "bench.dashboard",
 )
 
 BENCH_DIR = Path(__file__).resolve().parent

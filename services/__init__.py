@@ -1,1 +1,1 @@
-"""Edges: HTTP API, status page, CLI."""
+"""Edges: HTTP API, dashboard, ingest, simulator, CLI."""

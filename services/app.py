@@ -8,12 +8,12 @@ import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -49,32 +49,21 @@ from services.auth import (
     RateLimitedError,
     RateLimiter,
 )
+from services.dashboard_api import install_dashboard
+from services.dashboard_data import DashboardData
 from services.ingest import BodyError, read_body
 from services.kafka_sink import BrokerUnavailableError
+from services.live import LiveHub
+from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
-from services.status_page import render_status_page
 from services.system import EmbeddedSystem
 from streams import metrics
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 MAX_PAGE = 5000
-
-
-def problem(
-    status: int,
-    title: str,
-    detail: str | None = None,
-    errors: list[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, errors=errors or [])
-    return JSONResponse(
-        body.model_dump(mode="json"), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
 
 
 class ChooseDistrictError(Exception):
@@ -102,9 +91,21 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
+    # Scripts, styles and data from the app only; `data:` images are the map library's
+    # (Leaflet's CSS draws a few controls with them).
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+
+
+def content_security_policy(basemap_tile_url: str | None) -> str:
+    """The strict policy, with the basemap's origin allowed for images when one is set."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    if not basemap_tile_url:
+        return policy
+    parts = urlsplit(basemap_tile_url)
+    origin = f"{parts.scheme}://{parts.netloc}".replace("{s}", "*")
+    return policy.replace("img-src 'self' data:", f"img-src 'self' data: {origin}")
 
 
 class LiveGauges:
@@ -140,9 +141,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if manage_lifecycle:
             await run_in_threadpool(system.start)
+        hub.start()
         try:
             yield
         finally:
+            await run_in_threadpool(hub.stop)
             if manage_lifecycle:
                 await run_in_threadpool(system.stop)
 
@@ -154,6 +157,12 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     )
     settings = system.settings
     readings = Readings(system.runtime)
+    dashboard_data = DashboardData(system.runtime, settings, system.clock)
+    hub = LiveHub(system.runtime, dashboard_data, settings)
+    app.state.live = hub
+    headers = SECURITY_HEADERS | {
+        "Content-Security-Policy": content_security_policy(settings.basemap_tile_url)
+    }
     system_stations = StationImporter(system.store)
     gauges = CollectorRegistry()
     gauges.register(LiveGauges(system))
@@ -200,7 +209,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
                 f"not answered within {settings.request_timeout_seconds:g} s; try again",
                 headers={"Retry-After": "5"},
             )
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             if name == "Content-Security-Policy" and request.url.path in API_DOC_PATHS:
                 continue  # the interactive API docs load their scripts from a CDN
             response.headers.setdefault(name, value)
@@ -271,14 +280,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             500, "Internal error", "the error was logged; nothing about it is shown here"
         )
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def status_page() -> HTMLResponse:
-        now = system.clock.now().astimezone(ZoneInfo(settings.timezone))
-        summary = readings.summary(None)
-        with system.store.transaction() as tx:
-            open_alerts = tx.alerts.list(status=AlertStatus.open, limit=50)
-        html = render_status_page(summary, open_alerts, readings.visits_today(None, now), now)
-        return HTMLResponse(html)
+    install_dashboard(app, system, readings, hub, dashboard_data, caller, scoped_district)
 
     @app.post(
         "/v1/events",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from enum import StrEnum
@@ -61,11 +62,10 @@ def run(
     """Start the API with the store and the simulator. Embedded (the default), the processors
     run here too; with WAYSTATION_BROKER_URL set, events go to Kafka and `waystation worker`
     processes them."""
-    import uvicorn
-
     from services.app import create_app
     from services.bootstrap import ensure_sample_city
     from services.demo_keys import ensure_demo_keys
+    from services.server import Server
     from services.system import EmbeddedSystem
 
     _logging()
@@ -79,7 +79,9 @@ def run(
             console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
-    uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_level="info")
+    # uvicorn re-raises the Ctrl-C it stopped for, once everything has stopped.
+    with contextlib.suppress(KeyboardInterrupt):
+        Server(create_app(system), host=bind_host, port=bind_port).run()
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""What the read endpoints and the status page show, assembled from the live runtime and the
+"""What the read endpoints and the dashboard show, assembled from the live runtime and the
 store in one place so that every view tells the same story."""
 
 from __future__ import annotations

@@ -367,6 +367,15 @@ class EventArchive:
             for chunk in _chunks(set(station_ids))
         )
 
+    def count_by_station_since(self, since: datetime, *, type: str) -> dict[str, int]:
+        """Events of one type that occurred at or after `since`, counted per station."""
+        stmt = (
+            select(EventRow.station_id, func.count())
+            .where(EventRow.occurred_at >= since, EventRow.type == type)
+            .group_by(EventRow.station_id)
+        )
+        return {row.station_id: row[1] for row in self._session.execute(stmt)}
+
     def applied_since(self, since: datetime, *, type: str) -> list[ArchivedEvent]:
         """Applied events of one type that occurred at or after `since`, in event-time order:
         what a restarted runtime needs to rebuild its trailing windows."""

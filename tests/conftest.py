@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
@@ -27,6 +26,7 @@ from schemas.geography import DemandCell
 from schemas.stations import Amenity, Station, StationKind
 from services.app import create_app
 from services.auth import issue_key
+from services.server import Server
 from services.system import EmbeddedSystem
 from store.unit_of_work import Store
 from streams.clock import ManualClock
@@ -189,13 +189,8 @@ def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
     """The real HTTP server on a free loopback port, in a thread; its client holds an admin
     key (tests of roles and scopes make their own)."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(system, manage_lifecycle=False),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
+    server = Server(
+        create_app(system, manage_lifecycle=False), host="127.0.0.1", port=port, log_level="warning"
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

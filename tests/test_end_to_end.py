@@ -4,7 +4,10 @@ before), and everything recovers when it reports again."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import httpx
 
 from streams.clock import ManualClock
 from tests.conftest import EventFactory, LiveServer, minutes
@@ -104,14 +107,19 @@ def test_silence_uncovers_cells_and_raises_then_resolves_alert(
     assert all(a["resolved_at"] for a in resolved)
 
 
-def test_status_page_and_operational_endpoints(live: LiveServer, event: EventFactory) -> None:
+def test_dashboard_page_and_operational_endpoints(live: LiveServer, event: EventFactory) -> None:
     post(live, event("check_in"))
     live.system.runtime.drain()
-    page = live.client.get("/")
+    page = httpx.get(f"{live.url}/")  # no key: the page asks for one
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
-    assert 'id="stations-by-state"' in page.text
-    assert "available</th><td>1<" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert 'id="sign-in-form"' in page.text
+    assert "<script>" not in page.text, "no inline scripts under the strict CSP"
+    scripts = re.findall(r'<script src="([^"]+)"', page.text)
+    assert "/static/vendor/leaflet/leaflet.js" in scripts
+    for path in scripts:
+        assert httpx.get(f"{live.url}{path}").status_code == 200, path
     health = live.client.get("/healthz").json()
     assert health["status"] == "ok"
     assert health["stations"] == 2

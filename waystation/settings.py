@@ -137,6 +137,26 @@ class Settings(BaseSettings):
         True, description="`waystation run` creates a demo key per role on first start"
     )
 
+    # Dashboard
+    basemap_tile_url: str | None = Field(
+        None,
+        description="Map tiles for the dashboard, e.g. https://tiles.example/{z}/{x}/{y}.png "
+        "(unset: boundaries, cells and stations on a plain background)",
+    )
+    basemap_attribution: str = Field("", description="Credit shown for the basemap tiles")
+    live_queue_max_messages: int = Field(
+        256, ge=1, description="Updates held for one slow dashboard before it is told to resync"
+    )
+    live_keepalive_seconds: float = Field(
+        15.0, gt=0, description="Idle dashboard streams get a keep-alive comment this often"
+    )
+    live_max_cells_per_update: int = Field(
+        50_000, ge=1, description="A live update touching more cells tells dashboards to resync"
+    )
+    live_visits_refresh_seconds: float = Field(
+        5.0, gt=0, description="Visits today are recounted for live dashboards at most this often"
+    )
+
     # Embedded runtime
     tick_interval_seconds: float = Field(
         5.0, gt=0, description="How often the clock re-evaluates silence and grace periods"

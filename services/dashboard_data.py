@@ -1,0 +1,233 @@
+"""What the dashboard reads, assembled from the live runtime and the store: the map snapshot
+(compact, columnar), the key's scope, district outlines and a station's recent events."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import h3
+
+from geo.demand import DemandLayer
+from schemas.alerts import AlertKind, AlertStatus
+from schemas.api import CellStatus
+from schemas.dashboard import (
+    BoundaryCollection,
+    Kpis,
+    StationEvent,
+    StationEvents,
+    Whoami,
+)
+from schemas.events import EventType
+from schemas.geography import BoundaryLevel
+from schemas.stations import Station, StationState
+from services.auth import Principal
+from streams.clock import Clock
+from streams.embedded import EmbeddedRuntime
+from waystation.settings import Settings
+
+STATES = list(StationState)
+STATE_INDEX = {state: i for i, state in enumerate(STATES)}
+STATUSES = [status.value for status in CellStatus]
+STATUS_INDEX = {status: i for i, status in enumerate(CellStatus)}
+COORD_DECIMALS = 5  # ~1 m: finer than any marker or cell edge on screen
+SCORE_DIGITS = 4  # significant digits of access scores sent to the page
+
+
+def _round_sig(value: float, digits: int = SCORE_DIGITS) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+class CellCentres:
+    """Cell centres, computed once per demand layer (a city has 200,000 cells)."""
+
+    def __init__(self) -> None:
+        self._layer: DemandLayer | None = None
+        self._centres: dict[str, tuple[float, float]] = {}
+
+    def of(self, layer: DemandLayer, cells: Iterable[str]) -> list[tuple[float, float]]:
+        if layer is not self._layer:
+            self._centres = {
+                cell: tuple(round(v, COORD_DECIMALS) for v in h3.cell_to_latlng(cell))  # type: ignore[misc]
+                for cell in layer.demand
+            }
+            self._layer = layer
+        return [self._centres[cell] for cell in cells]
+
+
+class DashboardData:
+    def __init__(self, runtime: EmbeddedRuntime, settings: Settings, clock: Clock) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.settings = settings
+        self.clock = clock
+        self.zone = ZoneInfo(settings.timezone)
+        self.centres = CellCentres()
+
+    # scope ---------------------------------------------------------------------------------
+
+    def known_districts(self) -> list[str]:
+        with self.store.transaction() as tx:
+            names = set(tx.stations.districts())
+        return sorted(names | set(self.runtime.demand.districts))
+
+    def whoami(self, who: Principal) -> Whoami:
+        scope = who.district_scope()
+        known = self.known_districts()
+        return Whoami(
+            role=who.role,
+            label=who.key.label,
+            districts=[d for d in known if scope is None or d in scope],
+            all_districts=scope is None,
+            timezone=self.settings.timezone,
+            basemap_tile_url=self.settings.basemap_tile_url,
+            basemap_attribution=self.settings.basemap_attribution,
+        )
+
+    # the map -------------------------------------------------------------------------------
+
+    def midnight(self, now: datetime) -> datetime:
+        return datetime.combine(now.astimezone(self.zone).date(), time.min, tzinfo=self.zone)
+
+    def visits_by_station(self, now: datetime) -> dict[str, int]:
+        with self.store.transaction() as tx:
+            return tx.events.count_by_station_since(self.midnight(now), type=EventType.visit.value)
+
+    def snapshot_json(self, district: str | None, seq: int) -> bytes:
+        """The whole map of a district (every district for None) as JSON bytes matching
+        `MapSnapshot`; built by hand because pydantic would take seconds at city scale."""
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            stations = tx.stations.list(district=district)
+            open_alerts = tx.alerts.list(status=AlertStatus.open, district=district, limit=10**6)
+        visits = self.visits_by_station(now)
+        runtime = self.runtime
+        with runtime.reading() as pipeline:
+            records = dict(pipeline.ledger.records)
+            demand = runtime.demand
+            cells = demand.cells_of_district(district)
+            views = [runtime.coverage_map.view(cell) for cell in cells]
+        open_zones = sorted(a.subject for a in open_alerts if a.kind is AlertKind.zone_underserved)
+        subdistricts = sorted(
+            {s.subdistrict for s in stations if s.subdistrict}
+            | {demand.subdistrict_of_cell[c] or "" for c in cells} - {""}
+        )
+        sub_index = {name: i for i, name in enumerate(subdistricts)}
+        states = [
+            records[s.station_id].state if s.station_id in records else StationState.silent
+            for s in stations
+        ]
+        centres = self.centres.of(demand, cells)
+        demand_total = sum(v.demand_workers for v in views)
+        covered_total = sum(v.demand_workers for v in views if v.covered)
+        kpis = Kpis(
+            district=district,
+            stations_total=len(stations),
+            stations_by_state=dict.fromkeys(STATES, 0) | Counter(states),
+            demand_workers=round(demand_total, 1),
+            demand_covered_workers=round(covered_total, 1),
+            demand_covered_pct=round(100.0 * covered_total / demand_total, 2)
+            if demand_total
+            else 0.0,
+            open_alerts_by_kind=dict.fromkeys(AlertKind, 0) | Counter(a.kind for a in open_alerts),
+            visits_today=sum(visits.get(s.station_id, 0) for s in stations),
+            visits_today_by_subdistrict=visits_by_subdistrict(stations, visits),
+        )
+        body: dict[str, Any] = {
+            "district": district,
+            "seq": seq,
+            "generated_at": now.isoformat(),
+            "states": [s.value for s in STATES],
+            "statuses": STATUSES,
+            "subdistricts": subdistricts,
+            "stations": {
+                "id": [s.station_id for s in stations],
+                "name": [s.name for s in stations],
+                "kind": [s.kind.value for s in stations],
+                "lat": [round(s.lat, COORD_DECIMALS) for s in stations],
+                "lon": [round(s.lon, COORD_DECIMALS) for s in stations],
+                "state": [STATE_INDEX[s] for s in states],
+                "subdistrict": [sub_index.get(s.subdistrict or "", -1) for s in stations],
+            },
+            "cells": {
+                "id": cells,
+                "lat": [c[0] for c in centres],
+                "lon": [c[1] for c in centres],
+                "demand": [round(v.demand_workers, 2) for v in views],
+                "status": [STATUS_INDEX[v.status] for v in views],
+                "access": [_round_sig(v.access_score) for v in views],
+                "covered": [int(v.covered) for v in views],
+                "subdistrict": [
+                    sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells
+                ],
+            },
+            "underserved_zones": open_zones,
+            "open_alerts": [a.model_dump(mode="json") for a in open_alerts],
+            "kpis": kpis.model_dump(mode="json"),
+        }
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def cell_updates(self, cells: Iterable[str]) -> list[dict[str, Any]]:
+        """The current state of some cells, as live updates carry them."""
+        with self.runtime.reading():
+            views = [self.runtime.coverage_map.view(c) for c in cells]
+        return [
+            {
+                "id": v.cell,
+                "status": STATUS_INDEX[v.status],
+                "access": _round_sig(v.access_score),
+                "covered": int(v.covered),
+            }
+            for v in views
+        ]
+
+    # outlines and events -------------------------------------------------------------------
+
+    def boundaries(self, districts: frozenset[str] | None) -> BoundaryCollection:
+        """District and subdistrict outlines within `districts` (None: all)."""
+        with self.store.transaction() as tx:
+            found = tx.boundaries.list()
+        features = []
+        for b in found:
+            district = b.name if b.level is BoundaryLevel.district else b.parent
+            if districts is not None and district not in districts:
+                continue
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": b.geometry,
+                    "properties": {"name": b.name, "level": b.level.value, "parent": b.parent},
+                }
+            )
+        return BoundaryCollection(features=features)
+
+    def station_events(self, station: Station, limit: int) -> StationEvents:
+        with self.store.transaction() as tx:
+            archived = tx.events.for_station(station.station_id, limit)
+        events = []
+        for item in archived:
+            payload = json.loads(item.body).get("payload", {})
+            payload.pop("worker_ref", None)  # a keyed hash, but still nobody's business here
+            events.append(
+                StationEvent(
+                    event_id=item.event_id,
+                    type=item.type,
+                    occurred_at=item.occurred_at,
+                    status=item.status,
+                    payload=payload,
+                )
+            )
+        return StationEvents(station_id=station.station_id, events=events)
+
+
+def visits_by_subdistrict(stations: Iterable[Station], visits: dict[str, int]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for s in stations:
+        n = visits.get(s.station_id, 0)
+        if n:
+            totals[s.subdistrict or ""] += n
+    return dict(totals)
