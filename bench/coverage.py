@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 from pyproj import Geod, Transformer
 
-from bench.results import Result
+from bench.results import Result, flip_percentiles
 from geo.catchment import CircleCatchments
 from geo.coverage import CoverageIndex
 from geo.grid import Grid
@@ -129,23 +129,9 @@ def flip_results(
         f"{statistics.mean(sizes):.1f} cells on average (max {max(sizes)}); "
         f"mean {times.mean():.4f} ms, max {times.max():.3f} ms."
     )
-    return [
-        Result(
-            f"coverage.flip.{scale}.median_ms",
-            float(np.median(times)),
-            "ms",
-            target=FLIP_TARGET_MS,
-            about=about,
-            detail=detail,
-        ),
-        Result(
-            f"coverage.flip.{scale}.p99_ms",
-            float(np.percentile(times, 99)),
-            "ms",
-            target=FLIP_TARGET_MS,
-            about="99th percentile of the flips above.",
-        ),
-    ]
+    return flip_percentiles(
+        f"coverage.flip.{scale}", times, target=FLIP_TARGET_MS, about=about, detail=detail
+    )
 
 
 def covered_flags(index: CoverageIndex, cells: Sequence[str]) -> np.ndarray:

@@ -29,7 +29,7 @@ from bench.coverage import (
     QUICK_CITY_STATIONS,
     SEED,
 )
-from bench.results import Result
+from bench.results import Result, flip_percentiles
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
@@ -218,23 +218,9 @@ def flip_results(scale: str, made_by: str, prepared: Prepared, *, quick: bool) -
         f"{np.percentile(seen.cpu_ms, 99):.4f} ms (p99): wall time above CPU time is time the "
         "process was not running (other load on the machine) or waiting."
     )
-    return [
-        Result(
-            f"pipeline.flip.{scale}.median_ms",
-            float(np.median(times)),
-            "ms",
-            target=FLIP_TARGET_MS,
-            about=about,
-            detail=detail,
-        ),
-        Result(
-            f"pipeline.flip.{scale}.p99_ms",
-            float(np.percentile(times, 99)),
-            "ms",
-            target=FLIP_TARGET_MS,
-            about="99th percentile of the flips above.",
-        ),
-    ]
+    return flip_percentiles(
+        f"pipeline.flip.{scale}", times, target=FLIP_TARGET_MS, about=about, detail=detail
+    )
 
 
 def tick_result(made_by: str, prepared: Prepared, *, quick: bool) -> Result:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
 SIGNIFICANT_DIGITS = 4
@@ -152,3 +154,26 @@ def markdown(results: Sequence[Result], machine_info: dict[str, Any], *, quick: 
         text = " ".join(part for part in (r.about, r.detail) if part)
         lines += [f"**`{r.name}`**: {text}", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def flip_percentiles(
+    prefix: str, times_ms: Sequence[float], *, target: float | None, about: str, detail: str
+) -> list[Result]:
+    """`<prefix>.median_ms` and `<prefix>.p99_ms` of a set of station-flip timings."""
+    return [
+        Result(
+            f"{prefix}.median_ms",
+            float(np.median(times_ms)),
+            "ms",
+            target=target,
+            about=about,
+            detail=detail,
+        ),
+        Result(
+            f"{prefix}.p99_ms",
+            float(np.percentile(times_ms, 99)),
+            "ms",
+            target=target,
+            about="99th percentile of the flips above.",
+        ),
+    ]
