@@ -34,7 +34,16 @@ from services.dashboard_data import DashboardData
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import Readings, UnknownBoundaryError, UnknownDistrictError
-from services.routes import alerts, boundaries, coverage, dashboard, events, reports, stations
+from services.routes import (
+    admin,
+    alerts,
+    boundaries,
+    coverage,
+    dashboard,
+    events,
+    reports,
+    stations,
+)
 from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError
 from services.station_import import StationImporter
@@ -144,6 +153,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.include_router(reports.router)
     app.include_router(boundaries.router)
     app.include_router(system_routes.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     _document_event_body(app)
     return app
