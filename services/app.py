@@ -31,6 +31,7 @@ from services.auth import (
     RateLimiter,
 )
 from services.dashboard_data import DashboardData
+from services.ingest import BodyError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import Readings, UnknownBoundaryError, UnknownDistrictError
@@ -174,6 +175,10 @@ def _install_problem_answers(app: FastAPI) -> None:
         ]
         return problem(422, "Invalid request", "see errors", errors)
 
+    @app.exception_handler(BodyError)
+    async def _unreadable_body(_: Request, exc: BodyError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, exc.errors)
+
     @app.exception_handler(UnknownDistrictError)
     async def _unknown_district(_: Request, exc: UnknownDistrictError) -> JSONResponse:
         return problem(
@@ -229,9 +234,10 @@ def _install_problem_answers(app: FastAPI) -> None:
 
 
 def _document_event_body(app: FastAPI) -> None:
-    """The events endpoint reads its body by hand (to judge each item on its own), so its
-    schema is added to the OpenAPI document explicitly."""
+    """The events, import and demand endpoints read their bodies by hand (to bound them and
+    judge each item on its own), so their schemas are added to the OpenAPI document here."""
     from schemas.events import EVENT_ADAPTER
+    from schemas.geography import DemandCell
 
     original = app.openapi
 
@@ -243,6 +249,9 @@ def _document_event_body(app: FastAPI) -> None:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(event_schema.pop("$defs", {}))
         components["Event"] = event_schema
+        components["DemandCell"] = DemandCell.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         _document_problems(document)
         components["EventOrBatch"] = {
             "oneOf": [

@@ -8,7 +8,6 @@ from fastapi.responses import JSONResponse, Response
 from geo.crs import Datum
 from schemas.api import FieldError, ImportResponse
 from schemas.geography import BoundaryLevel
-from services.ingest import BodyError
 from services.problems import problem
 from services.routes.bodies import IMPORT_RESPONSES, json_body, read_import_body
 from services.routes.deps import Caller, SystemDep
@@ -46,10 +45,7 @@ async def import_boundaries(
     """Replace the outlines of one level from a GeoJSON FeatureCollection, all or
     nothing. Subdistricts become the alert zones at the next start."""
     who.require()
-    try:
-        items, is_batch = await read_import_body(request, system.settings)
-    except BodyError as exc:
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
+    items, is_batch = await read_import_body(request, system.settings)
     document = items[0]
     if is_batch or document.get("type") != "FeatureCollection":
         return problem(

@@ -8,10 +8,9 @@ from starlette.concurrency import run_in_threadpool
 
 from schemas.api import IngestResponse, Problem
 from schemas.auth import Role
-from services.ingest import BodyError, read_body
 from services.kafka_sink import BrokerUnavailableError
 from services.problems import problem
-from services.routes.bodies import json_body
+from services.routes.bodies import json_body, read_events_body
 from services.routes.deps import Caller, SystemDep
 from streams import metrics
 
@@ -41,20 +40,7 @@ async def post_events(request: Request, who: Caller, system: SystemDep) -> Respo
     Each event is acknowledged only once it is durable. Operator keys post for the
     stations named on them."""
     who.require(Role.operator)
-    settings = system.settings
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.body_max_bytes:
-        too_large = BodyError(
-            413,
-            "Body too large",
-            f"body is {declared} bytes; the limit is {settings.body_max_bytes}",
-        )
-        return problem(too_large.status, too_large.title, too_large.detail, too_large.errors)
-    body = await request.body()
-    try:
-        items, is_batch = read_body(body, request.headers.get("content-type"), settings)
-    except BodyError as exc:
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
+    items, is_batch = await read_events_body(request, system.settings)
     try:
         result = await run_in_threadpool(
             system.ingest.handle, items, system.clock.now(), who.may_post_for

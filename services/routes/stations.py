@@ -12,7 +12,6 @@ from geo.crs import Datum
 from schemas.api import FieldError, ImportResponse, Problem, StationList, StationView
 from schemas.stations import StationState
 from services.auth import ForbiddenError
-from services.ingest import BodyError
 from services.problems import problem
 from services.routes.bodies import IMPORT_RESPONSES, json_body, one_or_many, read_import_body
 from services.routes.deps import (
@@ -82,10 +81,7 @@ async def import_stations(
     ones are listed with field and reason, good ones stored. With district outlines
     loaded, a station outside every district is refused."""
     who.require()
-    try:
-        items, _ = await read_import_body(request, settings)
-    except BodyError as exc:
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
+    items, _ = await read_import_body(request, settings)
     result = await run_in_threadpool(importer.add, items, Datum(crs.value))
     if not result.imported and result.errors:
         first = result.errors[0]
