@@ -41,18 +41,19 @@ from services.routes import (
     boundaries,
     coverage,
     dashboard,
+    docs,
     events,
     reports,
     stations,
 )
 from services.routes import system as system_routes
-from services.routes.deps import ChooseDistrictError
+from services.routes.deps import ChooseDistrictError, UnknownStationError
 from services.station_import import StationImporter
 from services.system import EmbeddedSystem
 
 log = logging.getLogger(__name__)
 
-API_DOC_PATHS = frozenset({"/docs", "/redoc"})
+API_PREFIX = "/v1/"
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -95,6 +96,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         version=waystation.__version__,
         summary="Live coverage, alerts and gap reports for rest stations for outdoor workers",
         lifespan=lifespan,
+        docs_url=None,  # served from vendored files by services.routes.docs
+        redoc_url=None,
     )
     settings = system.settings
     dashboard_data = DashboardData(system.runtime, settings, system.clock)
@@ -111,6 +114,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         KeyRing(system.store),
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         system.clock,
+        failures=RateLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst),
     )
     headers = SECURITY_HEADERS | {
         "Content-Security-Policy": content_security_policy(settings.basemap_tile_url)
@@ -127,7 +131,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
         """Answers slow requests with 503 instead of holding the client, and adds the
-        security headers to everything."""
+        security headers to everything (and no-store to every API answer)."""
         try:
             response: Response = await asyncio.wait_for(
                 call_next(request), timeout=settings.request_timeout_seconds
@@ -140,9 +144,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
                 headers={"Retry-After": "5"},
             )
         for name, value in headers.items():
-            if name == "Content-Security-Policy" and request.url.path in API_DOC_PATHS:
-                continue  # the interactive API docs load their scripts from a CDN
             response.headers.setdefault(name, value)
+        if request.url.path.startswith(API_PREFIX):
+            # Answers for a key must not be kept by browsers or proxies.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     _install_problem_answers(app)
@@ -155,6 +160,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.include_router(boundaries.router)
     app.include_router(system_routes.router)
     app.include_router(admin.router)
+    if settings.api_docs:
+        app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     _document_event_body(app)
     return app
@@ -188,6 +195,15 @@ def _install_problem_answers(app: FastAPI) -> None:
             [FieldError(field="district", reason="is not a known district")],
         )
 
+    @app.exception_handler(UnknownStationError)
+    async def _unknown_station(_: Request, exc: UnknownStationError) -> JSONResponse:
+        return problem(
+            404,
+            "Unknown station",
+            f"no station {exc.args[0]!r} that this key may read",
+            [FieldError(field="station_id", reason="is not a station this key may read")],
+        )
+
     @app.exception_handler(AuthError)
     async def _unauthenticated(_: Request, exc: AuthError) -> JSONResponse:
         return problem(401, "Unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
@@ -202,7 +218,7 @@ def _install_problem_answers(app: FastAPI) -> None:
         return problem(
             429,
             "Too many requests",
-            f"this key is over its rate limit; retry in {wait} s",
+            f"{exc.why}; retry in {wait} s",
             headers={"Retry-After": str(wait)},
         )
 

@@ -15,9 +15,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from schemas.api import Problem
 from schemas.auth import Role
 from schemas.dashboard import BoundaryCollection, MapSnapshot, StationEvents, Whoami
-from services.auth import ForbiddenError
 from services.live import KEEPALIVE, sse
-from services.problems import problem
 from services.routes.deps import (
     Caller,
     DashboardDataDep,
@@ -25,6 +23,7 @@ from services.routes.deps import (
     ReadingsDep,
     SystemDep,
     check_district,
+    readable_station,
     scoped_district,
 )
 
@@ -145,10 +144,4 @@ def station_events(
     limit: Annotated[int, Query(ge=1, le=MAX_STATION_EVENTS)] = 10,
 ) -> StationEvents | Response:
     """A station's latest events, newest first (worker references left out)."""
-    with system.store.transaction() as tx:
-        station = tx.stations.get(station_id)
-    if station is None:
-        return problem(404, "Unknown station", f"no station {station_id!r}")
-    if not who.may_read_station(station.station_id, station.district):
-        raise ForbiddenError(f"this key may not read station {station_id!r}")
-    return data.station_events(station, limit)
+    return data.station_events(readable_station(system, who, station_id), limit)

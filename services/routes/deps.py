@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.stations import Station
 from services.auth import Gatekeeper, Principal
 from services.dashboard_data import DashboardData
 from services.live import LiveHub
@@ -24,6 +25,11 @@ class ChooseDistrictError(Exception):
     """A key scoped to several districts asked for one view without naming a district."""
 
 
+class UnknownStationError(LookupError):
+    """No station of this id that the key may read: a station that does not exist and one
+    outside the key's scope get the same answer, so that ids cannot be probed."""
+
+
 _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
 
@@ -35,7 +41,8 @@ def caller(
 ) -> Principal:
     """The key's holder, checked and counted against its rate limit."""
     gatekeeper: Gatekeeper = request.app.state.gatekeeper
-    return gatekeeper.admit(credentials.credentials if credentials else header_key)
+    client = request.client.host if request.client else ""
+    return gatekeeper.admit(credentials.credentials if credentials else header_key, client)
 
 
 def system(request: Request) -> EmbeddedSystem:
@@ -90,3 +97,12 @@ def scoped_district(readings: Readings, who: Principal, district: str | None) ->
     if len(scope) == 1:
         return next(iter(scope))
     raise ChooseDistrictError(sorted(scope))
+
+
+def readable_station(system: EmbeddedSystem, who: Principal, station_id: str) -> Station:
+    """The station, if it exists and the key may read it; else UnknownStationError (404)."""
+    with system.store.transaction() as tx:
+        station = tx.stations.get(station_id)
+    if station is None or not who.may_read_station(station.station_id, station.district):
+        raise UnknownStationError(station_id)
+    return station

@@ -11,7 +11,6 @@ from starlette.concurrency import run_in_threadpool
 from geo.crs import Datum
 from schemas.api import FieldError, ImportResponse, Problem, StationList, StationView
 from schemas.stations import StationState
-from services.auth import ForbiddenError
 from services.problems import problem
 from services.routes.bodies import IMPORT_RESPONSES, json_body, one_or_many, read_import_body
 from services.routes.deps import (
@@ -22,6 +21,7 @@ from services.routes.deps import (
     StationImporterDep,
     SystemDep,
     check_district,
+    readable_station,
 )
 from services.station_import import Crs
 
@@ -53,13 +53,8 @@ def list_stations(
 )
 def get_station(
     station_id: str, who: Caller, system: SystemDep, readings: ReadingsDep
-) -> StationView | JSONResponse:
-    with system.store.transaction() as tx:
-        station = tx.stations.get(station_id)
-    if station is None:
-        return problem(404, "Unknown station", f"no station {station_id!r}")
-    if not who.may_read_station(station.station_id, station.district):
-        raise ForbiddenError(f"this key may not read station {station_id!r}")
+) -> StationView:
+    station = readable_station(system, who, station_id)
     found = readings.stations(district=station.district, subdistrict=None, state=None)
     return next(v for v in found if v.station.station_id == station_id)
 
