@@ -39,7 +39,7 @@ _ID_NUMBER = re.compile(r"^\d{17}[\dXx]$|^\d{15}$")
 _NUMBER_PUNCTUATION = frozenset(".()/\\_\u00b7\u30fb")
 _CANONICAL_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _DATE_TIME = r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
-_RFC3339 = re.compile(rf"^{_DATE_TIME}([Zz]|[+-]\d{{2}}:\d{{2}})$")
+_RFC3339 = re.compile(rf"^{_DATE_TIME}([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$")
 _NAIVE_RFC3339 = re.compile(rf"^{_DATE_TIME}$")
 
 

@@ -25,6 +25,12 @@ JSON_CONTENT_TYPES = ("application/json",)
 UTF8_BOM = b"\xef\xbb\xbf"
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _OPENERS = frozenset(b"[{")
+# An escaped high surrogate not followed by a low one, or a low one not after a high one:
+# Python's parser lets them through into strings that cannot be encoded again.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -74,6 +80,10 @@ def decode_json(body: bytes, max_depth: int) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BodyError(400, "Bad encoding", f"body is not UTF-8 (byte {exc.start})") from exc
+    if b"\\u" in body and _LONE_SURROGATE.search(body):
+        raise BodyError(
+            400, "Bad encoding", "body escapes a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        )
     depth = json_depth(body, max_depth)
     if depth > max_depth:
         raise BodyError(400, "JSON nested too deeply", f"JSON nests deeper than {max_depth} levels")

@@ -149,6 +149,8 @@ def _to_wgs84(raw: dict[str, Any], datum: Datum) -> dict[str, Any]:
     """Convert lon/lat to WGS84 when both are numbers; otherwise leave them for validation."""
     if datum is Datum.wgs84:
         return raw
+    if any(isinstance(raw.get(name), bool) for name in COORDINATE_FIELDS):
+        return raw  # true/false is not a coordinate: validation says so
     try:
         lon, lat = (float(raw[name]) for name in COORDINATE_FIELDS)
     except (KeyError, TypeError, ValueError, OverflowError):
