@@ -291,3 +291,31 @@ def test_no_history_wedges_the_ledger(history: list[tuple[str, datetime]]) -> No
     statuses = [ledger.on_event(e, now)[0] for e in healthy_now(STATION, now)]
     assert statuses == [EventStatus.applied, EventStatus.applied]
     assert ledger.records[STATION].state is StationState.available
+
+
+def test_the_archive_lists_and_discards_only_failed_events(store: Any) -> None:
+    """On both backends: `with_status` and `discard_failed` touch failed events only, by id or
+    by station."""
+    mine = [built_event("visit", STATION, T0) for _ in range(3)]
+    theirs = built_event("visit", NEIGHBOUR, T0)
+    applied = built_event("visit", STATION, T0)
+    with store.transaction() as tx:
+        tx.events.append(
+            [ArchivedEvent.from_event(e, received_at=T0) for e in [*mine, theirs, applied]]
+        )
+        tx.events.mark(
+            {str(e.event_id): EventStatus.failed for e in [*mine, theirs]}
+            | {str(applied.event_id): EventStatus.applied}
+        )
+    with store.transaction() as tx:
+        assert [e.event_id for e in tx.events.with_status("failed", station_id=STATION)] == [
+            str(e.event_id) for e in mine
+        ]
+        assert tx.events.discard_failed(
+            event_ids=[str(mine[0].event_id), str(applied.event_id)]
+        ) == [str(mine[0].event_id)]
+        assert tx.events.discard_failed(station_id=STATION) == [str(e.event_id) for e in mine[1:]]
+    with store.transaction() as tx:
+        assert tx.events.count(status="discarded") == 3
+        assert tx.events.get(str(applied.event_id)).status == EventStatus.applied
+        assert [e.event_id for e in tx.events.with_status("failed")] == [str(theirs.event_id)]
