@@ -7,5 +7,6 @@ window.addEventListener("DOMContentLoaded", () => {
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
+    validatorUrl: null, // no badge fetched from the validator service: nothing leaves this server
   });
 });
