@@ -131,3 +131,24 @@ class Health(BaseModel):
     queue_depth: int
     stations: int
     open_alerts: dict[AlertKind, int]
+
+
+class FailedEvent(BaseModel):
+    """An archived event that could not be applied, and why (as far as can be told now)."""
+
+    event_id: str
+    type: str
+    station_id: str
+    occurred_at: datetime
+    received_at: datetime
+    reason: str
+
+
+class FailedEventList(BaseModel):
+    total: int
+    events: list[FailedEvent]
+
+
+class FailedEventsCleared(BaseModel):
+    cleared: int
+    event_ids: list[str] = Field(description="Now `discarded`: kept for the record, never applied")

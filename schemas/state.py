@@ -19,7 +19,8 @@ class EventStatus(StrEnum):
     stale = "stale"  # older than what the station already reported: kept, changes nothing
     late = "late"  # beyond the allowed lateness: archived only
     unknown_station = "unknown_station"  # not in the registry when processed: archived only
-    failed = "failed"  # processing raised; kept for inspection, never retried blindly
+    failed = "failed"  # could not be applied; kept for inspection, never retried blindly
+    discarded = "discarded"  # a failed event an admin cleared: kept for the record, never applied
 
 
 class StationRecord(BaseModel):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -59,3 +60,11 @@ class Station(BaseModel):
         None, max_length=200, description="OSM opening_hours syntax, e.g. 'Mo-Su 08:00-20:00'"
     )
     operator: str | None = Field(None, max_length=200)
+
+    @field_validator("lat", "lon", "capacity", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # JSON true is not a number; pydantic would read it as 1.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not true or false")
+        return value

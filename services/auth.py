@@ -23,6 +23,7 @@ from streams.clock import Clock
 KEY_PREFIX = "wsk"
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
+BUCKETS_PER_BURST_BEFORE_PRUNING = 100
 
 
 class AuthError(Exception):
@@ -36,9 +37,10 @@ class ForbiddenError(Exception):
 class RateLimitedError(Exception):
     """429: the key is over its rate limit."""
 
-    def __init__(self, retry_after_s: float) -> None:
+    def __init__(self, retry_after_s: float, why: str = "this key is over its rate limit") -> None:
         super().__init__(retry_after_s)
         self.retry_after_s = retry_after_s
+        self.why = why
 
 
 @dataclass(frozen=True)
@@ -153,27 +155,58 @@ class RateLimiter:
 
     def retry_after_s(self, key_id: str) -> float:
         """0 when the request may go ahead (and is counted), else seconds to wait."""
+        return self._take(key_id, count=True)
+
+    def wait_s(self, key_id: str) -> float:
+        """Seconds until one more would be allowed (0: now), counting nothing."""
+        return self._take(key_id, count=False)
+
+    def _take(self, key_id: str, *, count: bool) -> float:
         now = time.monotonic()
         with self._lock:
             tokens, last = self._buckets.get(key_id, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate_per_s)
             if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
+                if count:
+                    self._buckets[key_id] = (tokens - 1.0, now)
+                    self._forget_full(now)
                 return 0.0
             self._buckets[key_id] = (tokens, now)
             return (1.0 - tokens) / self.rate_per_s
 
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have filled up again, so that many callers (one bucket per client
+        address for failed keys) cannot grow the table without bound."""
+        if len(self._buckets) < self.burst * BUCKETS_PER_BURST_BEFORE_PRUNING:
+            return
+        refill_s = self.burst / self.rate_per_s
+        self._buckets = {
+            key: (tokens, last)
+            for key, (tokens, last) in self._buckets.items()
+            if now - last < refill_s
+        }
+
 
 @dataclass(frozen=True)
 class Gatekeeper:
-    """Every request's check: a valid key, within its rate limit."""
+    """Every request's check: a valid key, within its rate limit. A client address that keeps
+    presenting bad keys is slowed down (`failures`), so keys cannot be guessed at speed; once
+    over its limit it is refused before its key is even looked at."""
 
     keys: KeyRing
     limiter: RateLimiter
     clock: Clock
+    failures: RateLimiter
 
-    def admit(self, presented: str | None) -> Principal:
-        principal = self.keys.authenticate(presented, self.clock.now())
+    def admit(self, presented: str | None, client: str = "") -> Principal:
+        wait_s = self.failures.wait_s(client)
+        if wait_s:
+            raise RateLimitedError(wait_s, "too many failed authentications from this address")
+        try:
+            principal = self.keys.authenticate(presented, self.clock.now())
+        except AuthError:
+            self.failures.retry_after_s(client)
+            raise
         wait_s = self.limiter.retry_after_s(principal.key.key_id)
         if wait_s:
             raise RateLimitedError(wait_s)

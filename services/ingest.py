@@ -7,6 +7,7 @@ its valid neighbours are stored exactly once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,12 +16,22 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from schemas.api import EventOutcome, EventResult, FieldError, IngestResponse
-from schemas.events import EVENT_ADAPTER, Event, EventType
+from schemas.events import Event, EventType, ingest_context, validate_event
 from services.privacy import hash_worker_ref
 from store.repositories import AppendOutcome
 from waystation.settings import Settings
 
 JSON_CONTENT_TYPES = ("application/json",)
+UTF8_BOM = b"\xef\xbb\xbf"
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENERS = frozenset(b"[{")
+# An escaped high surrogate not followed by a low one, or a low one not after a high one:
+# Python's parser lets them through into strings that cannot be encoded again.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class EventSink(Protocol):
@@ -48,30 +59,67 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def read_body(
-    body: bytes, content_type: str | None, settings: Settings, max_items: int | None = None
-) -> tuple[list[Any], bool]:
-    """Returns the items and whether the body was a batch (a JSON array)."""
-    max_items = settings.batch_max_events if max_items is None else max_items
+def check_media_type(content_type: str | None) -> None:
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type not in JSON_CONTENT_TYPES:
         raise BodyError(
             415, "Unsupported media type", f"send application/json, not {media_type or 'nothing'}"
         )
-    if len(body) > settings.body_max_bytes:
-        raise BodyError(
-            413,
-            "Body too large",
-            f"body is {len(body)} bytes; the limit is {settings.body_max_bytes}",
-        )
+
+
+def too_large(size: str | int, limit: int) -> BodyError:
+    return BodyError(413, "Body too large", f"body is {size} bytes; the limit is {limit}")
+
+
+def decode_json(body: bytes, max_depth: int) -> Any:
+    """Parse a JSON body after checking its nesting, so that no depth of brackets can reach
+    the parser's (or later the validators') recursion."""
+    if body.startswith(UTF8_BOM):
+        raise BodyError(400, "Bad encoding", "body starts with a byte order mark; send plain UTF-8")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BodyError(400, "Bad encoding", f"body is not UTF-8 (byte {exc.start})") from exc
+    if b"\\u" in body and _LONE_SURROGATE.search(body):
+        raise BodyError(
+            400, "Bad encoding", "body escapes a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        )
+    depth = json_depth(body, max_depth)
+    if depth > max_depth:
+        raise BodyError(400, "JSON nested too deeply", f"JSON nests deeper than {max_depth} levels")
     try:
-        parsed = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, ValueError) as exc:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise BodyError(400, "Malformed JSON", f"body is not valid JSON: {exc}") from exc
+
+
+def json_depth(body: bytes, give_up_above: int) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped), counting no further
+    than one past `give_up_above`. Brackets are few next to the rest of a body, and finding
+    them is done by the regex and bytes machinery, so this costs little."""
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    depth = deepest = 0
+    for byte in brackets:
+        if byte in _OPENERS:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > give_up_above:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def read_body(
+    body: bytes, content_type: str | None, settings: Settings, max_items: int | None = None
+) -> tuple[list[Any], bool]:
+    """Returns the items and whether the body was a batch (a JSON array)."""
+    max_items = settings.batch_max_events if max_items is None else max_items
+    check_media_type(content_type)
+    if len(body) > settings.body_max_bytes:
+        raise too_large(len(body), settings.body_max_bytes)
+    parsed = decode_json(body, settings.json_max_depth_levels)
     if isinstance(parsed, dict):
         return [parsed], False
     if isinstance(parsed, list):
@@ -127,18 +175,18 @@ class Ingest:
     ) -> IngestResponse:
         outcomes: list[EventOutcome | None] = [None] * len(items)
         valid: list[tuple[int, Event]] = []
-        skew = timedelta(minutes=self.settings.max_future_skew_minutes)
+        context = ingest_context(
+            now,
+            max_future_skew=timedelta(minutes=self.settings.max_future_skew_minutes),
+            earliest=self.settings.earliest_occurred_at,
+        )
         for index, item in enumerate(items):
             event_id = item.get("event_id") if isinstance(item, dict) else None
             if not isinstance(item, dict):
                 outcomes[index] = self._rejected(index, None, 422, "", "must be a JSON object")
                 continue
             try:
-                event = EVENT_ADAPTER.validate_json(
-                    json.dumps(item),
-                    strict=True,
-                    context={"now": now, "max_future_skew": skew},
-                )
+                event = validate_event(item, context)
             except ValidationError as exc:
                 outcomes[index] = EventOutcome(
                     index=index,

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
+from geo.polygon_input import check_polygon_coordinates
 from geo.sample_city import SampleCity
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
@@ -148,9 +149,11 @@ def _to_wgs84(raw: dict[str, Any], datum: Datum) -> dict[str, Any]:
     """Convert lon/lat to WGS84 when both are numbers; otherwise leave them for validation."""
     if datum is Datum.wgs84:
         return raw
+    if any(isinstance(raw.get(name), bool) for name in COORDINATE_FIELDS):
+        return raw  # true/false is not a coordinate: validation says so
     try:
         lon, lat = (float(raw[name]) for name in COORDINATE_FIELDS)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return raw
     wgs_lon, wgs_lat = to_wgs84(lon, lat, datum)
     return {**raw, "lon": wgs_lon, "lat": wgs_lat}
@@ -360,6 +363,7 @@ def boundaries_from_features(
         if not isinstance(name, str) or not name.strip():
             raise StationFileError(f"{where}: no text property {name_property!r} to name it")
         try:
+            check_polygon_coordinates(geometry)
             converted = geometry_to_wgs84(geometry, datum)
             boundaries.append(
                 Boundary(name=name.strip(), level=level, parent=parent, geometry=converted)

@@ -11,6 +11,8 @@ for writers.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from sqlalchemy.pool import StaticPool
 from store.migrate import upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PRIVATE_FILE_MODE = 0o600
 READONLY_OPTION = "waystation_readonly"
 """Execution option: set on an engine view to make its transactions read-only snapshots."""
 
@@ -41,7 +44,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
         if not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(database).expanduser())
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -67,6 +70,16 @@ def make_engine(url: str) -> Engine:
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def create_private_file(path: Path) -> None:
+    """Create the database file readable only by its owner (like the keys and secret files:
+    it holds key hashes and events), before SQLite creates it with the umask's permissions.
+    SQLite gives its -wal and -shm files the same permissions. An existing file is left as
+    it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
 
 
 def create_schema(engine: Engine) -> None:

@@ -223,8 +223,13 @@ class ArchivedEvent:
         )
 
     def to_event(self) -> Event:
-        """The event again, from its body. It was checked on ingest; the clock is not re-applied."""
-        context = {"now": self.received_at, "max_future_skew": timedelta.max}
+        """The event again, from its body. It was checked on ingest; the clock is not re-applied
+        (only the calendar's own range is: the processors judge plausibility themselves)."""
+        context = {
+            "now": self.received_at,
+            "max_future_skew": timedelta.max,
+            "earliest_occurred_at": datetime.min.replace(tzinfo=UTC),
+        }
         return EVENT_ADAPTER.validate_json(self.body, strict=True, context=context)
 
 
@@ -335,6 +340,33 @@ class EventArchive:
             .values(status=bindparam("b_status"))
         )
         self._session.execute(stmt, params)
+
+    def with_status(
+        self, status: str, *, station_id: str | None = None, limit: int = 1000
+    ) -> list[ArchivedEvent]:
+        """Events of one status (e.g. `failed`), oldest ingest first, optionally one station's."""
+        stmt = select(EventRow).where(EventRow.status == _check_status(status))
+        if station_id is not None:
+            stmt = stmt.where(EventRow.station_id == station_id)
+        return [
+            _archived(row)
+            for row in self._session.scalars(stmt.order_by(EventRow.seq).limit(limit))
+        ]
+
+    def discard_failed(
+        self, *, event_ids: Collection[str] | None = None, station_id: str | None = None
+    ) -> list[str]:
+        """Mark failed events `discarded` (all, some ids, or one station's); returns their ids.
+        Events of any other status are left alone."""
+        stmt = select(EventRow.event_id).where(EventRow.status == EventStatus.failed.value)
+        if station_id is not None:
+            stmt = stmt.where(EventRow.station_id == station_id)
+        found = list(self._session.scalars(stmt.order_by(EventRow.seq)))
+        if event_ids is not None:
+            wanted = set(event_ids)
+            found = [event_id for event_id in found if event_id in wanted]
+        self.mark(dict.fromkeys(found, EventStatus.discarded.value))
+        return found
 
     def get(self, event_id: str) -> ArchivedEvent | None:
         row = self._session.scalar(select(EventRow).where(EventRow.event_id == event_id))

@@ -1,10 +1,17 @@
 """The station ledger: effective station state from check-ins, health checks and the clock.
 
 Pure: state in (a MutableMapping of StationRecord, a dict or a Faust table), changes out.
+
+One station's poison never wedges it: an event whose time no station can have meant is set
+aside (`failed`) instead of applied, a fact of that kind already in a record is dropped from it
+(the station's record is rebuilt from its plausible facts) and anything else one event makes
+raise fails that event alone. Time arithmetic compares differences, which cannot leave the
+calendar, so no stored time can make every later event of its station fail.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
 
@@ -19,6 +26,8 @@ from schemas.state import EventStatus, StationRecord, StationStateChanged
 from schemas.stations import StationState
 from waystation.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def station_state(
     record: StationRecord, now: datetime, settings: Settings
@@ -31,8 +40,7 @@ def station_state(
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
         return StationState.closed, f"checked in {record.check_in_status.value}"
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
-    deadline = heard + timedelta(seconds=interval * settings.silence_missed_heartbeats)
-    if now > deadline:
+    if now - heard > timedelta(seconds=interval * settings.silence_missed_heartbeats):
         return StationState.silent, f"no heartbeat since {heard.isoformat()}"
     out = sorted(
         amenity.value
@@ -50,7 +58,7 @@ def absorb(
     """Fold one event into a record. Each kind of fact keeps only its newest report, so late
     events are order-independent and can never move a station backwards."""
     watermark = record.last_heard_at
-    if watermark is not None and event.occurred_at < watermark - timedelta(
+    if watermark is not None and watermark - event.occurred_at > timedelta(
         minutes=settings.allowed_lateness_minutes
     ):
         return record, EventStatus.late
@@ -115,6 +123,38 @@ def _recorded_health_rank(record: StationRecord) -> HealthRank:
     return items, record.heartbeat_interval_s or 0
 
 
+def plausible(at: datetime, now: datetime, settings: Settings) -> bool:
+    """Whether a station can have meant this time: not before the earliest accepted, not
+    further ahead of `now` than the allowed skew (the same window the ingest enforces)."""
+    try:
+        return at >= settings.earliest_occurred_at and at - now <= timedelta(
+            minutes=settings.max_future_skew_minutes
+        )
+    except OverflowError:
+        return False
+
+
+def without_implausible_facts(
+    record: StationRecord, now: datetime, settings: Settings
+) -> StationRecord:
+    """The record with any check-in or health report of an impossible time dropped (such a
+    report, say from year 9999, would make every later one stale for ever)."""
+    update: dict[str, object] = {}
+    if record.check_in_at is not None and not plausible(record.check_in_at, now, settings):
+        update |= {
+            "check_in_status": None,
+            "check_in_at": None,
+            "seats_available": None,
+            "staffed": None,
+        }
+    if record.health_at is not None and not plausible(record.health_at, now, settings):
+        update |= {"amenities": {}, "health_at": None, "heartbeat_interval_s": None}
+    if not update:
+        return record
+    log.warning("station %s: dropped reports of impossible times", record.station_id)
+    return record.model_copy(update=update)
+
+
 class StationLedger:
     """Keeps StationRecords current and reports every change of effective state."""
 
@@ -125,17 +165,30 @@ class StationLedger:
     def on_event(
         self, event: Event, now: datetime
     ) -> tuple[EventStatus, StationStateChanged | None]:
-        record = self.records.get(event.station_id) or StationRecord(station_id=event.station_id)
-        updated, applied = absorb(record, event, self.settings)
-        if applied is not EventStatus.applied or updated is record:
-            return applied, None
-        return applied, self._settle(record, updated, now)
+        stored = self.records.get(event.station_id) or StationRecord(station_id=event.station_id)
+        record = without_implausible_facts(stored, now, self.settings)
+        if not plausible(event.occurred_at, now, self.settings):
+            status, final = EventStatus.failed, record
+        else:
+            try:
+                final, status = absorb(record, event, self.settings)
+            except Exception:  # this event alone fails; its station carries on
+                log.exception("event %s could not be applied; set aside", event.event_id)
+                status, final = EventStatus.failed, record
+        if final is stored:
+            return status, None
+        return status, self._settle(stored, final, now)
 
     def on_tick(self, now: datetime) -> list[StationStateChanged]:
         """Re-evaluate every station against the clock (silence is the passage of time)."""
         changes = []
         for record in list(self.records.values()):
-            change = self._settle(record, record, now)
+            try:
+                plausible_record = without_implausible_facts(record, now, self.settings)
+                change = self._settle(record, plausible_record, now)
+            except Exception:  # one station's record must not stop the clock for all
+                log.exception("station %s could not be re-evaluated", record.station_id)
+                continue
             if change is not None:
                 changes.append(change)
         return changes

@@ -45,7 +45,11 @@ def test_operator_posts_only_for_its_own_stations(live: LiveServer, event: Event
         # It reads its own stations, and nothing else.
         listed = operator.get("/v1/stations").json()
         assert [s["station"]["station_id"] for s in listed["stations"]] == ["T-0001"]
-        assert operator.get("/v1/stations/T-0002").status_code == 403
+        # Another station answers as one that does not exist: ids cannot be probed.
+        assert operator.get("/v1/stations/T-0002").json() == operator.get(
+            "/v1/stations/NOPE-1"
+        ).json() | {"detail": "no station 'T-0002' that this key may read"}
+        assert operator.get("/v1/stations/T-0002").status_code == 404
         assert operator.get("/v1/coverage").status_code == 403
         assert operator.get("/v1/alerts").status_code == 403
     with live.system.store.transaction() as tx:
@@ -67,7 +71,11 @@ def test_union_reads_its_district_only(live: LiveServer) -> None:
         # Without a district it sees its own scope: nothing of this one.
         assert outsider.get("/v1/stations").json()["total"] == 0
         assert outsider.get("/v1/alerts").json()["total"] == 0
-        assert outsider.get("/v1/stations/T-0001").status_code == 403
+        hidden = outsider.get("/v1/stations/T-0001")
+        missing = outsider.get("/v1/stations/T-0009")
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.json()["errors"] == missing.json()["errors"]
+        assert hidden.json()["title"] == missing.json()["title"] == "Unknown station"
         assert outsider.post("/v1/events", json=[]).status_code == 403
 
 

@@ -119,7 +119,10 @@ def test_station_events_newest_first_without_worker_refs(
     assert live.client.get("/v1/stations/NOPE/events").status_code == 404
     other = issue(live.system, Role.union, districts=["Another District"])
     with as_key(live, other) as client:
-        assert client.get("/v1/stations/T-0001/events").status_code == 403
+        hidden = client.get("/v1/stations/T-0001/events")
+        missing = client.get("/v1/stations/T-0009/events")
+        assert hidden.status_code == missing.status_code == 404
+        assert hidden.json()["errors"] == missing.json()["errors"]
 
 
 class Stream:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.events import DEFAULT_EARLIEST_OCCURRED_AT, DEFAULT_MAX_FUTURE_SKEW
 from schemas.stations import Amenity
 
 
@@ -79,7 +80,13 @@ class Settings(BaseSettings):
         60.0, ge=0, description="Older events are archived but not applied"
     )
     max_future_skew_minutes: float = Field(
-        5.0, ge=0, description="Events further in the future are rejected"
+        DEFAULT_MAX_FUTURE_SKEW.total_seconds() / 60,
+        ge=0,
+        description="Events further in the future are rejected",
+    )
+    earliest_occurred_at: AwareDatetime = Field(
+        DEFAULT_EARLIEST_OCCURRED_AT,
+        description="Events that occurred before this are rejected (clocks reset to 1970, typos)",
     )
 
     # Underserved zones and alerts
@@ -117,7 +124,13 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Most stations or outlines in one import request"
     )
     import_body_max_bytes: int = Field(
-        50_000_000, ge=1024, description="Largest station or boundary import body accepted"
+        50_000_000, ge=1024, description="Largest station, boundary or demand import accepted"
+    )
+    json_max_depth_levels: int = Field(
+        32,
+        ge=4,
+        le=200,  # far below the interpreter's recursion limit, which deeper JSON would hit
+        description="Deepest nesting of arrays and objects accepted in a JSON body",
     )
 
     # Access
@@ -127,11 +140,22 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         200, ge=1, description="Requests one API key may make at once above its steady rate"
     )
+    auth_failures_per_minute: int = Field(
+        30, ge=1, description="Failed authentications one client address may make per minute"
+    )
+    auth_failures_burst: int = Field(
+        10, ge=1, description="Failed authentications one client address may make at once"
+    )
     request_timeout_seconds: float = Field(
         30.0, gt=0, description="A request still running after this is answered 503"
     )
     cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed to call the API from a browser (none: CORS off)"
+    )
+    api_docs: bool = Field(
+        True,
+        description="Serve the interactive API docs at /docs (from vendored files, no CDN); "
+        "the OpenAPI document at /openapi.json is served either way",
     )
     demo_keys: bool = Field(
         True, description="`waystation run` creates a demo key per role on first start"
