@@ -56,6 +56,7 @@ from services.kafka_sink import BrokerUnavailableError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
+from services.routes import stations_lifecycle
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
@@ -163,7 +164,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     headers = SECURITY_HEADERS | {
         "Content-Security-Policy": content_security_policy(settings.basemap_tile_url)
     }
-    system_stations = StationImporter(system.store)
+    system_stations = StationImporter(system.store, system.registry_changed)
+    app.state.system = system
+    app.include_router(stations_lifecycle.router)
     gauges = CollectorRegistry()
     gauges.register(LiveGauges(system))
     app.state.gatekeeper = Gatekeeper(
@@ -514,7 +517,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             items, _ = await read_import_body(request)
         except BodyError as exc:
             return problem(exc.status, exc.title, exc.detail, exc.errors)
-        result = await run_in_threadpool(system_stations.add, items, Datum(crs.value))
+        result = await run_in_threadpool(
+            system_stations.add, items, Datum(crs.value), actor=who.actor
+        )
         if not result.imported and result.errors:
             first = result.errors[0]
             return problem(

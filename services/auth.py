@@ -51,6 +51,12 @@ class Principal:
     def role(self) -> Role:
         return self.key.role
 
+    @property
+    def actor(self) -> str:
+        """Who made a change, for audit logs: the role and key id (never the key)."""
+        label = f" ({self.key.label})" if self.key.label else ""
+        return f"{self.role.value} key {self.key.key_id}{label}"
+
     def require(self, *roles: Role) -> None:
         if self.role is not Role.admin and self.role not in roles:
             raise ForbiddenError(f"a {self.role.value} key cannot do this")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -36,6 +37,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 console = Console(stderr=True)
+CLI_ACTOR = "cli"  # who made a registry change from the command line
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -226,16 +228,56 @@ def import_stations(
     store = Store.open(settings.resolved_database_url)
     try:
         with store.transaction() as tx:
-            count = tx.stations.upsert_many(result.stations)
+            changes = tx.station_changes.write(
+                result.stations, actor=CLI_ACTOR, at=datetime.now(UTC)
+            )
     finally:
         store.close()
-    console.print(f"Imported {count} stations from {file} ({crs.value} → WGS84).")
+    console.print(
+        f"Imported {len(result.stations)} stations from {file} ({crs.value} → WGS84): "
+        f"{len(changes)} new or changed (a running system applies them on its next tick)."
+    )
     if result.errors:
         table = Table("row", "field", "reason", title=f"{len(result.errors)} rows rejected")
         for error in result.errors:
             table.add_row(str(error.row), error.field, error.reason)
         console.print(table)
         raise typer.Exit(1)
+
+
+@stations_app.command("retire")
+def retire_station(
+    station_id: Annotated[str, typer.Argument(help="The station to retire")],
+) -> None:
+    """Take a station out of service for good: it leaves coverage; its history stays."""
+    _station_lifecycle(station_id, retire=True)
+
+
+@stations_app.command("reactivate")
+def reactivate_station(
+    station_id: Annotated[str, typer.Argument(help="A retired station to bring back")],
+) -> None:
+    """Bring a retired station back as it was when retired."""
+    _station_lifecycle(station_id, retire=False)
+
+
+def _station_lifecycle(station_id: str, *, retire: bool) -> None:
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            log = tx.station_changes
+            write = log.retire if retire else log.reactivate
+            _, change = write(station_id, actor=CLI_ACTOR, at=datetime.now(UTC))
+    except KeyError as exc:
+        state = "active" if retire else "retired"
+        console.print(f"[red]No {state} station {station_id!r}.[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    console.print(f"Station {station_id} {change.action.value} (version {change.version}).")
 
 
 @demand_app.command("import")

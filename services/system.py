@@ -69,6 +69,13 @@ class EmbeddedSystem:
         )
         self.started = False
 
+    def registry_changed(self) -> None:
+        """Stations were written through the registry's audit log: apply the changes now.
+        (Distributed: this replica's coverage follows them; see README "Station lifecycle"
+        for what the workers do.)"""
+        if self.started:
+            self.runtime.apply_station_changes()
+
     def start(self) -> None:
         self.runtime.start()
         if self.simulator is not None:

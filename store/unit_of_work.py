@@ -20,6 +20,7 @@ from store.repositories import (
     StationRecordRepository,
     StationRepository,
 )
+from store.station_changes import StationChangeLog
 
 
 class UnitOfWork:
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.meta = MetaRepository(session)
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
+        self.station_changes = StationChangeLog(session)
 
 
 class Store:

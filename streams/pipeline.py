@@ -9,7 +9,7 @@ stream, partitioned by its own key, over table state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +18,7 @@ from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
+from schemas.lifecycle import StationChange
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
@@ -34,9 +35,15 @@ Emitted = StationStateChanged | CoverageDelta | AlertEvent
 class StationOutcome:
     applied: EventStatus | None = None
     emitted: list[Emitted] = field(default_factory=list)
+    # Cells whose access may have moved without a state change: old and new catchments of a
+    # station that moved, resized or retired.
+    touched_cells: set[str] = field(default_factory=set)
+    registry_changes: list[StationChange] = field(default_factory=list)
 
     def extend(self, other: StationOutcome) -> None:
         self.emitted.extend(other.emitted)
+        self.touched_cells |= other.touched_cells
+        self.registry_changes.extend(other.registry_changes)
 
 
 @dataclass
@@ -45,11 +52,15 @@ class StepOutcome:
     station_changes: list[StationStateChanged] = field(default_factory=list)
     flipped_cells: list[str] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
+    touched_cells: set[str] = field(default_factory=set)
+    registry_changes: list[StationChange] = field(default_factory=list)
 
     def extend(self, other: StepOutcome) -> None:
         self.station_changes.extend(other.station_changes)
         self.flipped_cells.extend(other.flipped_cells)
         self.alert_events.extend(other.alert_events)
+        self.touched_cells |= other.touched_cells
+        self.registry_changes.extend(other.registry_changes)
 
 
 class StationSteps:
@@ -61,7 +72,7 @@ class StationSteps:
         *,
         settings: Settings,
         demand: DemandLayer,
-        registry: Mapping[str, Station],
+        registry: MutableMapping[str, Station],
         catchments: Catchments,
         records: MutableMapping[str, StationRecord],
         alerts: MutableMapping[str, Alert],
@@ -119,13 +130,87 @@ class StationSteps:
         outcome = StationOutcome(emitted=[change])
         station = self.registry[change.station_id]
         outcome.emitted.extend(self._observe_station(station, change, now))
-        catchment = self.catchments.cells(station.lat, station.lon)
+        outcome.emitted.extend(self._fan_out(station, change))
+        return outcome
+
+    def change(self, change: StationChange, now: datetime) -> StationOutcome:
+        """Apply a registry change: the station's catchment leaves its old cells and zones and
+        enters its new ones (none, when retired) at the state it has; its supply ratio is
+        worked out again. A station not yet in the ledger only has its definition replaced."""
+        station_id = change.station_id
+        before = self.registry.get(station_id)
+        previous = self.catchment(before) if before is not None else frozenset()
+        self.supply_ratios.pop(station_id, None)
+        outcome = StationOutcome(registry_changes=[change])
+        if change.new is None:
+            self.registry.pop(station_id, None)
+        else:
+            self.registry[station_id] = change.new
+        record = self.ledger.records.get(station_id)
+        if record is None:
+            if change.new is not None:
+                outcome.extend(self.register([station_id], now))
+            return outcome
+        moved = StationStateChanged(
+            station_id=station_id,
+            old=record.state,
+            new=record.state,
+            at=now,
+            reason=f"station {change.action.value}",
+        )
+        if change.new is None:
+            outcome.emitted.extend(fan_out(moved, frozenset(), self.grid, 0.0, previous=previous))
+            outcome.emitted.extend(self._retire_alerts(station_id, before, now))
+            del self.ledger.records[station_id]
+        else:
+            outcome.emitted.extend(self._fan_out(change.new, moved, previous=previous))
+            outcome.touched_cells |= self.catchment(change.new)
+        outcome.touched_cells |= previous
+        return outcome
+
+    def catchment(self, station: Station) -> frozenset[str]:
+        return self.catchments.cells(station.lat, station.lon)
+
+    def _fan_out(
+        self,
+        station: Station,
+        change: StationStateChanged,
+        *,
+        previous: frozenset[str] = frozenset(),
+    ) -> list[CoverageDelta]:
+        catchment = self.catchment(station)
         ratio = self.supply_ratios.get(station.station_id)
         if ratio is None:
             ratio = supply_ratio(station.capacity, catchment, self.demand.demand)
             self.supply_ratios[station.station_id] = ratio
-        outcome.emitted.extend(fan_out(change, catchment, self.grid, ratio))
-        return outcome
+        return fan_out(change, catchment, self.grid, ratio, previous=previous)
+
+    def _retire_alerts(
+        self, station_id: str, station: Station | None, now: datetime
+    ) -> list[AlertEvent]:
+        """A retired station's own alerts clear: pending ones at once, open ones after the
+        resolve grace period like any condition that ended."""
+        evidence = AlertEvidence(detail="station retired", stations=(station_id,))
+        events: list[AlertEvent] = []
+        for kind in (AlertKind.station_silent, AlertKind.station_degraded):
+            events += self.alert_book.observe(
+                kind,
+                station_id,
+                active=False,
+                evidence=evidence,
+                now=now,
+                district=station.district if station is not None else None,
+            )
+        self.visit_windows.windows.pop(station_id, None)
+        events += self.alert_book.observe(
+            AlertKind.station_overloaded,
+            station_id,
+            active=False,
+            evidence=evidence,
+            now=now,
+            district=station.district if station is not None else None,
+        )
+        return events
 
     def _observe_station(
         self, station: Station, change: StationStateChanged, now: datetime
@@ -226,7 +311,7 @@ class Pipeline:
         *,
         settings: Settings,
         demand: DemandLayer,
-        registry: Mapping[str, Station],
+        registry: MutableMapping[str, Station],
         catchments: Catchments,
         records: MutableMapping[str, StationRecord],
         zones: MutableMapping[str, ZoneCoverage],
@@ -255,6 +340,10 @@ class Pipeline:
     def handle(self, event: Event, now: datetime) -> StepOutcome:
         return self._route(self.stations.handle(event, now), now)
 
+    def change(self, change: StationChange, now: datetime) -> StepOutcome:
+        """A registry change (create, update, retire, reactivate) through both halves."""
+        return self._route(self.stations.change(change, now), now)
+
     def tick(self, now: datetime) -> StepOutcome:
         outcome = self._route(self.stations.tick(now), now)
         outcome.alert_events.extend(self.alert_book.on_tick(now))
@@ -266,6 +355,8 @@ class Pipeline:
         that a zone no station reaches is seen too."""
         outcome = StepOutcome()
         self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
+        for retired in [sid for sid in self.ledger.records if sid not in self.registry]:
+            del self.ledger.records[retired]  # retired before its change was applied
         for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
             if record.station_id in self.registry:
                 restored = StationStateChanged(
@@ -313,7 +404,11 @@ class Pipeline:
     def _route(
         self, produced: StationOutcome, now: datetime, *, judge_zones: bool = True
     ) -> StepOutcome:
-        outcome = StepOutcome(applied=produced.applied)
+        outcome = StepOutcome(
+            applied=produced.applied,
+            touched_cells=set(produced.touched_cells),
+            registry_changes=list(produced.registry_changes),
+        )
         for item in produced.emitted:
             if isinstance(item, StationStateChanged):
                 outcome.station_changes.append(item)
