@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.opening_hours import parse_opening_hours
 
 STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -59,3 +61,12 @@ class Station(BaseModel):
         None, max_length=200, description="OSM opening_hours syntax, e.g. 'Mo-Su 08:00-20:00'"
     )
     operator: str | None = Field(None, max_length=200)
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _hours_parse(cls, value: str | None) -> str | None:
+        """The clock applies the hours, so they must be readable (OpeningHoursError says
+        where they are not)."""
+        if value is not None:
+            parse_opening_hours(value)
+        return value

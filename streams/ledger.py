@@ -5,7 +5,7 @@ Pure: state in (a MutableMapping of StationRecord, a dict or a Faust table), cha
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
 
 from schemas.events import (
@@ -19,15 +19,22 @@ from schemas.state import EventStatus, StationRecord, StationStateChanged
 from schemas.stations import StationState
 from waystation.settings import Settings
 
+ClosedByClock = Callable[[str, datetime], str | None]
+"""Why the clock alone closes a station at an instant (outside its opening hours, a mobile
+unit between stops), or None."""
+
 
 def station_state(
-    record: StationRecord, now: datetime, settings: Settings
+    record: StationRecord, now: datetime, settings: Settings, closed_by_clock: str | None = None
 ) -> tuple[StationState, str]:
     """The effective state and a human reason. Closed beats silent: a closed station owes no
-    heartbeats; silent beats degraded: a station we cannot hear from is not counted on."""
+    heartbeats; silent beats degraded: a station we cannot hear from is not counted on. The
+    clock closes a station (its hours) without anyone checking in."""
     heard = record.last_heard_at
     if heard is None:
         return StationState.silent, "never heard from"
+    if closed_by_clock is not None:
+        return StationState.closed, closed_by_clock
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
         return StationState.closed, f"checked in {record.check_in_status.value}"
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
@@ -118,9 +125,15 @@ def _recorded_health_rank(record: StationRecord) -> HealthRank:
 class StationLedger:
     """Keeps StationRecords current and reports every change of effective state."""
 
-    def __init__(self, records: MutableMapping[str, StationRecord], settings: Settings) -> None:
+    def __init__(
+        self,
+        records: MutableMapping[str, StationRecord],
+        settings: Settings,
+        closed_by_clock: ClosedByClock | None = None,
+    ) -> None:
         self.records = records
         self.settings = settings
+        self.closed_by_clock = closed_by_clock
 
     def on_event(
         self, event: Event, now: datetime
@@ -150,10 +163,16 @@ class StationLedger:
             station_id=station_id, old=None, new=record.state, at=now, reason=record.state_reason
         )
 
+    def settle(self, station_id: str, now: datetime) -> StationStateChanged | None:
+        """Re-evaluate one station now (its definition changed: new hours, a new schedule)."""
+        record = self.records.get(station_id)
+        return self._settle(record, record, now) if record is not None else None
+
     def _settle(
         self, before: StationRecord, updated: StationRecord, now: datetime
     ) -> StationStateChanged | None:
-        state, reason = station_state(updated, now, self.settings)
+        clock = self.closed_by_clock(updated.station_id, now) if self.closed_by_clock else None
+        state, reason = station_state(updated, now, self.settings, clock)
         if state == before.state and before.station_id in self.records:
             if updated is not before or reason != before.state_reason:
                 self.records[updated.station_id] = updated.model_copy(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from geo.access import supply_ratio
 from geo.catchment import Catchments
@@ -19,6 +20,7 @@ from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
 from schemas.lifecycle import StationChange
+from schemas.opening_hours import parse_opening_hours
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
@@ -84,9 +86,10 @@ class StationSteps:
         self.grid = demand.grid
         self.registry = registry
         self.catchments = catchments
-        self.ledger = StationLedger(records, settings)
+        self.ledger = StationLedger(records, settings, self.closed_by_clock)
         self.alert_book = AlertBook(alerts, settings)
         self.visit_windows = VisitWindows(visits, settings)
+        self.zone = ZoneInfo(settings.timezone)
         # 2SFCA step one, fixed for a demand layer; shareable between short-lived instances.
         self.supply_ratios = {} if supply_ratios is None else supply_ratios
 
@@ -165,8 +168,20 @@ class StationSteps:
         else:
             outcome.emitted.extend(self._fan_out(change.new, moved, previous=previous))
             outcome.touched_cells |= self.catchment(change.new)
+            settled = self.ledger.settle(station_id, now)  # new hours may close or open it
+            if settled is not None:
+                outcome.extend(self.propagate(settled, now))
         outcome.touched_cells |= previous
         return outcome
+
+    def closed_by_clock(self, station_id: str, now: datetime) -> str | None:
+        """Outside its opening hours (in the district's time zone) a station is closed."""
+        station = self.registry.get(station_id)
+        if station is None or station.opening_hours is None:
+            return None
+        if parse_opening_hours(station.opening_hours).is_open(now.astimezone(self.zone)):
+            return None
+        return f"outside opening hours ({station.opening_hours})"
 
     def catchment(self, station: Station) -> frozenset[str]:
         return self.catchments.cells(station.lat, station.lon)

@@ -111,6 +111,7 @@ def test_bad_changes_name_the_field(live: LiveServer) -> None:
         ({"lat": 123}, "lat"),
         ({"kind": "spaceship"}, "kind"),
         ({"colour": "red"}, "colour"),
+        ({"opening_hours": "Mo-Fr 9 to 5"}, "opening_hours"),
         ({"station_id": "T-0099"}, "station_id"),
     ):
         answer = live.client.patch("/v1/stations/T-0001", json=body)
