@@ -151,7 +151,7 @@ class KeyRing:
 class RateLimiter:
     """A token bucket per key: a steady rate with room for bursts."""
 
-    def __init__(self, per_minute: int, burst: int) -> None:
+    def __init__(self, per_minute: float, burst: int) -> None:
         self.rate_per_s = per_minute / 60.0
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -20,6 +20,7 @@ from store.repositories import (
     StationRecordRepository,
     StationRepository,
 )
+from store.scan_tokens import ScanTokenRepository
 from store.station_changes import StationChangeLog
 
 
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
         self.station_changes = StationChangeLog(session)
+        self.scan_tokens = ScanTokenRepository(session)
 
 
 class Store:
