@@ -16,7 +16,14 @@ from schemas import SCHEMA_VERSION
 from schemas.events import EventType, Service, VisitSource, WorkerKind
 from schemas.stations import Station
 from services.auth import RateLimiter
-from services.scan_tokens import ForgedTokenError, StationToken, TokenSigner, scan_secret
+from services.scan_tokens import (
+    ForgedTokenError,
+    StationToken,
+    TokenSigner,
+    current_token,
+    rotate_token,
+    scan_secret,
+)
 from services.system import EmbeddedSystem
 
 DEVICE_ID_BYTES = 16
@@ -63,15 +70,11 @@ class ScanDesk:
         self.stations = RateLimiter(settings.scan_station_per_minute, settings.scan_station_burst)
 
     def token_for(self, station_id: str) -> str:
-        with self.system.store.transaction(readonly=True) as tx:
-            generation = tx.scan_tokens.generation(station_id)
-        return self.signer.sign(station_id, generation)
+        return current_token(self.system.store, self.signer, station_id)
 
     def rotate(self, station_id: str) -> str:
         """Revoke every poster of the station; returns the new token."""
-        with self.system.store.transaction() as tx:
-            generation = tx.scan_tokens.rotate(station_id, self.system.clock.now())
-        return self.signer.sign(station_id, generation)
+        return rotate_token(self.system.store, self.signer, station_id, self.system.clock.now())
 
     def open(self, token: str) -> ScanResult:
         try:

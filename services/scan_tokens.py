@@ -8,7 +8,9 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import datetime
 
+from store.unit_of_work import Store
 from waystation.settings import Settings
 
 MAC_BYTES = 16  # 128 bits: unforgeable in practice, and the QR code stays small
@@ -58,3 +60,17 @@ class TokenSigner:
 
 def scan_url(settings: Settings, token: str) -> str:
     return f"{settings.public_url}/scan/{token}"
+
+
+def current_token(store: Store, signer: TokenSigner, station_id: str) -> str:
+    """The token of the station's posters in force."""
+    with store.transaction(readonly=True) as tx:
+        generation = tx.scan_tokens.generation(station_id)
+    return signer.sign(station_id, generation)
+
+
+def rotate_token(store: Store, signer: TokenSigner, station_id: str, at: datetime) -> str:
+    """Revoke every poster of the station; returns the new token."""
+    with store.transaction() as tx:
+        generation = tx.scan_tokens.rotate(station_id, at)
+    return signer.sign(station_id, generation)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
-from services.privacy import load_or_create_secret
+from services.privacy import worker_ref_secret
 from services.simulator import Simulator
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
@@ -46,11 +46,7 @@ class EmbeddedSystem:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.store = Store.open(settings.resolved_database_url)
-        secret = (
-            settings.worker_ref_secret.get_secret_value().encode()
-            if settings.worker_ref_secret
-            else load_or_create_secret(settings.data_dir)
-        )
+        secret = worker_ref_secret(settings)
         self.runtime = EmbeddedRuntime(
             self.store,
             settings,
