@@ -113,6 +113,8 @@ class StationSteps:
         """Bring stations not yet in the ledger into it (silent, until heard from)."""
         outcome = StationOutcome()
         for station_id in station_ids:
+            if station_id not in self.registry:
+                continue  # retired since it was listed
             registered = self.ledger.register(station_id, now)
             if registered is not None:
                 outcome.extend(self.propagate(registered, now))
