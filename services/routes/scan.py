@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from schemas.api import FieldError
+from schemas.events import EventType
 from services.auth import Principal
 from services.problems import problem
 from services.routes.stations_lifecycle import Who
@@ -81,9 +82,17 @@ async def scan_submit(token: str, request: Request, desk: Desk) -> HTMLResponse:
     result = await run_in_threadpool(desk.record, token, device, form)
     if result.outcome is not ScanOutcome.recorded or result.station is None:
         return _refusal(result)
-    data = request.app.state.live.data
-    visits = data.visits_by_station(desk.system.clock.now()).get(result.station.station_id, 0)
+    visits = await run_in_threadpool(_visits_today, request, desk, result.station.station_id)
     return _html(200, done_page(result, visits))
+
+
+def _visits_today(request: Request, desk: ScanDesk, station_id: str) -> int:
+    """The station's visits since local midnight, counted as the dashboard counts them."""
+    midnight = request.app.state.live.data.midnight(desk.system.clock.now())
+    with desk.system.store.transaction(readonly=True) as tx:
+        return tx.events.count_by_type_since(
+            midnight, type=EventType.visit.value, station_ids={station_id}
+        )
 
 
 def _scannable(who: Principal, desk: ScanDesk, station_id: str) -> JSONResponse | None:
