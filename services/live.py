@@ -189,6 +189,7 @@ class LiveHub:
         for outcome in outcomes:
             changes.update((c.station_id, c) for c in outcome.station_changes)
             flipped.update(outcome.flipped_cells)
+            flipped.update(outcome.touched_cells)  # access moved there: a station moved or changed
             alerts.update((e.alert.alert_id, e) for e in outcome.alert_events)
         self._visits_dirty |= bool(outcomes)
         visits_changed = False

@@ -94,6 +94,7 @@ class StationRepository:
                 "amenities": [a.value for a in s.amenities],
                 "opening_hours": s.opening_hours,
                 "operator": s.operator,
+                "stops": [stop.model_dump(mode="json") for stop in s.stops] or None,
                 "geom": Point(s.lon, s.lat),
             }
             for s in stations
@@ -173,6 +174,7 @@ def _station(row: StationRow) -> Station:
         amenities=tuple(row.amenities),
         opening_hours=row.opening_hours,
         operator=row.operator,
+        stops=tuple(row.stops or ()),
     )
 
 

@@ -91,6 +91,8 @@ class StationRow(Base):
     amenities: Mapped[list[Any]] = mapped_column(JSON)
     opening_hours: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     operator: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # A mobile unit's tour: [{name, lat, lon, start, end}], in time order; null otherwise.
+    stops: Mapped[list[Any] | None] = mapped_column(JSON)
     geom: Mapped[BaseGeometry | None] = mapped_column(GeometryColumn("POINT"), deferred=True)
 
     __table_args__ = (

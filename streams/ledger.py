@@ -19,7 +19,7 @@ from schemas.state import EventStatus, StationRecord, StationStateChanged
 from schemas.stations import StationState
 from waystation.settings import Settings
 
-ClosedByClock = Callable[[str, datetime], str | None]
+ClosedByClock = Callable[[StationRecord, datetime], str | None]
 """Why the clock alone closes a station at an instant (outside its opening hours, a mobile
 unit between stops), or None."""
 
@@ -74,6 +74,7 @@ def absorb(
                     "check_in_at": event.occurred_at,
                     "seats_available": event.payload.seats_available,
                     "staffed": event.payload.staffed,
+                    "check_in_location": event.payload.location,
                 }
             ), EventStatus.applied
         case HealthCheckEvent():
@@ -171,7 +172,7 @@ class StationLedger:
     def _settle(
         self, before: StationRecord, updated: StationRecord, now: datetime
     ) -> StationStateChanged | None:
-        clock = self.closed_by_clock(updated.station_id, now) if self.closed_by_clock else None
+        clock = self.closed_by_clock(updated, now) if self.closed_by_clock else None
         state, reason = station_state(updated, now, self.settings, clock)
         if state == before.state and before.station_id in self.records:
             if updated is not before or reason != before.state_reason:

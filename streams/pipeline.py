@@ -20,6 +20,7 @@ from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
 from schemas.lifecycle import StationChange
+from schemas.mobile import GeoPoint, stop_at
 from schemas.opening_hours import parse_opening_hours
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
@@ -104,6 +105,8 @@ class StationSteps:
         outcome.applied = applied
         if change is not None:
             outcome.extend(self.propagate(change, now))
+        if applied is EventStatus.applied:
+            outcome.extend(self._follow_schedule(event.station_id, now))  # a reported location
         if isinstance(event, VisitEvent) and applied is EventStatus.applied:
             visitors = self.visit_windows.record(event, now)
             outcome.emitted.extend(self._observe_load(event.station_id, visitors, now))
@@ -124,6 +127,8 @@ class StationSteps:
         """The clock for every station in this state: silence and the overload window. The
         alerts' grace periods are advanced by the caller (`alert_book.on_tick`), once."""
         outcome = StationOutcome()
+        for station_id in sorted(self.ledger.records):  # mobile units move before they open
+            outcome.extend(self._follow_schedule(station_id, now))
         for change in self.ledger.on_tick(now):
             outcome.extend(self.propagate(change, now))
         for station_id in sorted(self.visit_windows.windows):
@@ -136,6 +141,7 @@ class StationSteps:
         station = self.registry[change.station_id]
         outcome.emitted.extend(self._observe_station(station, change, now))
         outcome.emitted.extend(self._fan_out(station, change))
+        outcome.touched_cells |= self.catchment(station)
         return outcome
 
     def change(self, change: StationChange, now: datetime) -> StationOutcome:
@@ -155,7 +161,11 @@ class StationSteps:
         if record is None:
             if change.new is not None:
                 outcome.extend(self.register([station_id], now))
+                outcome.extend(self._follow_schedule(station_id, now))
             return outcome
+        if change.new is not None:
+            record = self._placed(change.new, record, now)
+            self.ledger.records[station_id] = record
         moved = StationStateChanged(
             station_id=station_id,
             old=record.state,
@@ -176,17 +186,68 @@ class StationSteps:
         outcome.touched_cells |= previous
         return outcome
 
-    def closed_by_clock(self, station_id: str, now: datetime) -> str | None:
-        """Outside its opening hours (in the district's time zone) a station is closed."""
-        station = self.registry.get(station_id)
-        if station is None or station.opening_hours is None:
+    def closed_by_clock(self, record: StationRecord, now: datetime) -> str | None:
+        """Outside its opening hours (in the district's time zone) a station is closed; a
+        mobile unit is closed between its stops, unless a check-in said where it is."""
+        station = self.registry.get(record.station_id)
+        if station is None:
+            return None
+        between_stops = record.check_in_location is None and stop_at(station.stops, now) is None
+        if station.mobile and between_stops:
+            return "between stops"
+        if station.opening_hours is None:
             return None
         if parse_opening_hours(station.opening_hours).is_open(now.astimezone(self.zone)):
             return None
         return f"outside opening hours ({station.opening_hours})"
 
+    def position(self, station: Station) -> GeoPoint:
+        """Where coverage counts a station: a mobile unit where it was last placed (its stop,
+        or where a check-in said it is), any other at its registered location."""
+        record = self.ledger.records.get(station.station_id)
+        if station.mobile and record is not None and record.placed is not None:
+            return record.placed
+        return GeoPoint(lat=station.lat, lon=station.lon)
+
     def catchment(self, station: Station) -> frozenset[str]:
-        return self.catchments.cells(station.lat, station.lon)
+        point = self.position(station)
+        return self.catchments.cells(point.lat, point.lon)
+
+    def _placed(self, station: Station, record: StationRecord, now: datetime) -> StationRecord:
+        """The record with the unit placed where it serves now; between stops it stays where
+        it was. Not a mobile unit: at its registered location."""
+        if not station.mobile:
+            placed = None
+        elif record.check_in_location is not None:
+            placed = record.check_in_location
+        else:
+            stop = stop_at(station.stops, now)
+            placed = GeoPoint(lat=stop.lat, lon=stop.lon) if stop is not None else record.placed
+        return record if placed == record.placed else record.model_copy(update={"placed": placed})
+
+    def _follow_schedule(self, station_id: str, now: datetime) -> StationOutcome:
+        """Move a mobile unit's catchment to where it serves now, at the state it has."""
+        outcome = StationOutcome()
+        station = self.registry.get(station_id)
+        record = self.ledger.records.get(station_id)
+        if station is None or record is None or not station.mobile:
+            return outcome
+        placed = self._placed(station, record, now)
+        if placed is record:
+            return outcome
+        previous = self.catchment(station)
+        self.ledger.records[station_id] = placed
+        self.supply_ratios.pop(station_id, None)
+        moved = StationStateChanged(
+            station_id=station_id,
+            old=record.state,
+            new=record.state,
+            at=now,
+            reason="mobile unit moved",
+        )
+        outcome.emitted.extend(self._fan_out(station, moved, previous=previous))
+        outcome.touched_cells |= previous | self.catchment(station)
+        return outcome
 
     def _fan_out(
         self,

@@ -1,4 +1,5 @@
-"""Station lifecycle: the registry's audit log of changes, and QR poster generations.
+"""Station lifecycle: the registry's audit log of changes, QR poster generations, and mobile
+units' stops.
 
 Revision ID: 0003_lifecycle
 Revises: 0003
@@ -19,6 +20,8 @@ SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("stations") as stations:
+        stations.add_column(sa.Column("stops", sa.JSON))
     op.create_table(
         "station_changes",
         sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
@@ -47,5 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("stations") as stations:
+        stations.drop_column("stops")
     op.drop_table("scan_tokens")
     op.drop_table("station_changes")
