@@ -64,3 +64,25 @@ def next_stops(
 ) -> tuple[MobileStop, ...]:
     """The stops still to come after an instant (the current one excluded)."""
     return tuple(s for s in stops if s.start > instant)[:limit]
+
+
+class StopGainView(BaseModel):
+    stop: MobileStop
+    uncovered_demand_workers: float = Field(
+        description="Demand this stop reaches that no other working station covers now"
+    )
+    cells: int
+
+
+class TourView(BaseModel):
+    """A mobile unit's tour as the dashboard and planners read it."""
+
+    station_id: str
+    position: GeoPoint = Field(description="Where coverage counts the unit now")
+    serving_now: bool
+    current_stop: MobileStop | None
+    next_stops: list[MobileStop]
+    serving_cells: list[str] = Field(description="H3 cells it serves now")
+    stops_by_gain: list[StopGainView] = Field(
+        description="Every stop of the tour, the most uncovered demand first"
+    )

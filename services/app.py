@@ -56,7 +56,7 @@ from services.kafka_sink import BrokerUnavailableError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
-from services.routes import scan, stations_lifecycle
+from services.routes import mobile, scan, stations_lifecycle
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
@@ -168,6 +168,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.state.system = system
     app.include_router(stations_lifecycle.router)
     app.include_router(scan.router)
+    app.include_router(mobile.router)
     gauges = CollectorRegistry()
     gauges.register(LiveGauges(system))
     app.state.gatekeeper = Gatekeeper(

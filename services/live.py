@@ -183,6 +183,11 @@ class LiveHub:
             if was_built:  # the demand layer changed under the dashboards: refetch
                 self._broadcast(RESYNC)
                 return
+        if any(outcome.relocated for outcome in outcomes):
+            # A station moved (or was added or retired): positions come with the map.
+            self.book.rebuild()
+            self._broadcast(RESYNC)
+            return
         changes: dict[str, StationStateChanged] = {}
         flipped: set[str] = set()
         alerts: dict[str, AlertEvent] = {}

@@ -15,13 +15,22 @@ from schemas.events import (
     Event,
     HealthCheckEvent,
 )
+from schemas.mobile import GeoPoint
 from schemas.state import EventStatus, StationRecord, StationStateChanged
-from schemas.stations import StationState
+from schemas.stations import Station, StationState
 from waystation.settings import Settings
 
 ClosedByClock = Callable[[StationRecord, datetime], str | None]
 """Why the clock alone closes a station at an instant (outside its opening hours, a mobile
 unit between stops), or None."""
+
+
+def counted_at(station: Station, record: StationRecord | None) -> GeoPoint:
+    """Where coverage counts a station: a mobile unit where it was last placed (its stop, or
+    where a check-in said it is), any other at its registered location."""
+    if station.mobile and record is not None and record.placed is not None:
+        return record.placed
+    return GeoPoint(lat=station.lat, lon=station.lon)
 
 
 def station_state(

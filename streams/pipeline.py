@@ -26,7 +26,7 @@ from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStat
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
 from streams.coverage import ZoneAssessment, ZoneCoverage, ZoneCoverageBook, fan_out
-from streams.ledger import StationLedger
+from streams.ledger import StationLedger, counted_at
 from streams.overload import VisitWindow, VisitWindows
 from waystation.settings import Settings
 
@@ -42,11 +42,13 @@ class StationOutcome:
     # station that moved, resized or retired.
     touched_cells: set[str] = field(default_factory=set)
     registry_changes: list[StationChange] = field(default_factory=list)
+    relocated: set[str] = field(default_factory=set)  # stations now counted somewhere else
 
     def extend(self, other: StationOutcome) -> None:
         self.emitted.extend(other.emitted)
         self.touched_cells |= other.touched_cells
         self.registry_changes.extend(other.registry_changes)
+        self.relocated |= other.relocated
 
 
 @dataclass
@@ -57,6 +59,7 @@ class StepOutcome:
     alert_events: list[AlertEvent] = field(default_factory=list)
     touched_cells: set[str] = field(default_factory=set)
     registry_changes: list[StationChange] = field(default_factory=list)
+    relocated: set[str] = field(default_factory=set)
 
     def extend(self, other: StepOutcome) -> None:
         self.station_changes.extend(other.station_changes)
@@ -64,6 +67,7 @@ class StepOutcome:
         self.alert_events.extend(other.alert_events)
         self.touched_cells |= other.touched_cells
         self.registry_changes.extend(other.registry_changes)
+        self.relocated |= other.relocated
 
 
 class StationSteps:
@@ -152,7 +156,7 @@ class StationSteps:
         before = self.registry.get(station_id)
         previous = self.catchment(before) if before is not None else frozenset()
         self.supply_ratios.pop(station_id, None)
-        outcome = StationOutcome(registry_changes=[change])
+        outcome = StationOutcome(registry_changes=[change], relocated={station_id})
         if change.new is None:
             self.registry.pop(station_id, None)
         else:
@@ -202,12 +206,7 @@ class StationSteps:
         return f"outside opening hours ({station.opening_hours})"
 
     def position(self, station: Station) -> GeoPoint:
-        """Where coverage counts a station: a mobile unit where it was last placed (its stop,
-        or where a check-in said it is), any other at its registered location."""
-        record = self.ledger.records.get(station.station_id)
-        if station.mobile and record is not None and record.placed is not None:
-            return record.placed
-        return GeoPoint(lat=station.lat, lon=station.lon)
+        return counted_at(station, self.ledger.records.get(station.station_id))
 
     def catchment(self, station: Station) -> frozenset[str]:
         point = self.position(station)
@@ -247,6 +246,7 @@ class StationSteps:
         )
         outcome.emitted.extend(self._fan_out(station, moved, previous=previous))
         outcome.touched_cells |= previous | self.catchment(station)
+        outcome.relocated.add(station_id)
         return outcome
 
     def _fan_out(
@@ -486,6 +486,7 @@ class Pipeline:
             applied=produced.applied,
             touched_cells=set(produced.touched_cells),
             registry_changes=list(produced.registry_changes),
+            relocated=set(produced.relocated),
         )
         for item in produced.emitted:
             if isinstance(item, StationStateChanged):
