@@ -73,7 +73,10 @@ class Embedded:
         pipeline = self.system.runtime.pipeline
         assert pipeline is not None
         book = pipeline.zone_book
-        return {zone: zone_summary(book, zone) for zone in book.demand.cells_of_zone}
+        # Every zone with demand, and every zone a station reached (the workers publish a
+        # summary for each zone a delta came to, with demand or not).
+        zones = set(book.demand.cells_of_zone) | set(book.zones)
+        return {zone: zone_summary(book, zone) for zone in sorted(zones)}
 
 
 class Distributed:
