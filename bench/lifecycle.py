@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import multiprocessing
 import random
 import statistics
 import tempfile
@@ -110,13 +111,25 @@ def move_results(quick: bool) -> list[Result]:
     )
 
 
+def scan_times(url: str, paths: list[str], scans: int) -> list[float]:
+    """The phones, in a process of their own so that the server's process only serves."""
+    with multiprocessing.get_context("spawn").Pool(1) as phones:
+        return list(phones.apply(_phones, (url, paths, scans)))
+
+
+def _phones(url: str, paths: list[str], scans: int) -> list[float]:
+    return asyncio.run(_scan_times(url, paths, scans))
+
+
 async def _scan_times(url: str, paths: list[str], scans: int) -> list[float]:
     """Each phone opens its page (a cookie), then all post at once, `scans` times each."""
     times: list[float] = []
     ready = asyncio.Barrier(len(paths))
 
     async def phone(path: str) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=CLIENT_TIMEOUT_S, verify=False, trust_env=False
+        ) as client:
             (await client.get(path)).raise_for_status()
             await ready.wait()
             for _ in range(scans):
@@ -140,7 +153,7 @@ def qr_results(quick: bool) -> list[Result]:
         desk = ScanDesk(system)
         stations = [s.station_id for s in city.stations]
         paths = [f"/scan/{desk.token_for(stations[i % len(stations)])}" for i in range(scanners)]
-        times = np.array(asyncio.run(_scan_times(url, paths, SCANS_PER_PHONE)))
+        times = np.array(scan_times(url, paths, SCANS_PER_PHONE))
         system.runtime.drain()
         with system.store.transaction() as tx:
             recorded = tx.events.count(status=None)
@@ -148,8 +161,8 @@ def qr_results(quick: bool) -> list[Result]:
         f"Time of one worker's QR check-in as the phone sees it (POST /scan/{{token}}: token "
         "check, rate limits, ingest into the durable archive, the thank-you page with the "
         f"station's visits today) while {scanners} phones post at once, {SCANS_PER_PHONE} "
-        f"scans each, spread over {station_count} stations of the sample district; server and "
-        "phones (httpx, asyncio) share this machine's cores."
+        f"scans each, spread over {station_count} stations of the sample district; the phones "
+        "(httpx, asyncio) run in a process of their own on the same machine."
     )
     detail = (
         f"This run: {len(times)} scans, {recorded} events archived; median "

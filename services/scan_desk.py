@@ -7,15 +7,20 @@ number becomes the visit's worker_ref, which ingest replaces by a keyed hash."""
 from __future__ import annotations
 
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas import SCHEMA_VERSION
+from schemas.api import EventOutcome, EventResult
 from schemas.events import EventType, Service, VisitSource, WorkerKind
 from schemas.stations import Station
 from services.auth import RateLimiter
+from services.ingest import Ingest
 from services.scan_tokens import (
     ForgedTokenError,
     StationToken,
@@ -25,6 +30,7 @@ from services.scan_tokens import (
     scan_secret,
 )
 from services.system import EmbeddedSystem
+from streams.clock import Clock
 
 DEVICE_ID_BYTES = 16
 MEMBER_NUMBER_MAX_CHARS = 32
@@ -59,6 +65,48 @@ def services_offered(station: Station) -> tuple[str, ...]:
     return tuple(a.value for a in station.amenities) + tuple(s.value for s in Service)
 
 
+class VisitBatcher:
+    """Scans that arrive together are archived together: whoever holds the commit takes every
+    visit queued meanwhile into one ingest call (one transaction), so many phones at once cost
+    a few commits, not one each."""
+
+    def __init__(self, ingest: Ingest, clock: Clock) -> None:
+        self.ingest = ingest
+        self.clock = clock
+        self._pending: list[tuple[dict[str, object], Future[EventOutcome]]] = []
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+
+    def submit(self, item: dict[str, object]) -> EventOutcome:
+        future: Future[EventOutcome] = Future()
+        with self._queue_lock:
+            self._pending.append((item, future))
+        with self._commit_lock:
+            if not future.done():
+                with self._queue_lock:
+                    batch, self._pending = self._pending, []
+                self._flush(batch)
+        return future.result()
+
+    def _flush(self, batch: list[tuple[dict[str, object], Future[EventOutcome]]]) -> None:
+        try:
+            answer = self.ingest.handle([item for item, _ in batch], self.clock.now())
+        except Exception as exc:  # the broker or the store is down: every waiter learns it
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        by_index = {result.index: result for result in answer.results}
+        for index, (_, future) in enumerate(batch):
+            future.set_result(by_index[index])
+
+
+@dataclass(frozen=True)
+class _Known:
+    station: Station | None
+    generation: int
+    read_at_s: float
+
+
 class ScanDesk:
     def __init__(self, system: EmbeddedSystem) -> None:
         self.system = system
@@ -68,13 +116,32 @@ class ScanDesk:
             settings.scan_device_per_hour / MINUTES_PER_HOUR, settings.scan_device_burst
         )
         self.stations = RateLimiter(settings.scan_station_per_minute, settings.scan_station_burst)
+        self.visits = VisitBatcher(system.ingest, system.clock)
+        self._known: dict[str, _Known] = {}
 
     def token_for(self, station_id: str) -> str:
         return current_token(self.system.store, self.signer, station_id)
 
     def rotate(self, station_id: str) -> str:
         """Revoke every poster of the station; returns the new token."""
-        return rotate_token(self.system.store, self.signer, station_id, self.system.clock.now())
+        token = rotate_token(self.system.store, self.signer, station_id, self.system.clock.now())
+        self._known.pop(station_id, None)
+        return token
+
+    def _lookup(self, station_id: str) -> _Known:
+        """The station and its poster generation, read at most every few seconds."""
+        now_s = time.monotonic()
+        known = self._known.get(station_id)
+        if (
+            known is None
+            or now_s - known.read_at_s > self.system.settings.scan_station_cache_seconds
+        ):
+            with self.system.store.transaction(readonly=True) as tx:
+                known = _Known(
+                    tx.stations.get(station_id), tx.scan_tokens.generation(station_id), now_s
+                )
+            self._known[station_id] = known
+        return known
 
     def open(self, token: str) -> ScanResult:
         try:
@@ -84,12 +151,11 @@ class ScanDesk:
         return self._check(read)
 
     def _check(self, read: StationToken) -> ScanResult:
-        with self.system.store.transaction(readonly=True) as tx:
-            station = tx.stations.get(read.station_id)
-            generation = tx.scan_tokens.generation(read.station_id)
+        known = self._lookup(read.station_id)
+        station = known.station
         if station is None:
             return ScanResult(ScanOutcome.unknown_station)
-        if read.generation != generation:
+        if read.generation != known.generation:
             return ScanResult(ScanOutcome.revoked, station)
         return ScanResult(ScanOutcome.ready, station, services=services_offered(station))
 
@@ -131,9 +197,9 @@ class ScanDesk:
             "occurred_at": now.isoformat(),
             "payload": payload,
         }
-        answer = self.system.ingest.handle([item], now)
-        if answer.accepted != 1:
-            fields = tuple(e.field for r in answer.results for e in r.errors)
+        outcome = self.visits.submit(item)
+        if outcome.result is not EventResult.accepted:
+            fields = tuple(e.field for e in outcome.errors)
             return ScanResult(ScanOutcome.rejected, station, problems=fields or ("visit",))
         return ScanResult(ScanOutcome.recorded, station, services=chosen)
 

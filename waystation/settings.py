@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     scan_station_per_minute: float = Field(
         30.0, gt=0, description="QR-scan visits one station may record per minute, steadily"
     )
+    scan_station_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a scan trusts what it read of a station and its poster generation "
+        "(a rotation through this server applies at once; from the CLI, within this time)",
+    )
     scan_station_burst: int = Field(
         60, ge=1, description="QR-scan visits one station may record at once (a queue at the door)"
     )
