@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from schemas.api import FieldError
 from schemas.mobile import StopGainView, TourView
 from services.problems import problem
-from services.routes.stations_lifecycle import System, Who
+from services.routes.stations_lifecycle import NOT_FOUND, System, Who
 from streams.tour import tour_of
 
 router = APIRouter(tags=["mobile units"])
@@ -18,7 +18,7 @@ router = APIRouter(tags=["mobile units"])
 UPCOMING_STOPS = 5  # next stops shown; the ranking covers the whole tour
 
 
-@router.get("/v1/stations/{station_id}/tour", response_model=TourView)
+@router.get("/v1/stations/{station_id}/tour", response_model=TourView, responses=NOT_FOUND)
 def station_tour(station_id: str, who: Who, system: System) -> Any:
     """(union, planner, admin) A mobile unit's position, next stops and the area it serves
     now, and every stop ranked by the uncovered demand it would serve."""

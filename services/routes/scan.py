@@ -14,7 +14,7 @@ from schemas.api import FieldError
 from schemas.events import EventType
 from services.auth import Principal
 from services.problems import problem
-from services.routes.stations_lifecycle import Who
+from services.routes.stations_lifecycle import NOT_FOUND, Who
 from services.scan_desk import ScanDesk, ScanOutcome, ScanResult, new_device_id
 from services.scan_pages import done_page, form_page, problem_page
 from services.scan_poster import poster_pdf, poster_png
@@ -110,7 +110,7 @@ def _scannable(who: Principal, desk: ScanDesk, station_id: str) -> JSONResponse 
     )
 
 
-@router.get("/v1/stations/{station_id}/scan-link")
+@router.get("/v1/stations/{station_id}/scan-link", responses=NOT_FOUND)
 def scan_link(station_id: str, who: Who, desk: Desk) -> Response:
     """(admin, or the station's operator) The link the station's QR poster carries."""
     missing = _scannable(who, desk, station_id)
@@ -124,7 +124,7 @@ def scan_link(station_id: str, who: Who, desk: Desk) -> Response:
     )
 
 
-@router.post("/v1/stations/{station_id}/scan-link/rotate")
+@router.post("/v1/stations/{station_id}/scan-link/rotate", responses=NOT_FOUND)
 def rotate_scan_link(station_id: str, who: Who, desk: Desk) -> Response:
     """(admin, or the station's operator) Revoke every printed poster of the station (one was
     photographed and shared); returns the new link, to print a new poster."""
@@ -136,7 +136,7 @@ def rotate_scan_link(station_id: str, who: Who, desk: Desk) -> Response:
     )
 
 
-@router.get("/v1/stations/{station_id}/poster.{fmt}")
+@router.get("/v1/stations/{station_id}/poster.{fmt}", responses=NOT_FOUND)
 def poster(station_id: str, fmt: str, who: Who, desk: Desk) -> Response:
     """(admin, or the station's operator) The printable QR poster, PNG or PDF (A4)."""
     missing = _scannable(who, desk, station_id)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from geo.crs import Datum
-from schemas.api import FieldError
+from schemas.api import FieldError, Problem
 from schemas.lifecycle import StationChange, StationChangeList
 from services.auth import Gatekeeper, Principal
 from services.problems import problem
@@ -25,6 +25,8 @@ router = APIRouter(tags=["station lifecycle"])
 _BEARER = HTTPBearer(auto_error=False)
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 FIXED_FIELDS = ("station_id",)  # a station's identity never changes; retire and create instead
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
+INVALID: dict[int | str, dict[str, Any]] = {422: {"model": Problem}}
 
 
 def _principal(
@@ -54,7 +56,9 @@ def _not_found(station_id: str, what: str) -> JSONResponse:
     )
 
 
-@router.patch("/v1/stations/{station_id}", response_model=StationChange)
+@router.patch(
+    "/v1/stations/{station_id}", response_model=StationChange, responses=NOT_FOUND | INVALID
+)
 async def update_station(
     station_id: str,
     who: Who,
@@ -99,7 +103,7 @@ async def update_station(
     return JSONResponse(latest.model_dump(mode="json"))
 
 
-@router.post("/v1/stations/{station_id}/retire", response_model=StationChange)
+@router.post("/v1/stations/{station_id}/retire", response_model=StationChange, responses=NOT_FOUND)
 async def retire_station(station_id: str, who: Who, system: System) -> JSONResponse:
     """(admin) Take a station out of service for good: it leaves coverage and zones at once;
     its events are still archived, its history kept, and it can be reactivated."""
@@ -107,7 +111,9 @@ async def retire_station(station_id: str, who: Who, system: System) -> JSONRespo
     return await run_in_threadpool(_lifecycle, system, station_id, who.actor, retire=True)
 
 
-@router.post("/v1/stations/{station_id}/reactivate", response_model=StationChange)
+@router.post(
+    "/v1/stations/{station_id}/reactivate", response_model=StationChange, responses=NOT_FOUND
+)
 async def reactivate_station(station_id: str, who: Who, system: System) -> JSONResponse:
     """(admin) Bring a retired station back as it was when retired (silent until heard
     from)."""
@@ -127,7 +133,9 @@ def _lifecycle(system: EmbeddedSystem, station_id: str, actor: str, *, retire: b
     return JSONResponse(change.model_dump(mode="json"))
 
 
-@router.get("/v1/stations/{station_id}/changes", response_model=StationChangeList)
+@router.get(
+    "/v1/stations/{station_id}/changes", response_model=StationChangeList, responses=NOT_FOUND
+)
 def station_history(station_id: str, who: Who, system: System) -> Any:
     """A station's audited changes, oldest first: version, action, who, when, old and new."""
     with system.store.transaction(readonly=True) as tx:
