@@ -391,6 +391,8 @@ class EmbeddedRuntime:
         for station_id in sorted(records):
             if records[station_id] != current.get(station_id):
                 outcome.extend(self.pipeline.adopt(records[station_id], now))
+        for gone in [sid for sid in current if sid not in records]:
+            del current[gone]  # a retired station's record, removed by the workers
         book = self.pipeline.alert_book.alerts
         book.clear()
         book.update(alerts)

@@ -140,11 +140,14 @@ class StationSteps:
             outcome.emitted.extend(self._observe_load(station_id, visitors, now))
         return outcome
 
-    def propagate(self, change: StationStateChanged, now: datetime) -> StationOutcome:
+    def propagate(
+        self, change: StationStateChanged, now: datetime, *, previous: frozenset[str] = frozenset()
+    ) -> StationOutcome:
+        """A state change into coverage; `previous`: the catchment it had, if it moved."""
         outcome = StationOutcome(emitted=[change])
         station = self.registry[change.station_id]
         outcome.emitted.extend(self._observe_station(station, change, now))
-        outcome.emitted.extend(self._fan_out(station, change))
+        outcome.emitted.extend(self._fan_out(station, change, previous=previous))
         outcome.touched_cells |= self.catchment(station)
         return outcome
 
@@ -463,12 +466,15 @@ class Pipeline:
 
     def adopt(self, record: StationRecord, now: datetime) -> StepOutcome:
         """Take a station record decided elsewhere (by the distributed runtime, through the
-        store) and move coverage with it; a read replica's view of the zones."""
+        store) and move coverage with it; a read replica's view of the zones. A mobile unit
+        the workers placed elsewhere moves here too."""
         old = self.ledger.records.get(record.station_id)
         self.ledger.records[record.station_id] = record
-        if record.station_id not in self.registry or (
-            old is not None and old.state is record.state
-        ):
+        station = self.registry.get(record.station_id)
+        if station is None:
+            return StepOutcome()
+        moved = old is not None and counted_at(station, old) != counted_at(station, record)
+        if not moved and old is not None and old.state is record.state:
             return StepOutcome()
         change = StationStateChanged(
             station_id=record.station_id,
@@ -477,7 +483,15 @@ class Pipeline:
             at=record.state_since or now,
             reason=record.state_reason,
         )
-        return self._route(self.stations.propagate(change, now), now)
+        if old is None or not moved:
+            return self._route(self.stations.propagate(change, now), now)
+        was = counted_at(station, old)
+        previous = self.catchments.cells(was.lat, was.lon)
+        self.stations.supply_ratios.pop(record.station_id, None)
+        produced = self.stations.propagate(change, now, previous=previous)
+        produced.relocated.add(record.station_id)
+        produced.touched_cells |= previous
+        return self._route(produced, now)
 
     def _route(
         self, produced: StationOutcome, now: datetime, *, judge_zones: bool = True

@@ -205,3 +205,29 @@ def test_a_bus_on_any_schedule_equals_a_recomputation(
         at_stop = any(s.start <= now < s.end for s in station.stops)
         if record.state.value == "available":
             assert at_stop or record.check_in_location is not None
+
+
+def test_a_read_replica_follows_the_bus_from_the_records_alone() -> None:
+    """The distributed runtime's API keeps coverage from the records the workers store: a
+    record that places the bus elsewhere moves the replica's coverage too."""
+    station = bus(stop("A", STOP_A, 9, 12), stop("B", STOP_B, 14, 17))
+    driver = pipeline_for(station)
+    replica = pipeline_for(station)
+    driver.restore(local(8.5))
+    replica.restore(local(8.5))
+    driver.handle(check_in(local(8.75)), local(8.75))
+    driver.handle(heartbeat(local(8.75)), local(8.75))
+    for hour in (9, 12, 14, 15):
+        if hour == 15:
+            driver.handle(check_in(local(hour), ELSEWHERE), local(hour))
+        else:
+            driver.tick(local(hour))
+        replica.adopt(driver.ledger.records["BUS-1"], local(hour))
+        assert covered(replica) == covered(driver), hour
+        for zone_id, zone in driver.zone_book.zones.items():
+            mirror = replica.zone_book.zones[zone_id]
+            assert sorted(mirror.index.cells()) == sorted(zone.index.cells())
+            assert all(
+                mirror.index.access(c) == pytest.approx(zone.index.access(c))
+                for c in zone.index.cells()
+            )
