@@ -4,13 +4,26 @@ they would serve."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from schemas.auth import Role
 from schemas.mobile import MobileStop
 from schemas.stations import StationKind
-from tests.conftest import CENTRE, T0, EventFactory, LiveServer, bearer, issue, make_station
+from services.system import EmbeddedSystem
+from tests.conftest import (
+    CENTRE,
+    T0,
+    EventFactory,
+    LiveServer,
+    bearer,
+    issue,
+    load,
+    make_station,
+    settings_for,
+    tiny_city,
+)
 
 NEAR_T1 = (CENTRE[0] + 0.002, CENTRE[1])  # inside T-0001's catchment: little to add there
 OPEN_FIELD = (CENTRE[0] + 0.002, CENTRE[1] + 0.06)  # at T-0002, which never opens here
@@ -87,3 +100,49 @@ def test_only_mobile_units_have_a_tour_and_scopes_hold(live: LiveServer) -> None
     answer = live.client.post("/v1/stations", json=bad)
     assert answer.status_code == 422
     assert "stops" in answer.json()["errors"][0]["field"]
+
+
+def test_a_restart_keeps_the_bus_where_it_serves(tmp_path: Any, clock: Any) -> None:
+    settings = settings_for(tmp_path)
+    first = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(first, tiny_city(settings))
+    stop = MobileStop(
+        name="甲", lat=NEAR_T1[0], lon=NEAR_T1[1], start=T0, end=T0 + timedelta(hours=2)
+    )
+    bus = make_station("BUS-1", *CENTRE, kind=StationKind.mobile_unit, stops=(stop,))
+    with first.store.transaction() as tx:
+        tx.station_changes.write([bus], actor="test", at=clock.now())
+    first.start()
+    first.ingest.handle(
+        [
+            {
+                "event_id": str(uuid.uuid4()),
+                "type": "check_in",
+                "schema_version": 1,
+                "station_id": "BUS-1",
+                "occurred_at": clock.now().isoformat(),
+                "payload": {"status": "open"},
+            }
+        ],
+        clock.now(),
+    )
+    first.runtime.drain()
+    first.runtime.tick()
+    pipeline = first.runtime.pipeline
+    assert pipeline is not None
+    placed = pipeline.ledger.records["BUS-1"].placed
+    assert placed is not None
+    assert (placed.lat, placed.lon) == NEAR_T1
+    before = {z: sorted(c.index.cells()) for z, c in first.runtime.zones.items() if c.stations}
+    first.stop()
+
+    second = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    second.start()
+    try:
+        again = second.runtime.pipeline
+        assert again is not None
+        assert again.ledger.records["BUS-1"].placed == placed
+        after = {z: sorted(c.index.cells()) for z, c in second.runtime.zones.items() if c.stations}
+        assert after == before
+    finally:
+        second.stop()
