@@ -28,6 +28,7 @@ from schemas.alerts import Alert, AlertStatus
 from schemas.api import CellStatus
 from schemas.events import Event, EventType, VisitEvent
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
+from schemas.lifecycle import StationChange
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
@@ -114,6 +115,19 @@ class StationRegistry(MutableMapping[str, Station]):
 
     def __setitem__(self, station_id: str, station: Station) -> None:
         self._stations[station_id] = station
+
+    def refresh(self) -> list[StationChange]:
+        """Take the registry changes logged since the last ones (a worker that did not apply
+        them itself: another worker owned the station then); returns them."""
+        with self._store.transaction(readonly=True) as tx:
+            changes = tx.station_changes.after(self.change_seq)
+        for seq, change in changes:
+            if change.new is None:
+                self._stations.pop(change.station_id, None)
+            else:
+                self._stations[change.station_id] = change.new
+            self.change_seq = seq
+        return [change for _, change in changes]
 
     def __delitem__(self, station_id: str) -> None:
         del self._stations[station_id]

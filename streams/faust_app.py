@@ -237,6 +237,9 @@ class StationStage:
         await self._save(slot, state, change.at)
 
     async def tick(self, partition: int, now: datetime) -> None:
+        for change in self.registry.refresh():  # changed while another worker owned them
+            if change.new is not None:
+                self._own(change.station_id)
         for station_id in sorted(self.by_partition.get(partition, ())):
             slot = self.slots.get(station_id) or StationSlot(station_id)
             steps, state = self._steps(slot)

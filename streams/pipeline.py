@@ -156,7 +156,9 @@ class StationSteps:
         enters its new ones (none, when retired) at the state it has; its supply ratio is
         worked out again. A station not yet in the ledger only has its definition replaced."""
         station_id = change.station_id
-        before = self.registry.get(station_id)
+        # What coverage counted: the change's own old side (the registry here may already
+        # have been refreshed past it), else what the registry holds.
+        before = change.old if change.old is not None else self.registry.get(station_id)
         previous = self.catchment(before) if before is not None else frozenset()
         self.supply_ratios.pop(station_id, None)
         outcome = StationOutcome(registry_changes=[change], relocated={station_id})
