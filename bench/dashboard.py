@@ -71,8 +71,12 @@ def check_in(station_id: str, now: datetime, status: str) -> dict[str, Any]:
 
 
 @contextmanager
-def served(city: SampleCity, data_dir: Path) -> Iterator[tuple[str, EmbeddedSystem]]:
+def served(
+    city: SampleCity, data_dir: Path, **overrides: Any
+) -> Iterator[tuple[str, EmbeddedSystem]]:
+    """The city served over HTTP on a free port; `overrides` change the settings."""
     settings = Settings(
+        **overrides,
         data_dir=data_dir,
         simulate=False,
         demo_keys=False,

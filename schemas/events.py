@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from schemas import SCHEMA_VERSION
+from schemas.mobile import GeoPoint
 from schemas.stations import STATION_ID_PATTERN, Amenity
 
 DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -149,6 +150,9 @@ class CheckInPayload(_Strict):
     status: Annotated[CheckInStatus, _ByValue]
     seats_available: int | None = Field(None, ge=0, le=10_000)
     staffed: bool = True
+    location: GeoPoint | None = Field(
+        None, description="Where a mobile unit is (WGS84), overriding its schedule"
+    )
 
 
 class HealthCheckPayload(_Strict):

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import AmenityState, CheckInStatus
+from schemas.mobile import GeoPoint
 from schemas.stations import Amenity, StationState
 
 
@@ -43,6 +44,10 @@ class StationRecord(BaseModel):
     state: StationState = StationState.silent
     state_since: datetime | None = None
     state_reason: str = "never heard from"
+    # Mobile units: where the latest check-in said the unit is (overrides its schedule), and
+    # where coverage counts it now (None: at its registered location).
+    check_in_location: GeoPoint | None = None
+    placed: GeoPoint | None = None
 
     @property
     def last_heard_at(self) -> datetime | None:

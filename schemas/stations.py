@@ -5,7 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.mobile import MAX_STOPS, MobileStop, check_stops
+from schemas.opening_hours import parse_opening_hours
 
 STATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -16,6 +19,7 @@ class StationKind(StrEnum):
     outdoor_worker_station = "outdoor_worker_station"
     worker_home = "worker_home"
     partner_store = "partner_store"
+    mobile_unit = "mobile_unit"  # follows a schedule of stops: a health-check bus, a service van
 
 
 class Amenity(StrEnum):
@@ -68,3 +72,33 @@ class Station(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be a number, not true or false")
         return value
+
+    stops: tuple[MobileStop, ...] = Field(
+        (),
+        max_length=MAX_STOPS,
+        description="A mobile unit's tour: where it serves and when (lat/lon above: its base)",
+    )
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _hours_parse(cls, value: str | None) -> str | None:
+        """The clock applies the hours, so they must be readable (OpeningHoursError says
+        where they are not)."""
+        if value is not None:
+            parse_opening_hours(value)
+        return value
+
+    @field_validator("stops")
+    @classmethod
+    def _stops_in_order(cls, value: tuple[MobileStop, ...]) -> tuple[MobileStop, ...]:
+        return check_stops(value)
+
+    @model_validator(mode="after")
+    def _only_mobile_units_tour(self) -> Station:
+        if self.stops and self.kind is not StationKind.mobile_unit:
+            raise ValueError("only a station of kind mobile_unit has stops")
+        return self
+
+    @property
+    def mobile(self) -> bool:
+        return self.kind is StationKind.mobile_unit

@@ -43,8 +43,11 @@ from services.routes import (
     dashboard,
     docs,
     events,
+    mobile,
     reports,
+    scan,
     stations,
+    stations_lifecycle,
 )
 from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError, UnknownStationError
@@ -108,7 +111,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.state.readings = Readings(system.runtime)
     app.state.dashboard_data = dashboard_data
     app.state.live = hub
-    app.state.station_importer = StationImporter(system.store)
+    app.state.station_importer = StationImporter(system.store, system.registry_changed)
     app.state.gauges = gauges
     app.state.gatekeeper = Gatekeeper(
         KeyRing(system.store),
@@ -160,6 +163,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.include_router(boundaries.router)
     app.include_router(system_routes.router)
     app.include_router(admin.router)
+    app.include_router(stations_lifecycle.router)
+    app.include_router(scan.router)
+    app.include_router(mobile.router)
     if settings.api_docs:
         app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

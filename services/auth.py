@@ -53,6 +53,12 @@ class Principal:
     def role(self) -> Role:
         return self.key.role
 
+    @property
+    def actor(self) -> str:
+        """Who made a change, for audit logs: the role and key id (never the key)."""
+        label = f" ({self.key.label})" if self.key.label else ""
+        return f"{self.role.value} key {self.key.key_id}{label}"
+
     def require(self, *roles: Role) -> None:
         if self.role is not Role.admin and self.role not in roles:
             raise ForbiddenError(f"a {self.role.value} key cannot do this")
@@ -147,7 +153,7 @@ class KeyRing:
 class RateLimiter:
     """A token bucket per key: a steady rate with room for bursts."""
 
-    def __init__(self, per_minute: int, burst: int) -> None:
+    def __init__(self, per_minute: float, burst: int) -> None:
         self.rate_per_s = per_minute / 60.0
         self.burst = burst
         self._buckets: dict[str, tuple[float, float]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(events_app, name="events")
 console = Console(stderr=True)
+CLI_ACTOR = "cli"  # who made a registry change from the command line
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -228,16 +230,126 @@ def import_stations(
     store = Store.open(settings.resolved_database_url)
     try:
         with store.transaction() as tx:
-            count = tx.stations.upsert_many(result.stations)
+            changes = tx.station_changes.write(
+                result.stations, actor=CLI_ACTOR, at=datetime.now(UTC)
+            )
     finally:
         store.close()
-    console.print(f"Imported {count} stations from {file} ({crs.value} → WGS84).")
+    console.print(
+        f"Imported {len(result.stations)} stations from {file} ({crs.value} → WGS84): "
+        f"{len(changes)} new or changed (a running system applies them on its next tick)."
+    )
     if result.errors:
         table = Table("row", "field", "reason", title=f"{len(result.errors)} rows rejected")
         for error in result.errors:
             table.add_row(str(error.row), error.field, error.reason)
         console.print(table)
         raise typer.Exit(1)
+
+
+@stations_app.command("retire")
+def retire_station(
+    station_id: Annotated[str, typer.Argument(help="The station to retire")],
+) -> None:
+    """Take a station out of service for good: it leaves coverage; its history stays."""
+    _station_lifecycle(station_id, retire=True)
+
+
+@stations_app.command("reactivate")
+def reactivate_station(
+    station_id: Annotated[str, typer.Argument(help="A retired station to bring back")],
+) -> None:
+    """Bring a retired station back as it was when retired."""
+    _station_lifecycle(station_id, retire=False)
+
+
+def _station_lifecycle(station_id: str, *, retire: bool) -> None:
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction() as tx:
+            log = tx.station_changes
+            write = log.retire if retire else log.reactivate
+            _, change = write(station_id, actor=CLI_ACTOR, at=datetime.now(UTC))
+    except KeyError as exc:
+        state = "active" if retire else "retired"
+        console.print(f"[red]No {state} station {station_id!r}.[/]")
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    console.print(f"Station {station_id} {change.action.value} (version {change.version}).")
+
+
+class PosterFormat(StrEnum):
+    png = "png"
+    pdf = "pdf"
+
+
+@stations_app.command("poster")
+def station_posters(
+    station_ids: Annotated[list[str] | None, typer.Argument(help="Stations (none: --all)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="A poster for every station")] = False,
+    out: Annotated[Path, typer.Option(help="Directory to write the posters to")] = Path("posters"),
+    formats: Annotated[list[PosterFormat] | None, typer.Option("--format")] = None,
+) -> None:
+    """Print-ready QR posters (A4, Chinese) whose link lets workers check in themselves."""
+    from services.privacy import worker_ref_secret
+    from services.scan_poster import poster_pdf, poster_png
+    from services.scan_tokens import TokenSigner, current_token, scan_secret, scan_url
+    from store.unit_of_work import Store
+
+    if not station_ids and not every:
+        console.print("[red]Name stations, or pass --all.[/]")
+        raise typer.Exit(2)
+    settings = Settings()
+    signer = TokenSigner(scan_secret(settings, worker_ref_secret(settings)))
+    store = Store.open(settings.resolved_database_url)
+    render = {PosterFormat.png: poster_png, PosterFormat.pdf: poster_pdf}
+    missing: list[str] = []
+    try:
+        with store.transaction(readonly=True) as tx:
+            if every:
+                stations = tx.stations.list()
+            else:
+                found = [(sid, tx.stations.get(sid)) for sid in station_ids or []]
+                missing = [sid for sid, station in found if station is None]
+                stations = [station for _, station in found if station is not None]
+        out.mkdir(parents=True, exist_ok=True)
+        for station in stations:
+            url = scan_url(settings, current_token(store, signer, station.station_id))
+            for fmt in formats or list(PosterFormat):
+                path = out / f"{station.station_id}.{fmt.value}"
+                path.write_bytes(render[fmt](station, url))
+    finally:
+        store.close()
+    console.print(f"Wrote posters of {len(stations)} stations to {out}.")
+    if missing:
+        console.print(f"[red]No such station:[/] {', '.join(missing)}")
+        raise typer.Exit(1)
+
+
+@stations_app.command("revoke-posters")
+def revoke_posters(station_id: Annotated[str, typer.Argument(help="The station")]) -> None:
+    """Revoke every printed poster of a station (one was photographed); print new ones."""
+    from services.privacy import worker_ref_secret
+    from services.scan_tokens import TokenSigner, rotate_token, scan_secret, scan_url
+    from store.unit_of_work import Store
+
+    settings = Settings()
+    signer = TokenSigner(scan_secret(settings, worker_ref_secret(settings)))
+    store = Store.open(settings.resolved_database_url)
+    try:
+        with store.transaction(readonly=True) as tx:
+            exists = tx.stations.get(station_id) is not None
+        if not exists:
+            console.print(f"[red]No such station:[/] {station_id}")
+            raise typer.Exit(1)
+        url = scan_url(settings, rotate_token(store, signer, station_id, datetime.now(UTC)))
+    finally:
+        store.close()
+    console.print(f"Old posters of {station_id} revoked; the new link is {url}")
 
 
 @demand_app.command("import")

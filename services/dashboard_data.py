@@ -28,6 +28,7 @@ from schemas.stations import Station, StationState
 from services.auth import Principal
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
+from streams.ledger import counted_at
 from waystation.settings import Settings
 
 STATES = list(StationState)
@@ -121,6 +122,7 @@ class DashboardData:
             records[s.station_id].state if s.station_id in records else StationState.silent
             for s in stations
         ]
+        positions = [counted_at(s, records.get(s.station_id)) for s in stations]  # buses move
         centres = self.centres.of(demand, cells)
         demand_total = sum(v.demand_workers for v in views)
         covered_total = sum(v.demand_workers for v in views if v.covered)
@@ -148,8 +150,8 @@ class DashboardData:
                 "id": [s.station_id for s in stations],
                 "name": [s.name for s in stations],
                 "kind": [s.kind.value for s in stations],
-                "lat": [round(s.lat, COORD_DECIMALS) for s in stations],
-                "lon": [round(s.lon, COORD_DECIMALS) for s in stations],
+                "lat": [round(p.lat, COORD_DECIMALS) for p in positions],
+                "lon": [round(p.lon, COORD_DECIMALS) for p in positions],
                 "state": [STATE_INDEX[s] for s in states],
                 "subdistrict": [sub_index.get(s.subdistrict or "", -1) for s in stations],
             },

@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from schemas.events import Event, EventType
+from schemas.lifecycle import StationChange
 from store.repositories import AppendOutcome, ArchivedEvent, canonical_json
 from streams import topics
 from streams.clock import Clock, SystemClock
@@ -62,7 +63,7 @@ class KafkaSink:
         received = self.clock.now()
         self._produce(
             [
-                (event.type.value, event.station_id, canonical_json(event), received)
+                (_topic_of(event.type.value), event.station_id, canonical_json(event), received)
                 for event in events
             ]
         )
@@ -71,7 +72,14 @@ class KafkaSink:
     def submit_archived(self, events: Sequence[ArchivedEvent]) -> None:
         """Re-feed archived events as they were accepted (body and received time unchanged),
         so that workers compute from them what they computed the first time."""
-        self._produce([(e.type, e.station_id, e.body, e.received_at) for e in events])
+        self._produce([(_topic_of(e.type), e.station_id, e.body, e.received_at) for e in events])
+
+    def publish_station_changes(self, changes: Sequence[StationChange]) -> None:
+        """Registry changes, in the order they were made, to the station's partition; the
+        worker applies each at the instant it was made."""
+        self._produce(
+            [(topics.STATION_CHANGES, c.station_id, c.model_dump_json(), c.at) for c in changes]
+        )
 
     def _produce(self, items: Sequence[tuple[str, str, str, datetime]]) -> None:
         if not items:
@@ -84,12 +92,12 @@ class KafkaSink:
                 producer = self._producer
             futures = [
                 producer.send(
-                    topics.EVENT_TOPICS[EventType(kind)],
+                    topic,
                     key=station_id.encode(),
                     value=body.encode("utf-8"),
                     headers=[(topics.RECEIVED_AT, received.isoformat().encode())],
                 )
-                for kind, station_id, body, received in items
+                for topic, station_id, body, received in items
             ]
             producer.flush(timeout=timeout)
             for future in futures:
@@ -113,3 +121,7 @@ class KafkaSink:
 
     def close(self) -> None:
         self._reset()
+
+
+def _topic_of(event_type: str) -> str:
+    return topics.EVENT_TOPICS[EventType(event_type)]

@@ -183,12 +183,18 @@ class LiveHub:
             if was_built:  # the demand layer changed under the dashboards: refetch
                 self._broadcast(RESYNC)
                 return
+        if any(outcome.relocated for outcome in outcomes):
+            # A station moved (or was added or retired): positions come with the map.
+            self.book.rebuild()
+            self._broadcast(RESYNC)
+            return
         changes: dict[str, StationStateChanged] = {}
         flipped: set[str] = set()
         alerts: dict[str, AlertEvent] = {}
         for outcome in outcomes:
             changes.update((c.station_id, c) for c in outcome.station_changes)
             flipped.update(outcome.flipped_cells)
+            flipped.update(outcome.touched_cells)  # access moved there: a station moved or changed
             alerts.update((e.alert.alert_id, e) for e in outcome.alert_events)
         self._visits_dirty |= bool(outcomes)
         visits_changed = False

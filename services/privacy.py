@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 from schemas.events import Event, VisitEvent
+from waystation.settings import Settings
 
 SECRET_FILE_NAME = "worker_ref.key"
 _SECRET_BYTES = 32
@@ -26,6 +27,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     with os.fdopen(fd, "w") as handle:
         handle.write(key.hex())
     return key
+
+
+def worker_ref_secret(settings: Settings) -> bytes:
+    """The configured key, or the one kept in data_dir."""
+    if settings.worker_ref_secret is not None:
+        return settings.worker_ref_secret.get_secret_value().encode()
+    return load_or_create_secret(settings.data_dir)
 
 
 def hash_worker_ref(event: Event, secret: bytes) -> Event:

@@ -156,7 +156,12 @@ def _to_wgs84(raw: dict[str, Any], datum: Datum) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, OverflowError):
         return raw
     wgs_lon, wgs_lat = to_wgs84(lon, lat, datum)
-    return {**raw, "lon": wgs_lon, "lat": wgs_lat}
+    converted = {**raw, "lon": wgs_lon, "lat": wgs_lat}
+    if isinstance(raw.get("stops"), list):  # a mobile unit's stops are in the same datum
+        converted["stops"] = [
+            _to_wgs84(stop, datum) if isinstance(stop, dict) else stop for stop in raw["stops"]
+        ]
+    return converted
 
 
 def _read_text(path: Path) -> str:

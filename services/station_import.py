@@ -3,6 +3,8 @@ they lie outside every loaded district."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -26,10 +28,16 @@ class Crs(StrEnum):
 
 
 class StationImporter:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Writes stations through the registry's audit log, then tells the processors
+    (`on_change`) so that a moved, resized or re-kinded station moves coverage at once."""
 
-    def add(self, items: list[Any], datum: Datum) -> ImportResponse:
+    def __init__(self, store: Store, on_change: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.on_change = on_change
+
+    def add(
+        self, items: list[Any], datum: Datum, *, actor: str = "import", at: datetime | None = None
+    ) -> ImportResponse:
         rows = [
             (index, item if isinstance(item, dict) else RowError(index, "", "must be an object"))
             for index, item in enumerate(items)
@@ -48,7 +56,9 @@ class StationImporter:
             else:
                 accepted.append(station)
         with self.store.transaction() as tx:
-            tx.stations.upsert_many(accepted)
+            changes = tx.station_changes.write(accepted, actor=actor, at=at or datetime.now(UTC))
+        if changes and self.on_change is not None:
+            self.on_change()
         return ImportResponse(
             imported=len(accepted),
             rejected=len(items) - len(accepted),

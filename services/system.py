@@ -9,11 +9,12 @@ a read replica that follows what the workers write to the store.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
-from services.privacy import load_or_create_secret
+from services.privacy import worker_ref_secret
 from services.simulator import Simulator
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
@@ -46,11 +47,7 @@ class EmbeddedSystem:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.store = Store.open(settings.resolved_database_url)
-        secret = (
-            settings.worker_ref_secret.get_secret_value().encode()
-            if settings.worker_ref_secret
-            else load_or_create_secret(settings.data_dir)
-        )
+        secret = worker_ref_secret(settings)
         self.runtime = EmbeddedRuntime(
             self.store,
             settings,
@@ -68,8 +65,26 @@ class EmbeddedSystem:
             Simulator(self.runtime, settings, self.clock, sink=sink) if wants_simulator else None
         )
         self.started = False
+        self._published_seq = 0  # the last registry change handed to the workers
+        self._publishing = threading.Lock()
+
+    def registry_changed(self) -> None:
+        """Stations were written through the registry's audit log: apply the changes now
+        (embedded), or hand them to the workers on the station-changes topic (distributed;
+        this process's read replica follows them too)."""
+        if self.kafka is not None:
+            with self._publishing:
+                with self.store.transaction(readonly=True) as tx:
+                    changes = tx.station_changes.after(self._published_seq)
+                self.kafka.publish_station_changes([change for _, change in changes])
+                if changes:
+                    self._published_seq = changes[-1][0]
+        if self.started:
+            self.runtime.apply_station_changes()
 
     def start(self) -> None:
+        with self.store.transaction(readonly=True) as tx:
+            self._published_seq = tx.station_changes.last_seq()
         self.runtime.start()
         if self.simulator is not None:
             self.simulator.start()

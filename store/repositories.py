@@ -94,6 +94,7 @@ class StationRepository:
                 "amenities": [a.value for a in s.amenities],
                 "opening_hours": s.opening_hours,
                 "operator": s.operator,
+                "stops": [stop.model_dump(mode="json") for stop in s.stops] or None,
                 "geom": Point(s.lon, s.lat),
             }
             for s in stations
@@ -155,6 +156,10 @@ class StationRepository:
     def count(self) -> int:
         return self._session.scalar(select(func.count()).select_from(StationRow)) or 0
 
+    def remove(self, station_id: str) -> None:
+        """Take a station out of the registry (retirement: its audit log keeps it)."""
+        self._session.execute(delete(StationRow).where(StationRow.station_id == station_id))
+
 
 def _station(row: StationRow) -> Station:
     return Station(
@@ -169,6 +174,7 @@ def _station(row: StationRow) -> Station:
         amenities=tuple(row.amenities),
         opening_hours=row.opening_hours,
         operator=row.operator,
+        stops=tuple(row.stops or ()),
     )
 
 
@@ -475,6 +481,13 @@ class StationRecordRepository:
             for record in records
         ]
         upsert(self._session, StationRecordRow.__table__, rows, key=["station_id"])
+
+    def remove_many(self, station_ids: Iterable[str]) -> None:
+        """Forget retired stations' records."""
+        for chunk in _chunks(set(station_ids)):
+            self._session.execute(
+                delete(StationRecordRow).where(StationRecordRow.station_id.in_(chunk))
+            )
 
     def load_all(self) -> dict[str, StationRecord]:
         stmt = select(StationRecordRow.record).order_by(StationRecordRow.station_id)

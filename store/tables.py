@@ -91,6 +91,8 @@ class StationRow(Base):
     amenities: Mapped[list[Any]] = mapped_column(JSON)
     opening_hours: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     operator: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    # A mobile unit's tour: [{name, lat, lon, start, end}], in time order; null otherwise.
+    stops: Mapped[list[Any] | None] = mapped_column(JSON)
     geom: Mapped[BaseGeometry | None] = mapped_column(GeometryColumn("POINT"), deferred=True)
 
     __table_args__ = (
@@ -261,3 +263,37 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class StationChangeRow(Base):
+    """The registry's audit log: every create, update, retirement and reactivation of a
+    station, with who made it, when, and the definition before and after (JSON; null where
+    the station did not exist). `seq` is the order the processors apply them in."""
+
+    __tablename__ = "station_changes"
+
+    seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String(36))
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    actor: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ux_station_changes_change_id", "change_id", unique=True),
+        Index("ux_station_changes_station_version", "station_id", "version", unique=True),
+    )
+
+
+class ScanTokenRow(Base):
+    """Each station's current QR poster generation: a poster signed for an older generation
+    is revoked. No row means generation 1."""
+
+    __tablename__ = "scan_tokens"
+
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -20,6 +20,8 @@ from store.repositories import (
     StationRecordRepository,
     StationRepository,
 )
+from store.scan_tokens import ScanTokenRepository
+from store.station_changes import StationChangeLog
 
 
 class UnitOfWork:
@@ -36,6 +38,8 @@ class UnitOfWork:
         self.meta = MetaRepository(session)
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
+        self.station_changes = StationChangeLog(session)
+        self.scan_tokens = ScanTokenRepository(session)
 
 
 class Store:

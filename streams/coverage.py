@@ -51,12 +51,21 @@ class ZoneAssessment:
 
 
 def fan_out(
-    change: StationStateChanged, catchment: frozenset[str], grid: Grid, supply_ratio: float
+    change: StationStateChanged,
+    catchment: frozenset[str],
+    grid: Grid,
+    supply_ratio: float,
+    *,
+    previous: frozenset[str] = frozenset(),
 ) -> list[CoverageDelta]:
-    """Split one station's change into a delta per zone its catchment touches."""
+    """Split one station's change into a delta per zone its catchment touches. A station
+    whose catchment changed (it moved, or retired: an empty catchment) also sends an empty
+    delta to each zone only its `previous` catchment reached, so that zone forgets it."""
     by_zone: dict[str, list[str]] = defaultdict(list)
     for cell in catchment:
         by_zone[grid.zone_of(cell)].append(cell)
+    for cell in previous:
+        by_zone.setdefault(grid.zone_of(cell), [])
     return [
         CoverageDelta(
             zone=zone,
@@ -87,20 +96,40 @@ class ZoneCoverageBook:
         known = zone.stations.get(delta.station_id)
         # The zone's own memory beats the delta's claim: replays and restarts stay exact.
         if known is not None and known.cells != delta.cells:
-            zone.index.move(known.cells, known.state, None, old_supply_ratio=known.supply_ratio)
-            self._rejudge(zone, known.cells)
-            known = None
-        flipped = zone.index.move(
-            delta.cells,
-            known.state if known else None,
-            delta.new,
-            supply_ratio=delta.supply_ratio,
-            old_supply_ratio=known.supply_ratio if known else 0.0,
-        )
-        zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
-        self._rejudge(zone, delta.cells)
+            flipped = self._relocate(zone, delta, known)
+        elif not delta.cells:
+            flipped = []  # leaving a zone it never reached
+        else:
+            flipped = zone.index.move(
+                delta.cells,
+                known.state if known else None,
+                delta.new,
+                supply_ratio=delta.supply_ratio,
+                old_supply_ratio=known.supply_ratio if known else 0.0,
+            )
+            zone.stations[delta.station_id] = ZoneStation(
+                delta.new, delta.cells, delta.supply_ratio
+            )
+            self._rejudge(zone, delta.cells)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped, self.assess(delta.zone)
+
+    def _relocate(self, zone: ZoneCoverage, delta: CoverageDelta, known: ZoneStation) -> list[str]:
+        """The station's catchment within the zone changed: out of its old cells, into its new
+        ones (none: it left the zone). Flipped are the cells whose covered flag differs from
+        before the move, so a cell in both catchments is not reported for the round trip."""
+        touched = sorted(set(known.cells) | set(delta.cells))
+        before = {cell: zone.index.is_covered(cell) for cell in touched}
+        zone.index.move(known.cells, known.state, None, old_supply_ratio=known.supply_ratio)
+        if delta.cells:
+            zone.index.move(delta.cells, None, delta.new, supply_ratio=delta.supply_ratio)
+            zone.stations[delta.station_id] = ZoneStation(
+                delta.new, delta.cells, delta.supply_ratio
+            )
+        else:
+            del zone.stations[delta.station_id]
+        self._rejudge(zone, touched)
+        return [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
 
     def _zone(self, zone_id: str) -> ZoneCoverage:
         """The zone's book, judged: new, or loaded without its derived judgement."""

@@ -28,6 +28,7 @@ from schemas.alerts import Alert, AlertStatus
 from schemas.api import CellStatus
 from schemas.events import Event, EventType, VisitEvent
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
+from schemas.lifecycle import StationChange
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
@@ -54,6 +55,10 @@ class _Refresh:
     pass
 
 
+class _RegistryChanges:
+    pass
+
+
 @dataclass(frozen=True)
 class _Marker:
     done: threading.Event
@@ -68,30 +73,64 @@ _STOP = object()
 
 
 class TrackedDict(dict[str, StationRecord]):
-    """A dict that remembers which keys were written, so only those are saved."""
+    """A dict that remembers which keys were written or removed, so only those are saved."""
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args)
         self.dirty: set[str] = set()
+        self.removed: set[str] = set()
 
     def __setitem__(self, key: str, value: StationRecord) -> None:
         super().__setitem__(key, value)
         self.dirty.add(key)
+        self.removed.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.discard(key)
+        self.removed.add(key)
 
     def take_dirty(self) -> list[StationRecord]:
         taken = [self[k] for k in sorted(self.dirty) if k in self]
         self.dirty.clear()
         return taken
 
+    def take_removed(self) -> list[str]:
+        taken = sorted(self.removed)
+        self.removed.clear()
+        return taken
 
-class StationRegistry(Mapping[str, Station]):
+
+class StationRegistry(MutableMapping[str, Station]):
     """Registered stations, loaded once and topped up from the store when a station imported
-    while the runtime runs is first seen."""
+    while the runtime runs is first seen. A known station changes only when the processor
+    applies its registry change (`Pipeline.change`), so coverage always knows what it counted.
+    `change_seq` is the last registry change the loaded definitions include."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
         with store.transaction() as tx:
+            self.change_seq = tx.station_changes.last_seq()
             self._stations = {s.station_id: s for s in tx.stations.list()}
+
+    def __setitem__(self, station_id: str, station: Station) -> None:
+        self._stations[station_id] = station
+
+    def refresh(self) -> list[StationChange]:
+        """Take the registry changes logged since the last ones (a worker that did not apply
+        them itself: another worker owned the station then); returns them."""
+        with self._store.transaction(readonly=True) as tx:
+            changes = tx.station_changes.after(self.change_seq)
+        for seq, change in changes:
+            if change.new is None:
+                self._stations.pop(change.station_id, None)
+            else:
+                self._stations[change.station_id] = change.new
+            self.change_seq = seq
+        return [change for _, change in changes]
+
+    def __delitem__(self, station_id: str) -> None:
+        del self._stations[station_id]
 
     def __getitem__(self, station_id: str) -> Station:
         found = self._stations.get(station_id)
@@ -307,8 +346,12 @@ class EmbeddedRuntime:
                 if isinstance(item, _Marker):
                     markers.append(item)
                 elif isinstance(item, _Refresh):
+                    outcome.extend(self._follow_registry())
                     outcome.extend(self._follow())
+                elif isinstance(item, _RegistryChanges):
+                    outcome.extend(self._follow_registry())
                 elif isinstance(item, _Tick):
+                    outcome.extend(self._follow_registry())
                     outcome.extend(self.pipeline.tick(self.clock.now()))
                 elif isinstance(item, _ReplaceDemand):
                     outcome.extend(self._rebuild(item.cells))
@@ -327,6 +370,25 @@ class EmbeddedRuntime:
         for listener in self.listeners:
             listener(outcome)
 
+    def apply_station_changes(self) -> None:
+        """Apply the registry changes written to the store since the last ones, and wait
+        until that is done (the clock also picks them up: a CLI import in another process)."""
+        self._queue.put(_RegistryChanges())
+        self.drain()
+
+    def _follow_registry(self) -> StepOutcome:
+        """Registry changes from the store's audit log, in the order they were made."""
+        assert self.pipeline is not None
+        assert self.registry is not None
+        outcome = StepOutcome()
+        with self.store.transaction(readonly=True) as tx:
+            changes = tx.station_changes.after(self.registry.change_seq)
+        now = self.clock.now()
+        for seq, change in changes:
+            outcome.extend(self.pipeline.change(change, now))
+            self.registry.change_seq = seq
+        return outcome
+
     def refresh(self) -> None:
         """Follow the store now and wait until that is done (a replica; tests)."""
         self._queue.put(_Refresh())
@@ -343,6 +405,8 @@ class EmbeddedRuntime:
         for station_id in sorted(records):
             if records[station_id] != current.get(station_id):
                 outcome.extend(self.pipeline.adopt(records[station_id], now))
+        for gone in [sid for sid in current if sid not in records]:
+            del current[gone]  # a retired station's record, removed by the workers
         book = self.pipeline.alert_book.alerts
         book.clear()
         book.update(alerts)
@@ -383,7 +447,7 @@ class EmbeddedRuntime:
             self._saved_cells = {}
             candidates: set[str] = set(self.demand.demand)
         else:
-            candidates = set(outcome.flipped_cells)
+            candidates = set(outcome.flipped_cells) | outcome.touched_cells
             for change in outcome.station_changes:
                 station = self.registry.get(change.station_id)
                 if station is not None:
@@ -403,6 +467,7 @@ class EmbeddedRuntime:
         with self.lock:
             records = self.pipeline.ledger.records
             dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
+            removed = records.take_removed() if isinstance(records, TrackedDict) else []
             views = self._changed_cells(outcome, whole=whole_snapshot)
             cells = self.coverage_map.snapshot(views, self.clock.now())
         if self.follow_store:
@@ -422,6 +487,7 @@ class EmbeddedRuntime:
             metrics.ALERT_TRANSITIONS.labels(event.alert.kind, event.transition).inc()
         with self.store.transaction() as tx:
             tx.records.save_many(dirty)
+            tx.records.remove_many(removed)
             tx.alerts.save_many(alerts.values())
             if whole_snapshot:
                 tx.coverage.replace(cells)

@@ -32,6 +32,7 @@ from faust.types import EventT, StreamT
 from geo.coverage import CoverageIndex
 from schemas.alerts import Alert, AlertEvent, AlertKind, alert_key
 from schemas.events import EVENT_ADAPTER, Event
+from schemas.lifecycle import StationChange
 from schemas.state import CoverageDelta, StationRecord, StationStateChanged
 from store.repositories import ArchivedEvent, canonical_json
 from store.unit_of_work import Store
@@ -50,7 +51,15 @@ from streams.slots import (
     load_station_slot,
     load_zone_slot,
 )
-from streams.wire import Outcome, Tick, WireError, ZoneMessage, read_event
+from streams.wire import (
+    Outcome,
+    Tick,
+    WireError,
+    ZoneMessage,
+    read_event,
+    retired_marker,
+    retired_station,
+)
 from streams.world import World
 from waystation.settings import Settings
 
@@ -183,6 +192,9 @@ class StationStage:
             tick = Tick.model_validate_json(message.value)
             await self.tick(message.partition, tick.at)
             return
+        if message.topic == t.STATION_CHANGES:
+            await self.change(StationChange.model_validate_json(message.value))
+            return
         try:
             parsed = read_event(message.value)
         except WireError as exc:
@@ -210,7 +222,24 @@ class StationStage:
         await self._outcome(event, now, produced.applied)
         await self._save(slot, state, now)
 
+    async def change(self, change: StationChange) -> None:
+        """A registry change, at the instant it was made (the registry here follows it)."""
+        slot = self.slots.get(change.station_id) or StationSlot(change.station_id)
+        steps, state = self._steps(slot)
+        produced = steps.change(change, change.at)
+        if change.new is None:
+            self.by_partition[
+                t.partition_for(change.station_id, self.settings.broker_partitions)
+            ].discard(change.station_id)
+        else:
+            self._own(change.station_id)
+        await self._publish(produced, change.at)
+        await self._save(slot, state, change.at)
+
     async def tick(self, partition: int, now: datetime) -> None:
+        for change in self.registry.refresh():  # changed while another worker owned them
+            if change.new is not None:
+                self._own(change.station_id)
         for station_id in sorted(self.by_partition.get(partition, ())):
             slot = self.slots.get(station_id) or StationSlot(station_id)
             steps, state = self._steps(slot)
@@ -257,6 +286,10 @@ class StationStage:
         if record is not None and record != slot.record:
             await self.sender.send(
                 t.STATION_STATE, slot.station_id, record.model_dump_json().encode()
+            )
+        elif record is None and slot.record is not None:  # retired
+            await self.sender.send(
+                t.STATION_STATE, slot.station_id, retired_marker(slot.station_id)
             )
         settings = self.settings
         slot.forget_before(
@@ -397,12 +430,17 @@ class StoreWriter:
         self.store = store
 
     def records(self, values: Sequence[bytes]) -> None:
-        latest: dict[str, StationRecord] = {}
+        latest: dict[str, StationRecord | None] = {}
         for value in values:
+            retired = retired_station(value)
+            if retired is not None:
+                latest[retired] = None
+                continue
             record = StationRecord.model_validate_json(value)
             latest[record.station_id] = record
         with self.store.transaction() as tx:
-            tx.records.save_many(latest.values())
+            tx.records.save_many(r for r in latest.values() if r is not None)
+            tx.records.remove_many(sid for sid, r in latest.items() if r is None)
 
     def alerts(self, values: Sequence[bytes]) -> None:
         latest: dict[str, Alert] = {}
@@ -472,7 +510,11 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     writer = StoreWriter(store)
 
     station_input = app.topic(
-        *t.EVENT_TOPICS.values(), t.CLOCK, key_serializer=RAW, value_serializer=RAW
+        *t.EVENT_TOPICS.values(),
+        t.STATION_CHANGES,
+        t.CLOCK,
+        key_serializer=RAW,
+        value_serializer=RAW,
     )
     zone_input = app.topic(t.COVERAGE_DELTAS, key_serializer=RAW, value_serializer=RAW)
 

@@ -12,7 +12,7 @@ calendar, so no stored time can make every later event of its station fail.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
 
 from schemas.events import (
@@ -22,21 +22,38 @@ from schemas.events import (
     Event,
     HealthCheckEvent,
 )
+from schemas.mobile import GeoPoint
 from schemas.state import EventStatus, StationRecord, StationStateChanged
-from schemas.stations import StationState
+from schemas.stations import Station, StationState
 from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
+ClosedByClock = Callable[[StationRecord, datetime], str | None]
+"""Why the clock alone closes a station at an instant (outside its opening hours, a mobile
+unit between stops), or None."""
+
+
+def counted_at(station: Station, record: StationRecord | None) -> GeoPoint:
+    """Where coverage counts a station: a mobile unit where it was last placed (its stop, or
+    where a check-in said it is), any other at its registered location."""
+    if station.mobile and record is not None and record.placed is not None:
+        return record.placed
+    return GeoPoint(lat=station.lat, lon=station.lon)
+
+
 def station_state(
-    record: StationRecord, now: datetime, settings: Settings
+    record: StationRecord, now: datetime, settings: Settings, closed_by_clock: str | None = None
 ) -> tuple[StationState, str]:
     """The effective state and a human reason. Closed beats silent: a closed station owes no
-    heartbeats; silent beats degraded: a station we cannot hear from is not counted on."""
+    heartbeats; silent beats degraded: a station we cannot hear from is not counted on. The
+    clock closes a station (its hours) without anyone checking in."""
     heard = record.last_heard_at
     if heard is None:
         return StationState.silent, "never heard from"
+    if closed_by_clock is not None:
+        return StationState.closed, closed_by_clock
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
         return StationState.closed, f"checked in {record.check_in_status.value}"
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
@@ -75,6 +92,7 @@ def absorb(
                     "check_in_at": event.occurred_at,
                     "seats_available": event.payload.seats_available,
                     "staffed": event.payload.staffed,
+                    "check_in_location": event.payload.location,
                 }
             ), EventStatus.applied
         case HealthCheckEvent():
@@ -158,9 +176,15 @@ def without_implausible_facts(
 class StationLedger:
     """Keeps StationRecords current and reports every change of effective state."""
 
-    def __init__(self, records: MutableMapping[str, StationRecord], settings: Settings) -> None:
+    def __init__(
+        self,
+        records: MutableMapping[str, StationRecord],
+        settings: Settings,
+        closed_by_clock: ClosedByClock | None = None,
+    ) -> None:
         self.records = records
         self.settings = settings
+        self.closed_by_clock = closed_by_clock
 
     def on_event(
         self, event: Event, now: datetime
@@ -203,10 +227,16 @@ class StationLedger:
             station_id=station_id, old=None, new=record.state, at=now, reason=record.state_reason
         )
 
+    def settle(self, station_id: str, now: datetime) -> StationStateChanged | None:
+        """Re-evaluate one station now (its definition changed: new hours, a new schedule)."""
+        record = self.records.get(station_id)
+        return self._settle(record, record, now) if record is not None else None
+
     def _settle(
         self, before: StationRecord, updated: StationRecord, now: datetime
     ) -> StationStateChanged | None:
-        state, reason = station_state(updated, now, self.settings)
+        clock = self.closed_by_clock(updated, now) if self.closed_by_clock else None
+        state, reason = station_state(updated, now, self.settings, clock)
         if state == before.state and before.station_id in self.records:
             if updated is not before or reason != before.state_reason:
                 self.records[updated.station_id] = updated.model_copy(

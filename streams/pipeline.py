@@ -9,20 +9,24 @@ stream, partitioned by its own key, over table state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from geo.access import supply_ratio
 from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
+from schemas.lifecycle import StationChange
+from schemas.mobile import GeoPoint, stop_at
+from schemas.opening_hours import parse_opening_hours
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
 from streams.coverage import ZoneAssessment, ZoneCoverage, ZoneCoverageBook, fan_out
-from streams.ledger import StationLedger
+from streams.ledger import StationLedger, counted_at
 from streams.overload import VisitWindow, VisitWindows
 from waystation.settings import Settings
 
@@ -34,9 +38,17 @@ Emitted = StationStateChanged | CoverageDelta | AlertEvent
 class StationOutcome:
     applied: EventStatus | None = None
     emitted: list[Emitted] = field(default_factory=list)
+    # Cells whose access may have moved without a state change: old and new catchments of a
+    # station that moved, resized or retired.
+    touched_cells: set[str] = field(default_factory=set)
+    registry_changes: list[StationChange] = field(default_factory=list)
+    relocated: set[str] = field(default_factory=set)  # stations now counted somewhere else
 
     def extend(self, other: StationOutcome) -> None:
         self.emitted.extend(other.emitted)
+        self.touched_cells |= other.touched_cells
+        self.registry_changes.extend(other.registry_changes)
+        self.relocated |= other.relocated
 
 
 @dataclass
@@ -45,11 +57,17 @@ class StepOutcome:
     station_changes: list[StationStateChanged] = field(default_factory=list)
     flipped_cells: list[str] = field(default_factory=list)
     alert_events: list[AlertEvent] = field(default_factory=list)
+    touched_cells: set[str] = field(default_factory=set)
+    registry_changes: list[StationChange] = field(default_factory=list)
+    relocated: set[str] = field(default_factory=set)
 
     def extend(self, other: StepOutcome) -> None:
         self.station_changes.extend(other.station_changes)
         self.flipped_cells.extend(other.flipped_cells)
         self.alert_events.extend(other.alert_events)
+        self.touched_cells |= other.touched_cells
+        self.registry_changes.extend(other.registry_changes)
+        self.relocated |= other.relocated
 
 
 class StationSteps:
@@ -61,7 +79,7 @@ class StationSteps:
         *,
         settings: Settings,
         demand: DemandLayer,
-        registry: Mapping[str, Station],
+        registry: MutableMapping[str, Station],
         catchments: Catchments,
         records: MutableMapping[str, StationRecord],
         alerts: MutableMapping[str, Alert],
@@ -73,9 +91,10 @@ class StationSteps:
         self.grid = demand.grid
         self.registry = registry
         self.catchments = catchments
-        self.ledger = StationLedger(records, settings)
+        self.ledger = StationLedger(records, settings, self.closed_by_clock)
         self.alert_book = AlertBook(alerts, settings)
         self.visit_windows = VisitWindows(visits, settings)
+        self.zone = ZoneInfo(settings.timezone)
         # 2SFCA step one, fixed for a demand layer; shareable between short-lived instances.
         self.supply_ratios = {} if supply_ratios is None else supply_ratios
 
@@ -90,6 +109,8 @@ class StationSteps:
         outcome.applied = applied
         if change is not None:
             outcome.extend(self.propagate(change, now))
+        if applied is EventStatus.applied:
+            outcome.extend(self._follow_schedule(event.station_id, now))  # a reported location
         if isinstance(event, VisitEvent) and applied is EventStatus.applied:
             visitors = self.visit_windows.record(event, now)
             outcome.emitted.extend(self._observe_load(event.station_id, visitors, now))
@@ -99,6 +120,8 @@ class StationSteps:
         """Bring stations not yet in the ledger into it (silent, until heard from)."""
         outcome = StationOutcome()
         for station_id in station_ids:
+            if station_id not in self.registry:
+                continue  # retired since it was listed
             registered = self.ledger.register(station_id, now)
             if registered is not None:
                 outcome.extend(self.propagate(registered, now))
@@ -108,6 +131,8 @@ class StationSteps:
         """The clock for every station in this state: silence and the overload window. The
         alerts' grace periods are advanced by the caller (`alert_book.on_tick`), once."""
         outcome = StationOutcome()
+        for station_id in sorted(self.ledger.records):  # mobile units move before they open
+            outcome.extend(self._follow_schedule(station_id, now))
         for change in self.ledger.on_tick(now):
             outcome.extend(self.propagate(change, now))
         for station_id in sorted(self.visit_windows.windows):
@@ -115,17 +140,160 @@ class StationSteps:
             outcome.emitted.extend(self._observe_load(station_id, visitors, now))
         return outcome
 
-    def propagate(self, change: StationStateChanged, now: datetime) -> StationOutcome:
+    def propagate(
+        self, change: StationStateChanged, now: datetime, *, previous: frozenset[str] = frozenset()
+    ) -> StationOutcome:
+        """A state change into coverage; `previous`: the catchment it had, if it moved."""
         outcome = StationOutcome(emitted=[change])
         station = self.registry[change.station_id]
         outcome.emitted.extend(self._observe_station(station, change, now))
-        catchment = self.catchments.cells(station.lat, station.lon)
+        outcome.emitted.extend(self._fan_out(station, change, previous=previous))
+        outcome.touched_cells |= self.catchment(station)
+        return outcome
+
+    def change(self, change: StationChange, now: datetime) -> StationOutcome:
+        """Apply a registry change: the station's catchment leaves its old cells and zones and
+        enters its new ones (none, when retired) at the state it has; its supply ratio is
+        worked out again. A station not yet in the ledger only has its definition replaced."""
+        station_id = change.station_id
+        # What coverage counted: the change's own old side (the registry here may already
+        # have been refreshed past it), else what the registry holds.
+        before = change.old if change.old is not None else self.registry.get(station_id)
+        previous = self.catchment(before) if before is not None else frozenset()
+        self.supply_ratios.pop(station_id, None)
+        outcome = StationOutcome(registry_changes=[change], relocated={station_id})
+        if change.new is None:
+            self.registry.pop(station_id, None)
+        else:
+            self.registry[station_id] = change.new
+        record = self.ledger.records.get(station_id)
+        if record is None:
+            if change.new is not None:
+                outcome.extend(self.register([station_id], now))
+                outcome.extend(self._follow_schedule(station_id, now))
+            return outcome
+        if change.new is not None:
+            record = self._placed(change.new, record, now)
+            self.ledger.records[station_id] = record
+        moved = StationStateChanged(
+            station_id=station_id,
+            old=record.state,
+            new=record.state,
+            at=now,
+            reason=f"station {change.action.value}",
+        )
+        if change.new is None:
+            outcome.emitted.extend(fan_out(moved, frozenset(), self.grid, 0.0, previous=previous))
+            outcome.emitted.extend(self._retire_alerts(station_id, before, now))
+            del self.ledger.records[station_id]
+        else:
+            outcome.emitted.extend(self._fan_out(change.new, moved, previous=previous))
+            outcome.touched_cells |= self.catchment(change.new)
+            settled = self.ledger.settle(station_id, now)  # new hours may close or open it
+            if settled is not None:
+                outcome.extend(self.propagate(settled, now))
+        outcome.touched_cells |= previous
+        return outcome
+
+    def closed_by_clock(self, record: StationRecord, now: datetime) -> str | None:
+        """Outside its opening hours (in the district's time zone) a station is closed; a
+        mobile unit is closed between its stops, unless a check-in said where it is."""
+        station = self.registry.get(record.station_id)
+        if station is None:
+            return None
+        between_stops = record.check_in_location is None and stop_at(station.stops, now) is None
+        if station.mobile and between_stops:
+            return "between stops"
+        if station.opening_hours is None:
+            return None
+        if parse_opening_hours(station.opening_hours).is_open(now.astimezone(self.zone)):
+            return None
+        return f"outside opening hours ({station.opening_hours})"
+
+    def position(self, station: Station) -> GeoPoint:
+        return counted_at(station, self.ledger.records.get(station.station_id))
+
+    def catchment(self, station: Station) -> frozenset[str]:
+        point = self.position(station)
+        return self.catchments.cells(point.lat, point.lon)
+
+    def _placed(self, station: Station, record: StationRecord, now: datetime) -> StationRecord:
+        """The record with the unit placed where it serves now; between stops it stays where
+        it was. Not a mobile unit: at its registered location."""
+        if not station.mobile:
+            placed = None
+        elif record.check_in_location is not None:
+            placed = record.check_in_location
+        else:
+            stop = stop_at(station.stops, now)
+            placed = GeoPoint(lat=stop.lat, lon=stop.lon) if stop is not None else record.placed
+        return record if placed == record.placed else record.model_copy(update={"placed": placed})
+
+    def _follow_schedule(self, station_id: str, now: datetime) -> StationOutcome:
+        """Move a mobile unit's catchment to where it serves now, at the state it has."""
+        outcome = StationOutcome()
+        station = self.registry.get(station_id)
+        record = self.ledger.records.get(station_id)
+        if station is None or record is None or not station.mobile:
+            return outcome
+        placed = self._placed(station, record, now)
+        if placed is record:
+            return outcome
+        previous = self.catchment(station)
+        self.ledger.records[station_id] = placed
+        self.supply_ratios.pop(station_id, None)
+        moved = StationStateChanged(
+            station_id=station_id,
+            old=record.state,
+            new=record.state,
+            at=now,
+            reason="mobile unit moved",
+        )
+        outcome.emitted.extend(self._fan_out(station, moved, previous=previous))
+        outcome.touched_cells |= previous | self.catchment(station)
+        outcome.relocated.add(station_id)
+        return outcome
+
+    def _fan_out(
+        self,
+        station: Station,
+        change: StationStateChanged,
+        *,
+        previous: frozenset[str] = frozenset(),
+    ) -> list[CoverageDelta]:
+        catchment = self.catchment(station)
         ratio = self.supply_ratios.get(station.station_id)
         if ratio is None:
             ratio = supply_ratio(station.capacity, catchment, self.demand.demand)
             self.supply_ratios[station.station_id] = ratio
-        outcome.emitted.extend(fan_out(change, catchment, self.grid, ratio))
-        return outcome
+        return fan_out(change, catchment, self.grid, ratio, previous=previous)
+
+    def _retire_alerts(
+        self, station_id: str, station: Station | None, now: datetime
+    ) -> list[AlertEvent]:
+        """A retired station's own alerts clear: pending ones at once, open ones after the
+        resolve grace period like any condition that ended."""
+        evidence = AlertEvidence(detail="station retired", stations=(station_id,))
+        events: list[AlertEvent] = []
+        for kind in (AlertKind.station_silent, AlertKind.station_degraded):
+            events += self.alert_book.observe(
+                kind,
+                station_id,
+                active=False,
+                evidence=evidence,
+                now=now,
+                district=station.district if station is not None else None,
+            )
+        self.visit_windows.windows.pop(station_id, None)
+        events += self.alert_book.observe(
+            AlertKind.station_overloaded,
+            station_id,
+            active=False,
+            evidence=evidence,
+            now=now,
+            district=station.district if station is not None else None,
+        )
+        return events
 
     def _observe_station(
         self, station: Station, change: StationStateChanged, now: datetime
@@ -226,7 +394,7 @@ class Pipeline:
         *,
         settings: Settings,
         demand: DemandLayer,
-        registry: Mapping[str, Station],
+        registry: MutableMapping[str, Station],
         catchments: Catchments,
         records: MutableMapping[str, StationRecord],
         zones: MutableMapping[str, ZoneCoverage],
@@ -255,6 +423,10 @@ class Pipeline:
     def handle(self, event: Event, now: datetime) -> StepOutcome:
         return self._route(self.stations.handle(event, now), now)
 
+    def change(self, change: StationChange, now: datetime) -> StepOutcome:
+        """A registry change (create, update, retire, reactivate) through both halves."""
+        return self._route(self.stations.change(change, now), now)
+
     def tick(self, now: datetime) -> StepOutcome:
         outcome = self._route(self.stations.tick(now), now)
         outcome.alert_events.extend(self.alert_book.on_tick(now))
@@ -266,6 +438,8 @@ class Pipeline:
         that a zone no station reaches is seen too."""
         outcome = StepOutcome()
         self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
+        for retired in [sid for sid in self.ledger.records if sid not in self.registry]:
+            del self.ledger.records[retired]  # retired before its change was applied
         for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
             if record.station_id in self.registry:
                 restored = StationStateChanged(
@@ -294,12 +468,15 @@ class Pipeline:
 
     def adopt(self, record: StationRecord, now: datetime) -> StepOutcome:
         """Take a station record decided elsewhere (by the distributed runtime, through the
-        store) and move coverage with it; a read replica's view of the zones."""
+        store) and move coverage with it; a read replica's view of the zones. A mobile unit
+        the workers placed elsewhere moves here too."""
         old = self.ledger.records.get(record.station_id)
         self.ledger.records[record.station_id] = record
-        if record.station_id not in self.registry or (
-            old is not None and old.state is record.state
-        ):
+        station = self.registry.get(record.station_id)
+        if station is None:
+            return StepOutcome()
+        moved = old is not None and counted_at(station, old) != counted_at(station, record)
+        if not moved and old is not None and old.state is record.state:
             return StepOutcome()
         change = StationStateChanged(
             station_id=record.station_id,
@@ -308,12 +485,25 @@ class Pipeline:
             at=record.state_since or now,
             reason=record.state_reason,
         )
-        return self._route(self.stations.propagate(change, now), now)
+        if old is None or not moved:
+            return self._route(self.stations.propagate(change, now), now)
+        was = counted_at(station, old)
+        previous = self.catchments.cells(was.lat, was.lon)
+        self.stations.supply_ratios.pop(record.station_id, None)
+        produced = self.stations.propagate(change, now, previous=previous)
+        produced.relocated.add(record.station_id)
+        produced.touched_cells |= previous
+        return self._route(produced, now)
 
     def _route(
         self, produced: StationOutcome, now: datetime, *, judge_zones: bool = True
     ) -> StepOutcome:
-        outcome = StepOutcome(applied=produced.applied)
+        outcome = StepOutcome(
+            applied=produced.applied,
+            touched_cells=set(produced.touched_cells),
+            registry_changes=list(produced.registry_changes),
+            relocated=set(produced.relocated),
+        )
         for item in produced.emitted:
             if isinstance(item, StationStateChanged):
                 outcome.station_changes.append(item)

@@ -1,7 +1,8 @@
 """The topics of the distributed runtime: names, keys, and how each is kept.
 
-Everything station-keyed (the three event topics, the clock) shares one partition count, so
-that one worker owns a station's events, its clock ticks and its table state together.
+Everything station-keyed (the three event topics, registry changes, the clock) shares one
+partition count, so that one worker owns a station's events, its clock ticks and its table
+state together.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ EVENT_TOPICS: dict[EventType, str] = {
     EventType.check_in: "waystation.events.check_in",
     EventType.health_check: "waystation.events.health_check",
 }
+STATION_CHANGES = "waystation.stations.changes"  # registry changes (StationChange) by station_id
 CLOCK = "waystation.clock"  # ticks, one per station partition: silence and grace periods
 STATION_STATE = "waystation.station-state"  # compacted; StationRecord by station_id
 COVERAGE_DELTAS = "waystation.coverage.deltas"  # CoverageDelta by zone, and tick markers
@@ -69,6 +71,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs = [TopicSpec(name, parts, False, events_ms) for name in EVENT_TOPICS.values()]
     specs += [
         TopicSpec(CLOCK, parts, False, events_ms),
+        TopicSpec(STATION_CHANGES, parts, False, events_ms),
         TopicSpec(STATION_STATE, parts, True, None),
         TopicSpec(COVERAGE_DELTAS, parts, False, events_ms),
         TopicSpec(ZONE_COVERAGE, parts, True, None),

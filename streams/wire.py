@@ -77,3 +77,23 @@ def read_event(raw: bytes | None) -> Event:
             for e in exc.errors(include_url=False)
         )
         raise WireError(f"invalid event: {problems}") from exc
+
+
+class StationRetired(BaseModel):
+    """On the compacted station-state topic in place of a record: the station was retired,
+    so the store forgets its record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retired_station_id: str
+
+
+def retired_marker(station_id: str) -> bytes:
+    return StationRetired(retired_station_id=station_id).model_dump_json().encode()
+
+
+def retired_station(raw: bytes) -> str | None:
+    """The station a retirement marker names; None for a station record."""
+    if b'"retired_station_id"' not in raw:
+        return None
+    return StationRetired.model_validate_json(raw).retired_station_id

@@ -4,6 +4,8 @@ worker process on the mock cluster, fed through the API's Kafka sink), on one ma
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from schemas.alerts import AlertEvent
 from services.ingest import Ingest
 from services.kafka_sink import KafkaSink
 from services.system import EmbeddedSystem, StoreStations
+from store.station_changes import StationChangeLog
 from store.unit_of_work import Store
 from streams import topics as t
 from streams.clock import ManualClock
@@ -22,6 +25,9 @@ from tests.kafka_harness import Wire, WorkerProcess
 from waystation.settings import Settings
 
 SECRET = b"parity-test-secret"
+
+RegistryWrite = Callable[[StationChangeLog, datetime], object]
+"""A registry change as an admin makes it: update, retire or reactivate through the log."""
 
 
 class Embedded:
@@ -58,11 +64,19 @@ class Embedded:
     def tick(self) -> None:
         self.system.runtime.tick()
 
+    def change(self, write: RegistryWrite) -> None:
+        with self.system.store.transaction() as tx:
+            write(tx.station_changes, self.clock.now())
+        self.system.registry_changed()
+
     def zones(self) -> dict[str, ZoneSummary]:
         pipeline = self.system.runtime.pipeline
         assert pipeline is not None
         book = pipeline.zone_book
-        return {zone: zone_summary(book, zone) for zone in book.demand.cells_of_zone}
+        # Every zone with demand, and every zone a station reached (the workers publish a
+        # summary for each zone a delta came to, with demand or not).
+        zones = set(book.demand.cells_of_zone) | set(book.zones)
+        return {zone: zone_summary(book, zone) for zone in sorted(zones)}
 
 
 class Distributed:
@@ -83,6 +97,7 @@ class Distributed:
         self.ingest = Ingest(
             sink=self.sink, stations=StoreStations(self.store), settings=settings, secret=SECRET
         )
+        self.published_seq = 0
         self.wire.tick(clock.now())  # the embedded runtime's start: register, judge every zone
         if drain:
             self.wire.drain()
@@ -97,6 +112,15 @@ class Distributed:
 
     def tick(self) -> None:
         self.wire.tick(self.clock.now())
+        self.wire.drain()
+
+    def change(self, write: RegistryWrite) -> None:
+        """As the API does in distributed mode: the log in the store, then the topic."""
+        with self.store.transaction() as tx:
+            write(tx.station_changes, self.clock.now())
+            made = tx.station_changes.after(self.published_seq)
+        self.sink.publish_station_changes([change for _, change in made])
+        self.published_seq = made[-1][0] if made else self.published_seq
         self.wire.drain()
 
     def zones(self) -> dict[str, ZoneSummary]:

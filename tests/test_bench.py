@@ -58,8 +58,19 @@ STORE_RESULTS = {
     ]
     for backend in ("sqlite", "postgis")
 }
+LIFECYCLE_RESULTS = {
+    "coverage.move.city.median_ms",
+    "coverage.move.city.p99_ms",
+    "qr.visit.p99_ms",
+    "qr.visit.median_ms",
+}
 ALL_RESULTS = (
-    COVERAGE_RESULTS | PIPELINE_RESULTS | EMBEDDED_RESULTS | STORE_RESULTS | STREAM_RESULTS
+    COVERAGE_RESULTS
+    | PIPELINE_RESULTS
+    | EMBEDDED_RESULTS
+    | STORE_RESULTS
+    | STREAM_RESULTS
+    | LIFECYCLE_RESULTS
 )
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
@@ -103,6 +114,14 @@ def test_results_json_has_the_documented_shape(quick_run: Path) -> None:
             assert last == result["unit"] or last.endswith("_" + result["unit"]), name
             assert result["baseline"] is None, name
             assert result["ratio"] is None, name
+
+
+def test_lifecycle_results_have_the_issues_targets(quick_run: Path) -> None:
+    data = json.loads((quick_run / "results.json").read_text(encoding="utf-8"))
+    targets = {r["name"]: r["target"] for r in data["results"]}
+    assert targets["coverage.move.city.median_ms"] == 5.0
+    assert targets["qr.visit.p99_ms"] == 100.0
+    assert targets["qr.visit.median_ms"] is None
 
 
 def test_results_markdown_is_a_readable_table(quick_run: Path) -> None:

@@ -318,13 +318,6 @@ def test_pipeline_zones_equal_a_single_index_fed_its_changes(
     assert all(single.coverage(c) == cov for c, cov in expected.items())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/coverage.py ZoneCoverageBook.apply: when a station's cells differ from "
-    "what the zone remembers, the flips of moving the old cells out are discarded, so a cell "
-    "that lost its only station is not reported and a cell in both catchments is reported "
-    "though its covered flag did not change",
-)
 def test_book_reports_every_flip_when_a_catchment_changes() -> None:
     """A station whose catchment changes (it moved, or the reach was changed) leaves its old
     cells and enters its new ones; every cell whose covered flag flipped is reported."""
@@ -347,11 +340,6 @@ def test_book_reports_every_flip_when_a_catchment_changes() -> None:
     assert sorted(flipped) == sorted([a, c])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/coverage.py fan_out/ZoneCoverageBook: deltas go only to the zones of the "
-    "new catchment, so a zone the station no longer reaches keeps counting it",
-)
 def test_a_zone_left_behind_by_a_catchment_change_forgets_the_station() -> None:
     config = zone_settings()
     zones: dict[str, ZoneCoverage] = {}
@@ -369,7 +357,7 @@ def test_a_zone_left_behind_by_a_catchment_change_forgets_the_station() -> None:
     later = change.model_copy(
         update={"old": StationState.available, "at": T0 + timedelta(minutes=1)}
     )
-    for delta in fan_out(later, frozenset(cells_2[:3]), GRID, 0.0):
+    for delta in fan_out(later, frozenset(cells_2[:3]), GRID, 0.0, previous=frozenset(cells_1[:3])):
         book.apply(delta)
     assert all(zones[zone_2].index.is_covered(c) for c in cells_2[:3])
     assert not any(zones[zone_1].index.is_covered(c) for c in cells_1[:3])

@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,12 @@ from schemas.auth import Role
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, issue, serve, settings_for
+from tests.conftest import LiveServer, issue, serve, settings_for
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+# A Monday, 11:00 in Beijing: every sample station is within its opening hours, so only the
+# stations this test closes are closed.
+WITHIN_OPENING_HOURS = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 STATIONS = 300
 SUBDISTRICTS = 8
 LEFT_SILENT = 6  # stations that never report, so every state shows on the map
@@ -110,7 +113,7 @@ def city(tmp_path: Path) -> Iterator[City]:
         heartbeat_interval_seconds=3600,
         zone_scheme="h3",  # small zones: closing one station can tip one over
     )
-    clock = ManualClock(T0)
+    clock = ManualClock(WITHIN_OPENING_HOURS)
     sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
     system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
     load_city(system.store, sample)

@@ -18,13 +18,17 @@ from typing import Any
 import pytest
 
 from schemas.alerts import AlertEvent
+from schemas.mobile import MobileStop
+from schemas.stations import StationKind
 from streams import topics as t
 from streams.clock import ManualClock
-from tests.conftest import T0, EventFactory, minutes, settings_for
+from tests.conftest import CENTRE, T0, EventFactory, make_station, minutes, settings_for
 from tests.kafka_harness import broker_settings, cluster_for
 from tests.runtimes import Distributed, Embedded
 
 OVERLOAD_VISITS = 45  # above 10 seats x 4 visitors per seat
+MOVE_EAST_DEG = 0.0035  # ~300 m at Beijing's latitude
+CLOSED_NOW_HOURS = "Mo-Fr 09:00-17:00"  # T0 is a Saturday: closed by the clock
 
 
 @pytest.fixture
@@ -128,3 +132,137 @@ def test_same_states_coverage_and_alerts(
     assert reasons[0].startswith("malformed JSON")
     assert "schema_version" in reasons[1]
     assert "unknown station 'T-9999'" in reasons[2]
+
+
+def test_same_states_coverage_and_alerts_through_station_lifecycle(
+    runtimes: tuple[Embedded, Distributed, ManualClock], event: EventFactory
+) -> None:
+    """A station moved and resized, given hours that close it, retired and reactivated: both
+    runtimes move coverage, zones and alerts the same way."""
+    embedded, distributed, clock = runtimes
+    both = (embedded, distributed)
+    t1 = make_station("T-0001", *CENTRE)
+    t1_moved = t1.model_copy(update={"lon": CENTRE[1] + MOVE_EAST_DEG, "capacity": 25})
+
+    def post(items: list[dict[str, Any]]) -> None:
+        for runtime in both:
+            runtime.post(items)
+
+    def change(write: Any) -> None:
+        for runtime in both:
+            runtime.change(write)
+
+    def tick_after(n: float) -> None:
+        clock.advance(minutes(n))
+        for runtime in both:
+            runtime.tick()
+
+    def heartbeat(*station_ids: str) -> None:
+        post([event("health_check", station_id=s) for s in station_ids])
+
+    for station_id in ("T-0001", "T-0002"):
+        post(
+            [event("check_in", station_id=station_id), event("health_check", station_id=station_id)]
+        )
+    tick_after(1)
+    change(lambda log, at: log.write([t1_moved], actor="admin", at=at))  # moved 300 m, resized
+    heartbeat("T-0001", "T-0002")
+    tick_after(6)
+    change(lambda log, at: log.retire("T-0002", actor="admin", at=at))
+    heartbeat("T-0001")
+    tick_after(6)  # T-0002's zone goes underserved
+    hours = t1_moved.model_copy(update={"opening_hours": CLOSED_NOW_HOURS})
+    change(lambda log, at: log.write([hours], actor="admin", at=at))  # closed by the clock
+    change(lambda log, at: log.reactivate("T-0002", actor="admin", at=at))
+    post([event("check_in", station_id="T-0002"), event("health_check", station_id="T-0002")])
+    tick_after(6)
+    heartbeat("T-0002")
+    tick_after(6)
+
+    with embedded.system.store.transaction() as tx:
+        embedded_records = tx.records.load_all()
+        embedded_alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
+    with distributed.store.transaction() as tx:
+        distributed_records = tx.records.load_all()
+        distributed_alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
+    assert distributed_records == embedded_records
+    states = {sid: r.state.value for sid, r in embedded_records.items()}
+    assert states == {"T-0001": "closed", "T-0002": "available"}, embedded_records
+    assert "opening hours" in embedded_records["T-0001"].state_reason
+
+    embedded_zones = embedded.zones()
+    assert distributed.zones() == embedded_zones
+    assert sequence(distributed.alerts()) == sequence(embedded.alerts)
+    kinds = {(e.alert.kind.value, e.transition.value) for e in embedded.alerts}
+    assert ("zone_underserved", "opened") in kinds
+    assert distributed_alerts == embedded_alerts
+
+
+def test_same_states_coverage_and_alerts_for_a_mobile_unit(
+    runtimes: tuple[Embedded, Distributed, ManualClock], event: EventFactory
+) -> None:
+    """A health-check bus added while running, driven along its stops by the clock, sent
+    elsewhere by a check-in: both runtimes place it, open and close it the same way."""
+    embedded, distributed, clock = runtimes
+    both = (embedded, distributed)
+    stops = (
+        MobileStop(
+            name="A",
+            lat=CENTRE[0],
+            lon=CENTRE[1] + 0.004,
+            start=T0 + minutes(10),
+            end=T0 + minutes(30),
+        ),
+        MobileStop(
+            name="B",
+            lat=CENTRE[0],
+            lon=CENTRE[1] + 0.056,
+            start=T0 + minutes(40),
+            end=T0 + minutes(70),
+        ),
+    )
+    bus = make_station("BUS-1", *CENTRE, kind=StationKind.mobile_unit, stops=stops)
+    beat = {"amenities": {"drinking_water": "ok"}, "next_check_in_seconds": 7200}
+    elsewhere = {"status": "open", "location": {"lat": CENTRE[0] + 0.003, "lon": CENTRE[1]}}
+
+    def post(items: list[dict[str, Any]]) -> None:
+        for runtime in both:
+            runtime.post(items)
+
+    def tick_after(n: float) -> None:
+        clock.advance(minutes(n))
+        for runtime in both:
+            runtime.tick()
+
+    for runtime in both:
+        runtime.change(lambda log, at: log.write([bus], actor="admin", at=at))
+    post([event("check_in", station_id="T-0002"), event("health_check", station_id="T-0002")])
+    post(
+        [
+            event("check_in", station_id="BUS-1"),
+            event("health_check", station_id="BUS-1", payload=beat),
+        ]
+    )
+    tick_after(5)  # before its first stop: closed
+    tick_after(6)  # at A
+    post([event("health_check", station_id="T-0002")])
+    tick_after(20)  # A is over: closed where it was
+    tick_after(10)  # at B, next to T-0002
+    post([event("health_check", station_id="T-0002")])
+    post([event("check_in", station_id="BUS-1", payload=elsewhere)])  # it went elsewhere
+    tick_after(6)
+
+    with embedded.system.store.transaction() as tx:
+        embedded_records = tx.records.load_all()
+        embedded_alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
+    with distributed.store.transaction() as tx:
+        distributed_records = tx.records.load_all()
+        distributed_alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
+    assert distributed_records == embedded_records
+    placed = embedded_records["BUS-1"].placed
+    assert placed is not None
+    assert (placed.lat, placed.lon) == (CENTRE[0] + 0.003, CENTRE[1])
+    assert embedded_records["BUS-1"].state.value == "available"
+    assert distributed.zones() == embedded.zones()
+    assert sequence(distributed.alerts()) == sequence(embedded.alerts)
+    assert distributed_alerts == embedded_alerts

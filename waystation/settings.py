@@ -161,6 +161,36 @@ class Settings(BaseSettings):
         True, description="`waystation run` creates a demo key per role on first start"
     )
 
+    # Worker self check-in (QR posters)
+    public_base_url: str | None = Field(
+        None,
+        description="Address workers' phones reach waystation at, printed in QR posters (unset: "
+        "http://api_host:api_port)",
+    )
+    scan_token_secret: SecretStr | None = Field(
+        None,
+        description="Key signing QR poster links; unset means one derived from the worker_ref "
+        "key in data_dir",
+    )
+    scan_device_per_hour: float = Field(
+        6.0, gt=0, description="Visits one phone may record by QR scan per hour, steadily"
+    )
+    scan_device_burst: int = Field(
+        3, ge=1, description="Visits one phone may record by QR scan at once"
+    )
+    scan_station_per_minute: float = Field(
+        30.0, gt=0, description="QR-scan visits one station may record per minute, steadily"
+    )
+    scan_station_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a scan trusts what it read of a station and its poster generation "
+        "(a rotation through this server applies at once; from the CLI, within this time)",
+    )
+    scan_station_burst: int = Field(
+        60, ge=1, description="QR-scan visits one station may record at once (a queue at the door)"
+    )
+
     # Dashboard
     basemap_tile_url: str | None = Field(
         None,
@@ -253,6 +283,10 @@ class Settings(BaseSettings):
         """Straight-line reach: speed x time / detour (walking 5 km/h for 15 min with detour
         1.25 gives the unions' "1 km, 15 minutes on foot")."""
         return self.travel_speed_kmh * 1000.0 * (self.catchment_minutes / 60.0) / self.detour_factor
+
+    @property
+    def public_url(self) -> str:
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     @property
     def distributed(self) -> bool:

@@ -77,7 +77,7 @@ async def import_stations(
     loaded, a station outside every district is refused."""
     who.require()
     items, _ = await read_import_body(request, settings)
-    result = await run_in_threadpool(importer.add, items, Datum(crs.value))
+    result = await run_in_threadpool(importer.add, items, Datum(crs.value), actor=who.actor)
     if not result.imported and result.errors:
         first = result.errors[0]
         return problem(

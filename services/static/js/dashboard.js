@@ -27,7 +27,7 @@
     },
   };
 
-  let map = null, cellLayer, stationLayer, boundaryLayer, zoneLayer, renderer;
+  let map = null, cellLayer, stationLayer, boundaryLayer, zoneLayer, tourLayer, renderer;
   let live = null, pending = null, wasDown = false, frame = null, popupStation = null;
   let dirty = { panel: false, zones: false, lastStation: null };
 
@@ -90,8 +90,9 @@
     cellLayer = new layers.CanvasLayer(layers.cellDrawer(model), "cells").addTo(map);
     stationLayer = new layers.CanvasLayer(layers.stationDrawer(model), "stations").addTo(map);
     zoneLayer = L.layerGroup().addTo(map);
+    tourLayer = L.layerGroup().addTo(map);
     map.on("click", (e) => onMapClick(e.containerPoint));
-    WS.dashboard = { map, model }; // for tests, benchmarks and curious people at the console
+    WS.dashboard = { map, model, tourLayer }; // for tests, benchmarks and curious people at the console
   }
 
   function view() {
@@ -139,11 +140,22 @@
       api.get(`/v1/stations/${encodeURIComponent(id)}`),
       api.get(`/v1/stations/${encodeURIComponent(id)}/events`, { limit: 5 }),
     ]).then(([stationView, events]) => ({ view: stationView, events: events.events }));
+    if (s.kind[i] === "mobile_unit") details.tour = showTour(id); // the bus: its stops and area
     popupStation = i;
     L.popup({ maxWidth: 340, autoPanPadding: [24, 24] }).setLatLng(latlng)
       .setContent(panel.stationPopup(stationRow(i), details)).openOn(map)
-      .on("remove", () => { if (popupStation === i) popupStation = null; });
+      .on("remove", () => { if (popupStation === i) popupStation = null; tourLayer.clearLayers(); });
     if (focus) map.getContainer().querySelector(".leaflet-popup-close-button")?.focus();
+  }
+
+  // The area a mobile unit serves now, outlined while its popup is open.
+  function showTour(id) {
+    return api.get(`/v1/stations/${encodeURIComponent(id)}/tour`).then((tour) => {
+      tourLayer.clearLayers();
+      const style = { renderer, interactive: false, color: "#0072b2", weight: 1, fillOpacity: 0.15 };
+      for (const cell of tour.serving_cells) tourLayer.addLayer(L.polygon(h3.cellToBoundary(cell), style));
+      return tour;
+    });
   }
 
   function drawBoundaries() {

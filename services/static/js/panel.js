@@ -171,8 +171,27 @@ WS.panel = (() => {
           el("span", "muted", eventSummary(e)));
         events.append(item);
       }
+      if (details.tour) details.tour.then((tour) => box.append(tourSection(tour)));
     }).catch(() => events.replaceChildren(el("li", "error", t("networkError"))));
     return box;
+  }
+
+  // A mobile unit's stop now and its next stops (GET /v1/stations/{id}/tour).
+  function tourSection(tour) {
+    const section = el("div", "tour");
+    section.dataset.servingNow = String(tour.serving_now);
+    const now = tour.current_stop;
+    const here = now ? `${now.name || ""} ${formatTime(now.start)}–${formatTime(now.end)}` : "";
+    section.append(el("h4", "", t("tourNow")),
+      el("div", "tour-now", tour.serving_now ? `${t("tourAtStop")} ${here}` : t("tourBetweenStops")),
+      el("h4", "", t("tourNext")));
+    const list = el("ol", "tour-next");
+    for (const stop of tour.next_stops) {
+      list.append(el("li", "", `${stop.name || ""} ${formatTime(stop.start)}–${formatTime(stop.end)}`));
+    }
+    if (!tour.next_stops.length) list.append(el("li", "muted", t("tourNoMoreStops")));
+    section.append(list);
+    return section;
   }
 
   function cellPopup(cell) {
