@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import waystation
 from geo.crs import Datum
@@ -60,6 +61,7 @@ from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
 from streams import metrics
+from streams.backlog import RuntimeBusyError
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +211,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
                 f"not answered within {settings.request_timeout_seconds:g} s; try again",
                 headers={"Retry-After": "5"},
             )
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            response = problem(400, "Client disconnected", "the request body was not received")
         for name, value in headers.items():
             if name == "Content-Security-Policy" and request.url.path in API_DOC_PATHS:
                 continue  # the interactive API docs load their scripts from a CDN
@@ -296,7 +300,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             413: {"model": Problem},
             415: {"model": Problem},
             422: {"model": Problem},
-            503: {"model": Problem, "description": "Distributed mode: the broker did not ack"},
+            503: {
+                "model": Problem,
+                "description": "Nothing stored: the backlog is full, or (distributed mode) "
+                "the broker did not ack; see Retry-After",
+            },
         },
         openapi_extra={
             "requestBody": {
@@ -333,6 +341,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             unavailable = problem(503, "Event broker unavailable", str(exc))
             unavailable.headers["Retry-After"] = str(exc.retry_after_seconds)
             return unavailable
+        except RuntimeBusyError as exc:
+            busy = problem(503, exc.title, str(exc))
+            busy.headers["Retry-After"] = str(exc.retry_after_seconds)
+            return busy
         for outcome, item in zip(result.results, items, strict=True):
             kind = item.get("type") if isinstance(item, dict) else None
             label = kind if kind in ("visit", "check_in", "health_check") else "unknown"
@@ -605,15 +617,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
-        with system.store.transaction() as tx:
-            stations = tx.stations.count()
-            by_kind = tx.alerts.count_open_by_kind()
-        return Health(
-            status="ok" if system.started else "starting",
-            queue_depth=system.runtime.queue_depth,
-            stations=stations,
-            open_alerts=by_kind,
-        )
+        return system.health()
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INGESTED = Counter(
     "waystation_events_ingested_total",
@@ -23,4 +23,12 @@ ALERT_TRANSITIONS = Counter(
     "waystation_alert_transitions_total",
     "Alert lifecycle steps, by kind and transition",
     ["kind", "transition"],
+)
+UNAPPLIED_EVENTS = Gauge(
+    "waystation_unapplied_events",
+    "Events acknowledged (or being committed) and not yet applied by the processor",
+)
+LAG_SECONDS = Gauge(
+    "waystation_lag_seconds",
+    "Age of the oldest event acknowledged and not yet applied (0 when none waits)",
 )
