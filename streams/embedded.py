@@ -274,7 +274,7 @@ class EmbeddedRuntime:
         archived = [ArchivedEvent.from_event(event, received_at=now) for event in events]
         self.backlog.reserve(len(archived))
         try:
-            return self._commits.submit(archived, self.settings.commit_wait_seconds)
+            outcomes = self._commits.submit(archived, self.settings.commit_wait_seconds)
         except CommitTimeoutError as exc:
             self.backlog.release(len(archived))
             raise CommitExpiredError(
@@ -284,6 +284,8 @@ class EmbeddedRuntime:
         except BaseException:
             self.backlog.release(len(archived))
             raise
+        metrics.COMMITTED_POSTS.inc()
+        return outcomes
 
     def _commit_group(self, archived: list[ArchivedEvent]) -> list[AppendOutcome]:
         with self.store.transaction() as tx:
@@ -295,6 +297,7 @@ class EmbeddedRuntime:
         accepted = [item for item, outcome in pairs if outcome is AppendOutcome.accepted]
         self.backlog.admit(len(accepted))
         self.backlog.release(len(archived) - len(accepted))
+        metrics.COMMIT_GROUPS.inc()
         for item in accepted:
             self._queue.put(item)
 

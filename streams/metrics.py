@@ -32,3 +32,10 @@ LAG_SECONDS = Gauge(
     "waystation_lag_seconds",
     "Age of the oldest event acknowledged and not yet applied (0 when none waits)",
 )
+COMMIT_GROUPS = Counter(
+    "waystation_commit_groups_total",
+    "Transactions that archived posted events (group commit: several posts share one)",
+)
+COMMITTED_POSTS = Counter(
+    "waystation_committed_posts_total", "Posts whose events were archived by a group commit"
+)
