@@ -186,7 +186,7 @@ class Settings(BaseSettings):
         2000, ge=1, description="Most events the processor applies and saves in one transaction"
     )
     coverage_snapshot_coalesce_seconds: float = Field(
-        0.5,
+        2.0,
         ge=0,
         description="The planners' coverage snapshot gathers changes this long before writing",
     )
