@@ -27,8 +27,10 @@ several times faster per station):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain, compress
 from typing import Protocol
 
@@ -111,6 +113,15 @@ def _approx_one_m(
     dlon = (other_lon - lon + 180.0) % 360.0 - 180.0
     east = dlon * east_per_deg * math.cos(math.radians(lat + 0.5 * dlat))
     return math.hypot(east, dlat * north_per_deg)
+
+
+@dataclass(frozen=True)
+class CatchmentMembers:
+    """Catchments as flat arrays: pair `i` says cell `cells[i]` (an H3 index as an integer)
+    is in the catchment of point `owners[i]`."""
+
+    owners: np.ndarray  # int64 indexes into the points asked for
+    cells: np.ndarray  # int64 H3 indexes
 
 
 class Catchments(Protocol):
@@ -206,24 +217,57 @@ class CircleCatchments:
         # h3 spells an index as lower-case hex, exactly as `h3.int_to_str` does.
         return [format(cell, "x") for cell in compress(disk, inside.tolist())]
 
-    def _compute_batch(self, points: Sequence[tuple[float, float]], origins: list[int]) -> None:
-        """Fill the cache for `points` (not cached yet) whose cells are `origins`."""
+    def members(self, points: Sequence[tuple[float, float]]) -> CatchmentMembers:
+        """Every (point, cell) pair of the points' catchments as flat arrays, without making
+        a set or a string per catchment: what a from-scratch coverage build needs. The same
+        membership rule as `cells` (points it cannot batch, near pentagons or beyond the
+        approximation's limits, go through `cells`). Nothing is cached."""
+        if not points:
+            return CatchmentMembers(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        resolution = self.grid.resolution
+        origins = np.fromiter(
+            (h3_int.latlng_to_cell(lat, lon, resolution) for lat, lon in points),
+            np.uint64,
+            count=len(points),
+        ).astype(np.int64)  # resolution-9 indexes fit in 63 bits
+        order = np.argsort(origins, kind="stable")  # nearby points together
+        owners: list[np.ndarray] = []
+        cells: list[np.ndarray] = []
+        for start in range(0, order.size, _BATCH_STATIONS):
+            batch = order[start : start + _BATCH_STATIONS]
+            owner, cell, leftover = self._batch_members(
+                [points[i] for i in batch.tolist()], origins[batch].tolist()
+            )
+            owners.append(batch[owner])
+            cells.append(cell)
+            for j in leftover:
+                found = self.cells(*points[batch[j]])
+                owners.append(np.full(len(found), batch[j], np.int64))
+                cells.append(np.array([int(c, 16) for c in found], np.int64))
+        return CatchmentMembers(np.concatenate(owners), np.concatenate(cells))
+
+    def _batch_members(
+        self, points: Sequence[tuple[float, float]], origins: list[int]
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """For nearby `points` whose cells are `origins`: (owner, cell) of every member pair,
+        owner indexing `points`, and the indexes of points this batch cannot do."""
         disks: list[np.ndarray] = []
-        batched: list[tuple[float, float]] = []
+        batched: list[int] = []
         per_deg: list[tuple[float, float]] = []
-        for (lat, lon), origin in zip(points, origins, strict=True):
+        leftover: list[int] = []
+        for i, ((lat, lon), origin) in enumerate(zip(points, origins, strict=True)):
             if self._approx_is_exact_enough(lat):
                 station_per_deg = _metres_per_degree(lat)
                 k = self._disk_radius(lat, lon, origin, station_per_deg)
                 disk = h3_np.grid_disk(origin, k)
                 if disk.size == 1 + 3 * k * (k + 1):
                     disks.append(disk)
-                    batched.append((lat, lon))
+                    batched.append(i)
                     per_deg.append(station_per_deg)
                     continue
-            self.cells(lat, lon)
+            leftover.append(i)
         if not batched:
-            return
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), leftover
         sizes = np.array([disk.size for disk in disks])
         cells, where = np.unique(np.concatenate(disks), return_inverse=True)
         centres = np.fromiter(
@@ -232,7 +276,7 @@ class CircleCatchments:
             count=2 * cells.size,
         )
         lats, lons = centres[0::2][where], centres[1::2][where]
-        station = np.array(batched)
+        station = np.array([points[i] for i in batched])
         scales = np.array(per_deg)
         from_lat = np.repeat(station[:, 0], sizes)
         from_lon = np.repeat(station[:, 1], sizes)
@@ -244,16 +288,30 @@ class CircleCatchments:
             (np.repeat(scales[:, 0], sizes), np.repeat(scales[:, 1], sizes)),
         )
         inside = self._within(from_lat, from_lon, dist_sq, lats, lons)
-        # One string per cell, shared by every catchment that holds it.
-        names = np.empty(cells.size, dtype=object)
-        used = np.unique(where[inside])
-        names[used] = [format(cell, "x") for cell in cells[used].tolist()]
-        chosen = names[where[inside]].tolist()
-        owner = np.repeat(np.arange(len(batched)), sizes)
-        counts = np.bincount(owner[inside], minlength=len(batched))
-        bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-        for i, key in enumerate(batched):
-            self._cache[key] = frozenset(chosen[bounds[i] : bounds[i + 1]])
+        owner = np.repeat(np.array(batched, np.int64), sizes)[inside]
+        return owner, cells[where[inside]].astype(np.int64), leftover
+
+    def _compute_batch(self, points: Sequence[tuple[float, float]], origins: list[int]) -> None:
+        """Fill the cache for `points` (not cached yet) whose cells are `origins`."""
+        owner, cells, leftover = self._batch_members(points, origins)
+        for i in leftover:
+            self.cells(*points[i])
+        if not owner.size:
+            return
+        # One string per cell, shared by every catchment that holds it (owner is sorted).
+        unique, where = np.unique(cells, return_inverse=True)
+        names = np.array([format(cell, "x") for cell in unique.tolist()], dtype=object)
+        chosen = names[where].tolist()
+        firsts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        bounds = np.r_[firsts, owner.size].tolist()
+        done = set()
+        for start, end in itertools.pairwise(bounds):
+            i = int(owner[start])
+            self._cache[points[i]] = frozenset(chosen[start:end])
+            done.add(i)
+        for i, point in enumerate(points):  # an empty catchment (no centre in reach)
+            if i not in done and i not in leftover:
+                self._cache[point] = frozenset()
 
     def _compute_by_rings(self, lat: float, lon: float) -> list[str]:
         # Grow ring by ring from the station's cell. Rings move outward, but hexagon rings are
