@@ -124,3 +124,32 @@ def test_members_are_the_cached_catchments(points) -> None:
         found[owner].add(format(cell, "x"))
     for i, (lat, lon) in enumerate(points):
         assert found.get(i, set()) == set(one_by_one.cells(lat, lon))
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(), st.integers(0, 2**32 - 1))
+def test_reach_over_given_cells_equals_the_brute_force_oracle(network, seed) -> None:
+    """`reach` finds, among given cells (a random part of the area, as a demand layer is),
+    exactly the cells the oracle puts in each station's catchment."""
+    points, states, ratios, radius = network
+    area = sorted(
+        {c for lat, lon in points for c in h3.grid_disk(h3.latlng_to_cell(lat, lon, 9), 8)}
+    )
+    rng = np.random.default_rng(seed)
+    given_cells = [c for c in area if rng.random() < 0.7]
+    centres = np.array([h3.cell_to_latlng(c) for c in given_cells]).reshape(-1, 2)
+    members = CircleCatchments(GRID, radius).reach(points, centres[:, 0], centres[:, 1])
+    index = CoverageIndex.build(
+        DEGRADED_WEIGHT,
+        owners=members.owners,
+        cells=np.array([int(given_cells[j], 16) for j in members.cells.tolist()], np.int64),
+        states=states,
+        supply_ratios=ratios,
+    )
+    counts, access = oracle(points, states, ratios, radius)
+    wanted = set(given_cells)
+    expected = {cell: n for cell, n in counts.items() if cell in wanted}
+    assert set(index.cells()) == set(expected)
+    for cell, n in expected.items():
+        assert list(index.coverage(cell).__dict__.values()) == n
+        assert abs(index.access(cell) - max(0.0, access[cell])) < 1e-9
