@@ -300,14 +300,11 @@ class CircleCatchments:
             pairs = near.sparse_distance_matrix(tree, chord, output_type="ndarray")
             owner, cell = fast_at[pairs["i"]], pairs["j"].astype(np.int64)
             from_lat, from_lon = lats[owner], lons[owner]
-            dist_sq = approx_sq_m(
-                from_lat,
-                from_lon,
-                cell_lats[cell],
-                cell_lons[cell],
-                _metres_per_degree_many(from_lat),
-            )
-            inside = self._within(from_lat, from_lon, dist_sq, cell_lats[cell], cell_lons[cell])
+            to_lat, to_lon = cell_lats[cell], cell_lons[cell]
+            east_per_deg, north_per_deg = _metres_per_degree_many(lats)
+            scale = (east_per_deg[owner], north_per_deg[owner])
+            dist_sq = approx_sq_m(from_lat, from_lon, to_lat, to_lon, scale)
+            inside = self._within(from_lat, from_lon, dist_sq, to_lat, to_lon)
             owners.append(owner[inside].astype(np.int64))
             targets.append(cell[inside])
         slow_at = np.flatnonzero(~fast)

@@ -140,7 +140,7 @@ class CoverageIndex:
         if not self._base_cells.size:
             return None
         key = int(cell, 16)
-        row = int(np.searchsorted(self._base_cells, key))
+        row = int(self._base_cells.searchsorted(key))
         if row < self._base_cells.size and self._base_cells[row] == key:
             return row
         return None

@@ -31,7 +31,8 @@ class StoreStations:
         self.store = store
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        with self.store.transaction() as tx:
+        # A read-only snapshot: it must not queue behind the writers for SQLite's write lock.
+        with self.store.transaction(readonly=True) as tx:
             return tx.stations.existing_ids(ids)
 
 
