@@ -29,6 +29,16 @@ COVERAGE_RESULTS = {
     "coverage.recompute.city.s",
     "coverage.peak_memory.city.mb",
     "coverage.recompute.city.vs_shapely",
+    "coverage.recompute.national.s",
+    "coverage.peak_memory.national.mb",
+    "coverage.flip.national.median_ms",
+    "coverage.flip.national.p99_ms",
+}
+INGEST_RESULTS = {
+    "ingest.http.single.events_per_s",
+    "ingest.http.single.p99_ms",
+    "ingest.http.batch500.events_per_s",
+    "ingest.http.batch500.p99_ms",
 }
 STREAM_RESULTS = {
     "stream.faust.events_per_s",
@@ -61,7 +71,12 @@ STORE_RESULTS = {
     for backend in ("sqlite", "postgis")
 }
 ALL_RESULTS = (
-    COVERAGE_RESULTS | PIPELINE_RESULTS | EMBEDDED_RESULTS | STORE_RESULTS | STREAM_RESULTS
+    COVERAGE_RESULTS
+    | PIPELINE_RESULTS
+    | EMBEDDED_RESULTS
+    | STORE_RESULTS
+    | STREAM_RESULTS
+    | INGEST_RESULTS
 )
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
@@ -142,6 +157,22 @@ def test_bulk_catchments_are_the_live_paths() -> None:
         bulk = CircleCatchments(Grid(), radius_m).many(points)
         live = CircleCatchments(Grid(), radius_m)
         assert bulk == [live.cells(lat, lon) for lat, lon in points]
+
+
+def test_ingest_and_national_results_have_the_issue_targets(quick_run: Path) -> None:
+    results = _results_by_name(quick_run)
+    targets = {
+        "ingest.http.single.events_per_s": 2000,
+        "ingest.http.single.p99_ms": 50,
+        "ingest.http.batch500.events_per_s": 15_000,
+        "ingest.http.batch500.p99_ms": 1000,
+        "coverage.recompute.national.s": 30,
+        "coverage.peak_memory.national.mb": 4096,
+        "coverage.flip.national.median_ms": 1,
+    }
+    for name, target in targets.items():
+        assert results[name]["target"] == target, name
+    assert results["coverage.recompute.city.vs_shapely"]["ratio"] > 1
 
 
 def _results_by_name(out_dir: Path) -> dict[str, dict[str, object]]:
