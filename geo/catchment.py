@@ -62,11 +62,12 @@ _WGS84_A_M = 6_378_137.0
 _WGS84_F = 1.0 / 298.257223563
 _WGS84_E2 = _WGS84_F * (2.0 - _WGS84_F)
 
-# `reach`: candidates within this much of the radius, on a sphere no larger than the earth
-# anywhere (its smallest radius of curvature); treating geodetic latitudes as if geocentric
-# distorts local distances by well under 1 %.
-_CANDIDATE_MARGIN = 1.02
-_MIN_EARTH_RADIUS_M = 6_335_439.0
+# `reach`: distances on the sphere whose radius is the ellipsoid's largest radius of curvature
+# (a^2 / b, at the poles) are never shorter than on the ellipsoid, and at most a^2 / b over its
+# smallest radius of curvature (a (1 - e^2), meridional at the equator) longer.
+_WGS84_MAX_CURVATURE_RADIUS_M = 6_399_593.6258
+_SPHERE_OVER_ELLIPSOID = _WGS84_MAX_CURVATURE_RADIUS_M / 6_335_439.3271
+_ROUNDING = 1e-9  # relative: float error of the unit vectors and the chord
 
 # `many` works through this many stations at a time, nearby stations together.
 _BATCH_STATIONS = 4096
@@ -296,15 +297,25 @@ class CircleCatchments:
         if fast_at.size:
             tree = cKDTree(_unit_vectors(cell_lats, cell_lons))
             near = cKDTree(_unit_vectors(lats[fast_at], lons[fast_at]))
-            chord = 2.0 * math.sin(self.radius_m * _CANDIDATE_MARGIN / (2.0 * _MIN_EARTH_RADIUS_M))
+            widest_m = self.radius_m * _SPHERE_OVER_ELLIPSOID * (1.0 + _ROUNDING)
+            chord = 2.0 * math.sin(widest_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
             pairs = near.sparse_distance_matrix(tree, chord, output_type="ndarray")
             owner, cell = fast_at[pairs["i"]], pairs["j"].astype(np.int64)
-            from_lat, from_lon = lats[owner], lons[owner]
-            to_lat, to_lon = cell_lats[cell], cell_lons[cell]
-            east_per_deg, north_per_deg = _metres_per_degree_many(lats)
-            scale = (east_per_deg[owner], north_per_deg[owner])
-            dist_sq = approx_sq_m(from_lat, from_lon, to_lat, to_lon, scale)
-            inside = self._within(from_lat, from_lon, dist_sq, to_lat, to_lon)
+            # The sphere of the largest radius of curvature, latitudes taken as they are, is
+            # never shorter than the ellipsoid and at most _SPHERE_OVER_ELLIPSOID longer:
+            # only the pairs between those two bounds need a closer look.
+            sphere_m = _WGS84_MAX_CURVATURE_RADIUS_M * 2.0 * np.arcsin(pairs["v"] / 2.0)
+            inside = sphere_m <= self.radius_m * (1.0 - _ROUNDING)
+            unsure = np.flatnonzero(~inside & (sphere_m <= widest_m))
+            if unsure.size:
+                first, there = owner[unsure], cell[unsure]
+                from_lat, from_lon = lats[first], lons[first]
+                to_lat, to_lon = cell_lats[there], cell_lons[there]
+                east_per_deg, north_per_deg = _metres_per_degree_many(from_lat)
+                dist_sq = approx_sq_m(
+                    from_lat, from_lon, to_lat, to_lon, (east_per_deg, north_per_deg)
+                )
+                inside[unsure] = self._within(from_lat, from_lon, dist_sq, to_lat, to_lon)
             owners.append(owner[inside].astype(np.int64))
             targets.append(cell[inside])
         slow_at = np.flatnonzero(~fast)
