@@ -4,6 +4,8 @@ share one transaction, and a post whose turn never came stores nothing."""
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -196,3 +198,62 @@ def test_over_the_backlog_limit_posts_are_refused_and_healthz_says_lagging(
         assert retried.status_code == 200
         assert retried.json()["accepted"] == len(over)
         assert stored_ids(system, first + over) == {b["event_id"] for b in first + over}
+
+
+def test_a_post_that_waits_too_long_to_commit_is_refused_and_stored_nowhere(
+    tmp_path: Path, clock: ManualClock, event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_for(tmp_path, commit_wait_seconds=0.2)
+    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(system, tiny_city(settings))
+    system.start()
+    entered, release = threading.Event(), threading.Event()
+    commit = system.runtime._commits._commit
+
+    def slow_commit(items: list[Any]) -> Any:
+        entered.set()
+        assert release.wait(WAIT_S)
+        return commit(items)
+
+    monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
+    try:
+        with serve(system) as live:
+            first = event("visit", "T-0001")
+            holder = threading.Thread(
+                target=live.client.post, args=("/v1/events",), kwargs={"json": first}
+            )
+            holder.start()
+            assert entered.wait(WAIT_S)
+            late = [event("visit", "T-0002"), event("visit", "T-0001")]
+            refused = live.client.post("/v1/events", json=late)
+            assert refused.status_code == 503
+            assert refused.json()["title"] == "Not committed in time"
+            assert "nothing of this request was stored" in refused.json()["detail"]
+            assert int(refused.headers["Retry-After"]) >= 1
+            release.set()
+            holder.join(WAIT_S)
+            system.runtime.drain()
+            assert stored_ids(system, late) == set()
+            assert stored_ids(system, [first]) == {first["event_id"]}
+            assert system.runtime.lag.events == 0  # the refused post gave its room back
+    finally:
+        release.set()
+        system.stop()
+
+
+def test_a_client_that_disconnects_mid_body_is_not_a_server_error(
+    live: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    host, port = live.url.removeprefix("http://").split(":")
+    key = live.client.headers["Authorization"]
+    with caplog.at_level(logging.ERROR), socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {key}\r\nContent-Length: 5000\r\n\r\n".encode()
+            + b'[{"event_id": "'
+        )
+        time.sleep(0.3)
+    time.sleep(0.5)  # the server notices the closed connection
+    assert live.client.get("/healthz").status_code == 200
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
