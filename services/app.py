@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -61,7 +62,7 @@ from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
 from streams import metrics
-from streams.backlog import RuntimeBusyError
+from streams.backlog import REQUEST_DEADLINE, RuntimeBusyError
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +201,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     async def guard(request: Request, call_next: Any) -> Response:
         """Answers slow requests with 503 instead of holding the client, and adds the
         security headers to everything."""
+        deadline = REQUEST_DEADLINE.set(
+            time.monotonic()
+            + settings.request_timeout_seconds
+            - settings.request_store_margin_seconds
+        )
         try:
             response: Response = await asyncio.wait_for(
                 call_next(request), timeout=settings.request_timeout_seconds
@@ -213,6 +219,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             )
         except ClientDisconnect:  # nobody is left to answer; not a server error
             response = problem(400, "Client disconnected", "the request body was not received")
+        finally:
+            REQUEST_DEADLINE.reset(deadline)
         for name, value in headers.items():
             if name == "Content-Security-Policy" and request.url.path in API_DOC_PATHS:
                 continue  # the interactive API docs load their scripts from a CDN

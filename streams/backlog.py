@@ -11,7 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
+"""When the request being served must have stored everything it stores (`time.monotonic()`
+seconds), set by whoever serves it: after it, a post is refused with nothing stored, so that
+an answer given when the request runs out of time never hides stored events."""
 
 
 class RuntimeBusyError(Exception):

@@ -36,7 +36,7 @@ from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
 from store.unit_of_work import Store
 from streams import metrics
-from streams.backlog import Backlog, CommitExpiredError, Lag
+from streams.backlog import REQUEST_DEADLINE, Backlog, CommitExpiredError, Lag
 from streams.clock import Clock, SystemClock
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import CellView, CoverageMap
@@ -266,15 +266,26 @@ class EmbeddedRuntime:
         queue the accepted ones. Returns one outcome each.
 
         Raises BacklogFullError when the events would take the backlog past its limit, and
-        CommitExpiredError when their turn to be committed did not come in time: in both
-        cases nothing of them was stored."""
+        CommitExpiredError when their turn to be committed did not come in time (within
+        `commit_wait_seconds`, and before the request's REQUEST_DEADLINE): in both cases
+        nothing of them was stored."""
         if not events:
             return []
+        wait_s = self.settings.commit_wait_seconds
+        deadline = REQUEST_DEADLINE.get()
+        if deadline is not None:
+            wait_s = min(wait_s, deadline - time.monotonic())
+        if wait_s <= 0:
+            raise CommitExpiredError(
+                self.settings.backlog_retry_after_seconds,
+                "the request ran out of time before its turn to be committed; "
+                "nothing of this request was stored",
+            )
         now = self.clock.now()
         archived = [ArchivedEvent.from_event(event, received_at=now) for event in events]
         self.backlog.reserve(len(archived))
         try:
-            outcomes = self._commits.submit(archived, self.settings.commit_wait_seconds)
+            outcomes = self._commits.submit(archived, wait_s)
         except CommitTimeoutError as exc:
             self.backlog.release(len(archived))
             raise CommitExpiredError(

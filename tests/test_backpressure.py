@@ -4,6 +4,7 @@ share one transaction, and a post whose turn never came stores nothing."""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from schemas.events import parse_event
 from services.system import EmbeddedSystem
 from streams.backlog import Backlog, BacklogFullError
 from streams.clock import ManualClock
@@ -257,3 +259,45 @@ def test_a_client_that_disconnects_mid_body_is_not_a_server_error(
     assert live.client.get("/healthz").status_code == 200
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], [r.getMessage() for r in errors]
+
+
+def test_a_request_running_out_of_time_is_answered_before_the_timeout_with_nothing_stored(
+    tmp_path: Path, clock: ManualClock, event: EventFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's own deadline (its timeout less the margin) ends its wait for a commit,
+    so it is answered 'not committed', truthfully, before the timeout could answer for it."""
+    settings = settings_for(tmp_path, request_timeout_seconds=2.0, request_store_margin_seconds=1.5)
+    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    load(system, tiny_city(settings))
+    system.start()
+    entered, release = threading.Event(), threading.Event()
+    commit = system.runtime._commits._commit
+
+    def slow_commit(items: list[Any]) -> Any:
+        entered.set()
+        assert release.wait(WAIT_S)
+        return commit(items)
+
+    monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
+    try:
+        with serve(system) as live:
+            holder = threading.Thread(
+                target=system.runtime.submit,
+                args=([parse_event(json.dumps(event("visit")), now=clock.now())],),
+            )
+            holder.start()
+            assert entered.wait(WAIT_S)
+            late = [event("visit", "T-0002")]
+            started = time.monotonic()
+            refused = live.client.post("/v1/events", json=late)
+            waited = time.monotonic() - started
+            assert refused.status_code == 503
+            assert refused.json()["title"] == "Not committed in time"
+            assert waited < settings.request_timeout_seconds
+            release.set()
+            holder.join(WAIT_S)
+            system.runtime.drain()
+            assert stored_ids(system, late) == set()
+    finally:
+        release.set()
+        system.stop()

@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         description="How long a post waits for its turn to be committed before it is answered "
         "503 with nothing stored (keep it below request_timeout_seconds)",
     )
+    request_store_margin_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A request stores nothing in its last this many seconds before "
+        "request_timeout_seconds, so a request answered as timed out stored nothing",
+    )
     group_commit_max_events: int = Field(
         20_000, ge=1, description="Most events committed in one transaction (one fsync)"
     )
