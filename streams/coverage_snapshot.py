@@ -22,6 +22,7 @@ from streams.coverage_map import CellView
 log = logging.getLogger(__name__)
 
 Signature = tuple[int, CellStatus, float]
+READ_CHUNK_CELLS = 512  # live views read per hold of the runtime's lock
 
 
 class CoverageSnapshotWriter:
@@ -118,7 +119,14 @@ class CoverageSnapshotWriter:
         if not cells:
             return
         with self._writing:
-            views = [v for v in self._read(cells) if self._saved.get(v.cell) != v.signature]
+            # Read in chunks: each read holds the processor still, so hold it briefly.
+            ordered = sorted(cells)
+            views = [
+                view
+                for start in range(0, len(ordered), READ_CHUNK_CELLS)
+                for view in self._read(ordered[start : start + READ_CHUNK_CELLS])
+                if self._saved.get(view.cell) != view.signature
+            ]
             if not views:
                 return
             rows = self._stamp(views, self._now())
