@@ -21,6 +21,7 @@ MODULES: tuple[str, ...] = (
     "bench.coverage",
     "bench.pipeline",
     "bench.embedded",
+    "bench.ingest",
     "bench.store",
     "bench.stream",
     "bench.dashboard",

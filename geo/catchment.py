@@ -27,8 +27,10 @@ several times faster per station):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain, compress
 from typing import Protocol
 
@@ -37,6 +39,7 @@ import h3.api.basic_int as h3_int
 import h3.api.numpy_int as h3_np
 import numpy as np
 from pyproj import Geod
+from scipy.spatial import cKDTree
 
 from geo.grid import Grid
 
@@ -59,6 +62,13 @@ _WGS84_A_M = 6_378_137.0
 _WGS84_F = 1.0 / 298.257223563
 _WGS84_E2 = _WGS84_F * (2.0 - _WGS84_F)
 
+# `reach`: distances on the sphere whose radius is the ellipsoid's largest radius of curvature
+# (a^2 / b, at the poles) are never shorter than on the ellipsoid, and at most a^2 / b over its
+# smallest radius of curvature (a (1 - e^2), meridional at the equator) longer.
+_WGS84_MAX_CURVATURE_RADIUS_M = 6_399_593.6258
+_SPHERE_OVER_ELLIPSOID = _WGS84_MAX_CURVATURE_RADIUS_M / 6_335_439.3271
+_ROUNDING = 1e-9  # relative: float error of the unit vectors and the chord
+
 # `many` works through this many stations at a time, nearby stations together.
 _BATCH_STATIONS = 4096
 
@@ -77,6 +87,22 @@ def _metres_per_degree(lat: float) -> tuple[float, float]:
     w = math.sqrt(w_sq)
     per_rad = math.pi / 180.0
     return _WGS84_A_M / w * per_rad, _WGS84_A_M * (1.0 - _WGS84_E2) / (w_sq * w) * per_rad
+
+
+def _metres_per_degree_many(lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_metres_per_degree` of many latitudes at once."""
+    sin_lat = np.sin(np.radians(lats))
+    w_sq = 1.0 - _WGS84_E2 * sin_lat * sin_lat
+    w = np.sqrt(w_sq)
+    per_rad = math.pi / 180.0
+    return _WGS84_A_M / w * per_rad, _WGS84_A_M * (1.0 - _WGS84_E2) / (w_sq * w) * per_rad
+
+
+def _unit_vectors(lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere (latitudes taken as they are): near points stay near."""
+    phi, lam = np.radians(lats), np.radians(lons)
+    cos_phi = np.cos(phi)
+    return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])
 
 
 def approx_sq_m(
@@ -111,6 +137,15 @@ def _approx_one_m(
     dlon = (other_lon - lon + 180.0) % 360.0 - 180.0
     east = dlon * east_per_deg * math.cos(math.radians(lat + 0.5 * dlat))
     return math.hypot(east, dlat * north_per_deg)
+
+
+@dataclass(frozen=True)
+class CatchmentMembers:
+    """Catchments as flat arrays: pair `i` says cell `cells[i]` (an H3 index as an integer)
+    is in the catchment of point `owners[i]`."""
+
+    owners: np.ndarray  # int64 indexes into the points asked for
+    cells: np.ndarray  # int64 H3 indexes
 
 
 class Catchments(Protocol):
@@ -206,24 +241,122 @@ class CircleCatchments:
         # h3 spells an index as lower-case hex, exactly as `h3.int_to_str` does.
         return [format(cell, "x") for cell in compress(disk, inside.tolist())]
 
-    def _compute_batch(self, points: Sequence[tuple[float, float]], origins: list[int]) -> None:
-        """Fill the cache for `points` (not cached yet) whose cells are `origins`."""
+    def members(self, points: Sequence[tuple[float, float]]) -> CatchmentMembers:
+        """Every (point, cell) pair of the points' catchments as flat arrays, without making
+        a set or a string per catchment: what a from-scratch coverage build needs. The same
+        membership rule as `cells` (points it cannot batch, near pentagons or beyond the
+        approximation's limits, go through `cells`). Nothing is cached."""
+        if not points:
+            return CatchmentMembers(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        resolution = self.grid.resolution
+        origins = np.fromiter(
+            (h3_int.latlng_to_cell(lat, lon, resolution) for lat, lon in points),
+            np.uint64,
+            count=len(points),
+        ).astype(np.int64)  # resolution-9 indexes fit in 63 bits
+        order = np.argsort(origins, kind="stable")  # nearby points together
+        owners: list[np.ndarray] = []
+        cells: list[np.ndarray] = []
+        for start in range(0, order.size, _BATCH_STATIONS):
+            batch = order[start : start + _BATCH_STATIONS]
+            owner, cell, leftover = self._batch_members(
+                [points[i] for i in batch.tolist()], origins[batch].tolist()
+            )
+            owners.append(batch[owner])
+            cells.append(cell)
+            for j in leftover:
+                found = self.cells(*points[batch[j]])
+                owners.append(np.full(len(found), batch[j], np.int64))
+                cells.append(np.array([int(c, 16) for c in found], np.int64))
+        return CatchmentMembers(np.concatenate(owners), np.concatenate(cells))
+
+    def reach(
+        self,
+        points: Sequence[tuple[float, float]],
+        cell_lats: np.ndarray,
+        cell_lons: np.ndarray,
+    ) -> CatchmentMembers:
+        """Which of some given cells (e.g. a demand layer, by their centres) are in the
+        catchment of each point, as (owner, index into the given cells) pairs: the same
+        membership rule as `cells`, found without asking H3 anything per station or per cell.
+
+        Candidates come from a KD-tree over the cells' unit vectors, queried a little wider
+        than the radius; the approximate distances (exact geodesics near the edge) then
+        decide, as for `cells`. Points beyond the approximation's limits go through `cells`.
+        """
+        if not points or not cell_lats.size:
+            return CatchmentMembers(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        lats = np.array([p[0] for p in points], float)
+        lons = np.array([p[1] for p in points], float)
+        fast = np.abs(lats) <= _APPROX_MAX_ABS_LAT_DEG
+        if self.radius_m > _APPROX_MAX_RADIUS_M:
+            fast[:] = False
+        owners: list[np.ndarray] = []
+        targets: list[np.ndarray] = []
+        fast_at = np.flatnonzero(fast)
+        if fast_at.size:
+            tree = cKDTree(_unit_vectors(cell_lats, cell_lons))
+            near = cKDTree(_unit_vectors(lats[fast_at], lons[fast_at]))
+            widest_m = self.radius_m * _SPHERE_OVER_ELLIPSOID * (1.0 + _ROUNDING)
+            chord = 2.0 * math.sin(widest_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
+            pairs = near.sparse_distance_matrix(tree, chord, output_type="ndarray")
+            owner, cell = fast_at[pairs["i"]], pairs["j"].astype(np.int64)
+            # The sphere of the largest radius of curvature, latitudes taken as they are, is
+            # never shorter than the ellipsoid and at most _SPHERE_OVER_ELLIPSOID longer:
+            # only the pairs between those two bounds need a closer look.
+            sphere_m = _WGS84_MAX_CURVATURE_RADIUS_M * 2.0 * np.arcsin(pairs["v"] / 2.0)
+            inside = sphere_m <= self.radius_m * (1.0 - _ROUNDING)
+            unsure = np.flatnonzero(~inside & (sphere_m <= widest_m))
+            if unsure.size:
+                first, there = owner[unsure], cell[unsure]
+                from_lat, from_lon = lats[first], lons[first]
+                to_lat, to_lon = cell_lats[there], cell_lons[there]
+                east_per_deg, north_per_deg = _metres_per_degree_many(from_lat)
+                dist_sq = approx_sq_m(
+                    from_lat, from_lon, to_lat, to_lon, (east_per_deg, north_per_deg)
+                )
+                inside[unsure] = self._within(from_lat, from_lon, dist_sq, to_lat, to_lon)
+            owners.append(owner[inside].astype(np.int64))
+            targets.append(cell[inside])
+        slow_at = np.flatnonzero(~fast)
+        if slow_at.size:
+            resolution = self.grid.resolution
+            given = {
+                h3_int.latlng_to_cell(lat, lon, resolution): i
+                for i, (lat, lon) in enumerate(
+                    zip(cell_lats.tolist(), cell_lons.tolist(), strict=True)
+                )
+            }
+            for i in slow_at.tolist():
+                hits = [
+                    given[c] for c in (int(x, 16) for x in self.cells(*points[i])) if c in given
+                ]
+                owners.append(np.full(len(hits), i, np.int64))
+                targets.append(np.array(hits, np.int64))
+        return CatchmentMembers(np.concatenate(owners), np.concatenate(targets))
+
+    def _batch_members(
+        self, points: Sequence[tuple[float, float]], origins: list[int]
+    ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """For nearby `points` whose cells are `origins`: (owner, cell) of every member pair,
+        owner indexing `points`, and the indexes of points this batch cannot do."""
         disks: list[np.ndarray] = []
-        batched: list[tuple[float, float]] = []
+        batched: list[int] = []
         per_deg: list[tuple[float, float]] = []
-        for (lat, lon), origin in zip(points, origins, strict=True):
+        leftover: list[int] = []
+        for i, ((lat, lon), origin) in enumerate(zip(points, origins, strict=True)):
             if self._approx_is_exact_enough(lat):
                 station_per_deg = _metres_per_degree(lat)
                 k = self._disk_radius(lat, lon, origin, station_per_deg)
                 disk = h3_np.grid_disk(origin, k)
                 if disk.size == 1 + 3 * k * (k + 1):
                     disks.append(disk)
-                    batched.append((lat, lon))
+                    batched.append(i)
                     per_deg.append(station_per_deg)
                     continue
-            self.cells(lat, lon)
+            leftover.append(i)
         if not batched:
-            return
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), leftover
         sizes = np.array([disk.size for disk in disks])
         cells, where = np.unique(np.concatenate(disks), return_inverse=True)
         centres = np.fromiter(
@@ -232,7 +365,7 @@ class CircleCatchments:
             count=2 * cells.size,
         )
         lats, lons = centres[0::2][where], centres[1::2][where]
-        station = np.array(batched)
+        station = np.array([points[i] for i in batched])
         scales = np.array(per_deg)
         from_lat = np.repeat(station[:, 0], sizes)
         from_lon = np.repeat(station[:, 1], sizes)
@@ -244,16 +377,30 @@ class CircleCatchments:
             (np.repeat(scales[:, 0], sizes), np.repeat(scales[:, 1], sizes)),
         )
         inside = self._within(from_lat, from_lon, dist_sq, lats, lons)
-        # One string per cell, shared by every catchment that holds it.
-        names = np.empty(cells.size, dtype=object)
-        used = np.unique(where[inside])
-        names[used] = [format(cell, "x") for cell in cells[used].tolist()]
-        chosen = names[where[inside]].tolist()
-        owner = np.repeat(np.arange(len(batched)), sizes)
-        counts = np.bincount(owner[inside], minlength=len(batched))
-        bounds = np.concatenate([[0], np.cumsum(counts)]).tolist()
-        for i, key in enumerate(batched):
-            self._cache[key] = frozenset(chosen[bounds[i] : bounds[i + 1]])
+        owner = np.repeat(np.array(batched, np.int64), sizes)[inside]
+        return owner, cells[where[inside]].astype(np.int64), leftover
+
+    def _compute_batch(self, points: Sequence[tuple[float, float]], origins: list[int]) -> None:
+        """Fill the cache for `points` (not cached yet) whose cells are `origins`."""
+        owner, cells, leftover = self._batch_members(points, origins)
+        for i in leftover:
+            self.cells(*points[i])
+        if not owner.size:
+            return
+        # One string per cell, shared by every catchment that holds it (owner is sorted).
+        unique, where = np.unique(cells, return_inverse=True)
+        names = np.array([format(cell, "x") for cell in unique.tolist()], dtype=object)
+        chosen = names[where].tolist()
+        firsts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        bounds = np.r_[firsts, owner.size].tolist()
+        done = set()
+        for start, end in itertools.pairwise(bounds):
+            i = int(owner[start])
+            self._cache[points[i]] = frozenset(chosen[start:end])
+            done.add(i)
+        for i, point in enumerate(points):  # an empty catchment (no centre in reach)
+            if i not in done and i not in leftover:
+                self._cache[point] = frozenset()
 
     def _compute_by_rings(self, lat: float, lon: float) -> list[str]:
         # Grow ring by ring from the station's cell. Rings move outward, but hexagon rings are

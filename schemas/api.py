@@ -127,8 +127,10 @@ class DemandReplaced(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "starting", "degraded"]
+    status: Literal["ok", "starting", "degraded", "lagging"]
     queue_depth: int
+    lag_events: int = 0  # acknowledged, not yet applied
+    lag_seconds: float = 0.0  # age of the oldest of those
     stations: int
     open_alerts: dict[AlertKind, int]
 

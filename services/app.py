@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import waystation
 from schemas.api import FieldError
@@ -53,6 +55,7 @@ from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError, UnknownStationError
 from services.station_import import StationImporter
 from services.system import EmbeddedSystem
+from streams.backlog import REQUEST_DEADLINE
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +138,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     async def guard(request: Request, call_next: Any) -> Response:
         """Answers slow requests with 503 instead of holding the client, and adds the
         security headers to everything (and no-store to every API answer)."""
+        deadline = REQUEST_DEADLINE.set(
+            time.monotonic()
+            + settings.request_timeout_seconds
+            - settings.request_store_margin_seconds
+        )
         try:
             response: Response = await asyncio.wait_for(
                 call_next(request), timeout=settings.request_timeout_seconds
@@ -146,6 +154,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
                 f"not answered within {settings.request_timeout_seconds:g} s; try again",
                 headers={"Retry-After": "5"},
             )
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            response = problem(400, "Client disconnected", "the request body was not received")
+        finally:
+            REQUEST_DEADLINE.reset(deadline)
         for name, value in headers.items():
             response.headers.setdefault(name, value)
         if request.url.path.startswith(API_PREFIX):

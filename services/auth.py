@@ -138,7 +138,7 @@ class KeyRing:
         key_id, _, secret = rest.partition("_")
         if prefix != KEY_PREFIX or not key_id or not secret:
             raise AuthError("the API key is malformed")
-        with self.store.transaction() as tx:
+        with self.store.transaction(readonly=True) as tx:  # never queue behind writers
             found = tx.keys.get(key_id)
         if found is None or not hmac.compare_digest(found[1], _hash(secret)):
             raise AuthError("the API key is not valid")

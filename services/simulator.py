@@ -30,6 +30,7 @@ from schemas.events import (
 )
 from schemas.stations import Station
 from services.ingest import EventSink
+from streams.backlog import RuntimeBusyError
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from waystation.settings import Settings
@@ -100,7 +101,10 @@ class Simulator:
             last = now
             limit = self.settings.batch_max_events
             for start in range(0, len(events), limit):
-                self.sink.submit(events[start : start + limit])
+                try:
+                    self.sink.submit(events[start : start + limit])
+                except RuntimeBusyError as exc:  # simulated events can be dropped; not the thread
+                    log.warning("simulated events dropped: %s", exc)
 
     def step(self, now: datetime, elapsed_s: float) -> list[Event]:
         """Everything the simulated stations send in `elapsed_s` seconds up to `now`."""

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from schemas.api import Health
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
@@ -31,7 +32,8 @@ class StoreStations:
         self.store = store
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        with self.store.transaction() as tx:
+        # A read-only snapshot: it must not queue behind the writers for SQLite's write lock.
+        with self.store.transaction(readonly=True) as tx:
             return tx.stations.existing_ids(ids)
 
 
@@ -89,6 +91,27 @@ class EmbeddedSystem:
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
+
+    def health(self) -> Health:
+        """`lagging` when the processor is behind: the oldest unapplied event is older than
+        `lagging_after_seconds`, or the backlog is full (posts are being refused)."""
+        with self.store.transaction(readonly=True) as tx:
+            stations = tx.stations.count()
+            by_kind = tx.alerts.count_open_by_kind()
+        lag = self.runtime.lag
+        behind = (
+            lag.seconds > self.settings.lagging_after_seconds
+            or lag.events >= self.settings.max_unapplied_events
+        )
+        status = "starting" if not self.started else "lagging" if behind else "ok"
+        return Health(
+            status=status,
+            queue_depth=self.runtime.queue_depth,
+            lag_events=lag.events,
+            lag_seconds=round(lag.seconds, 3),
+            stations=stations,
+            open_alerts=by_kind,
+        )
 
     def stop(self) -> None:
         if self.simulator is not None:

@@ -13,7 +13,7 @@ from typing import Any
 import h3
 import numpy as np
 from shapely.geometry import Point, Polygon
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.api import CellStatus
@@ -59,6 +59,9 @@ def _row(cell: CoverageCell) -> dict[str, Any]:
     }
 
 
+_LIVE = ("demand_workers", "coverage_count", "access_score", "status", "updated_at")
+"""The columns that change as coverage does; the rest are fixed by the demand layer."""
+
 _KEYS = tuple(column.key for column in _FIELDS)
 
 
@@ -82,6 +85,33 @@ class CoverageCellRepository:
             written += upsert(
                 self._session, CoverageCellRow.__table__, [_row(c) for c in chunk], key=["cell"]
             )
+        return written
+
+    def update(self, cells: Iterable[CoverageCell]) -> int:
+        """Set the live values (demand, count, access, status, time) of cells already in the
+        snapshot, leaving their fixed columns (district, zone, outline, centre) alone: the
+        write the runtime makes as coverage changes. Returns how many were given."""
+        table = CoverageCellRow.__table__
+        stmt = (
+            update(table)
+            .where(table.c.cell == bindparam("b_cell"))
+            .values({name: bindparam(f"b_{name}") for name in _LIVE})
+        )
+        written = 0
+        for chunk in _chunked(cells):
+            params = [
+                {
+                    "b_cell": c.cell,
+                    "b_demand_workers": c.demand_workers,
+                    "b_coverage_count": c.coverage_count,
+                    "b_access_score": c.access_score,
+                    "b_status": c.status.value,
+                    "b_updated_at": c.updated_at,
+                }
+                for c in chunk
+            ]
+            self._session.execute(stmt, params)
+            written += len(chunk)
         return written
 
     def replace(self, cells: Iterable[CoverageCell]) -> int:

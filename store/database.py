@@ -27,6 +27,10 @@ from store.migrate import upgrade
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PRIVATE_FILE_MODE = 0o600
+# Connections kept open per engine: the API's worker threads each read with their own (WAL
+# readers do not block each other); SQLAlchemy's default of 5 made requests queue for one.
+SQLITE_POOL_SIZE = 40
+SQLITE_POOL_OVERFLOW = 10
 READONLY_OPTION = "waystation_readonly"
 """Execution option: set on an engine view to make its transactions read-only snapshots."""
 
@@ -48,6 +52,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_OVERFLOW,
         )
 
     @event.listens_for(engine, "connect")

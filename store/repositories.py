@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -209,6 +209,9 @@ class ArchivedEvent:
     body: str  # canonical JSON of the validated event
     content_hash: str  # sha256 hex of body
     status: str  # an EventStatus
+    # The validated event the body was made from, when this process made it: spares the
+    # processor parsing and validating the body again.
+    event: Event | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_event(
@@ -226,11 +229,14 @@ class ArchivedEvent:
             body=body,
             content_hash=content_hash(body),
             status=status,
+            event=event,
         )
 
     def to_event(self) -> Event:
         """The event again, from its body. It was checked on ingest; the clock is not re-applied
         (only the calendar's own range is: the processors judge plausibility themselves)."""
+        if self.event is not None:
+            return self.event
         context = {
             "now": self.received_at,
             "max_future_skew": timedelta.max,

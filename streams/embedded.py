@@ -3,11 +3,15 @@ state persisted to the store after every batch. Nothing else to install.
 
 An event is acknowledged once it is in the archive (status `pending`); processing marks it
 and saves the state it produced in one transaction, so a crash at any point either replays
-the event on restart or has already saved everything it caused.
+the event on restart or has already saved everything it caused. Posts share that durability:
+the ones that arrive while a transaction commits are committed together in the next one
+(group commit, one fsync for many requests). How many acknowledged events may wait for the
+processor is bounded (`max_unapplied_events`): beyond it a post is refused whole.
 
 Coverage lives in memory. For planners' SQL the runtime also keeps a snapshot of it in the
-store (`coverage_cells`): written whole at start and when the demand layer changes, then after
-each batch only the cells whose count, status or access score changed.
+store (`coverage_cells`): written whole at start and when the demand layer changes, then, by
+a writer of its own off the processing path, only the cells whose count, status or access
+score changed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,7 +29,6 @@ from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
 from schemas.alerts import Alert, AlertStatus
-from schemas.api import CellStatus
 from schemas.events import Event, EventType, VisitEvent
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.lifecycle import StationChange
@@ -34,9 +37,12 @@ from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
 from store.unit_of_work import Store
 from streams import metrics
+from streams.backlog import REQUEST_DEADLINE, Backlog, CommitExpiredError, Lag
 from streams.clock import Clock, SystemClock
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import CellView, CoverageMap
+from streams.coverage_snapshot import CoverageSnapshotWriter
+from streams.group_commit import CommitTimeoutError, GroupCommit
 from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
 from streams.world import build_catchments, build_grid
@@ -44,7 +50,7 @@ from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_BATCH_MAX_ITEMS = 500  # events processed and saved in one transaction
+_STOP_TIMEOUT_S = 30.0
 
 
 class _Tick:
@@ -182,7 +188,19 @@ class EmbeddedRuntime:
         self._stopping = threading.Event()
         self.pipeline: Pipeline | None = None
         self.registry: StationRegistry | None = None
-        self._saved_cells: dict[str, tuple[int, CellStatus, float]] = {}
+        self.backlog = Backlog(settings.max_unapplied_events, settings.backlog_retry_after_seconds)
+        self._commits: GroupCommit[ArchivedEvent, AppendOutcome] = GroupCommit(
+            self._commit_group,
+            max_items=settings.group_commit_max_events,
+            after_commit=self._queue_accepted,
+        )
+        self.snapshot = CoverageSnapshotWriter(
+            store,
+            read=self._views,
+            stamp=lambda views, at: self.coverage_map.snapshot(views, at),
+            now=self.clock.now,
+            coalesce_s=settings.coverage_snapshot_coalesce_seconds,
+        )
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -209,8 +227,12 @@ class EmbeddedRuntime:
                 self.pipeline.visit_windows.record(visit, now)
             outcome = self.pipeline.restore(now)
         self._save(outcome, {}, whole_snapshot=True)
+        self.backlog.admit(len(pending), reserved=False)
         for archived in pending:
             self._queue.put(archived)
+        metrics.UNAPPLIED_EVENTS.set_function(lambda: self.backlog.lag().events)
+        metrics.LAG_SECONDS.set_function(lambda: self.backlog.lag().seconds)
+        self.snapshot.start()
         if self.follow_store:
             self._queue.put(_Refresh())
         worker = threading.Thread(target=self._work, name="waystation-processor", daemon=True)
@@ -272,21 +294,67 @@ class EmbeddedRuntime:
         self._stopping.set()
         self._queue.put(_STOP)
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=_STOP_TIMEOUT_S)
         self._threads = []
+        self.snapshot.stop(_STOP_TIMEOUT_S)
 
     # writing -------------------------------------------------------------------------------
 
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
-        """Archive events durably, then queue the accepted ones. Returns one outcome each."""
+        """Archive events durably (together with whatever other posts are waiting), then
+        queue the accepted ones. Returns one outcome each.
+
+        Raises BacklogFullError when the events would take the backlog past its limit, and
+        CommitExpiredError when their turn to be committed did not come in time (within
+        `commit_wait_seconds`, and before the request's REQUEST_DEADLINE): in both cases
+        nothing of them was stored."""
+        if not events:
+            return []
+        wait_s = self.settings.commit_wait_seconds
+        deadline = REQUEST_DEADLINE.get()
+        if deadline is not None:
+            wait_s = min(wait_s, deadline - time.monotonic())
+        if wait_s <= 0:
+            raise CommitExpiredError(
+                self.settings.backlog_retry_after_seconds,
+                "the request ran out of time before its turn to be committed; "
+                "nothing of this request was stored",
+            )
         now = self.clock.now()
         archived = [ArchivedEvent.from_event(event, received_at=now) for event in events]
-        with self.store.transaction() as tx:
-            outcomes = tx.events.append(archived)
-        for item, outcome in zip(archived, outcomes, strict=True):
-            if outcome is AppendOutcome.accepted:
-                self._queue.put(item)
+        self.backlog.reserve(len(archived))
+        try:
+            outcomes = self._commits.submit(archived, wait_s)
+        except CommitTimeoutError as exc:
+            self.backlog.release(len(archived))
+            raise CommitExpiredError(
+                self.settings.backlog_retry_after_seconds,
+                f"{exc}; nothing of this request was stored",
+            ) from exc
+        except BaseException:
+            self.backlog.release(len(archived))
+            raise
+        metrics.COMMITTED_POSTS.inc()
         return outcomes
+
+    def _commit_group(self, archived: list[ArchivedEvent]) -> list[AppendOutcome]:
+        with self.store.transaction() as tx:
+            return tx.events.append(archived)
+
+    def _queue_accepted(self, archived: list[ArchivedEvent], outcomes: list[AppendOutcome]) -> None:
+        """Committed: the accepted events go to the processor, in commit order."""
+        pairs = zip(archived, outcomes, strict=True)
+        accepted = [item for item, outcome in pairs if outcome is AppendOutcome.accepted]
+        self.backlog.admit(len(accepted))
+        self.backlog.release(len(archived) - len(accepted))
+        metrics.COMMIT_GROUPS.inc()
+        for item in accepted:
+            self._queue.put(item)
+
+    @property
+    def lag(self) -> Lag:
+        """Events acknowledged and not yet applied, and the age of the oldest."""
+        return self.backlog.lag()
 
     def tick(self) -> None:
         """Re-evaluate the clock now and wait until that is done (tests, manual clocks)."""
@@ -294,7 +362,8 @@ class EmbeddedRuntime:
         self.drain()
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Wait until everything queued so far is processed and saved."""
+        """Wait until everything queued so far is processed and saved, the planners' coverage
+        snapshot included."""
         marker = _Marker(threading.Event())
         self._queue.put(marker)
         if not marker.done.wait(timeout):
@@ -320,7 +389,7 @@ class EmbeddedRuntime:
     def _work(self) -> None:
         while True:
             items = [self._queue.get()]
-            while len(items) < _BATCH_MAX_ITEMS:
+            while len(items) < self.settings.processor_batch_max_events:
                 try:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
@@ -360,13 +429,17 @@ class EmbeddedRuntime:
                     status = self._apply(item, outcome)
                     statuses[item.event_id] = status
                     processed.append((item.type, status))
-        self._save(outcome, statuses, whole_snapshot=rebuilt)
+        try:
+            self._save(outcome, statuses, whole_snapshot=rebuilt)
+        finally:
+            # Saved, or set aside until a restart replays them: either way no longer waiting.
+            self.backlog.applied(len(processed))
         elapsed = time.perf_counter() - started
         for event_type, applied in processed:
             metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
             metrics.PROCESSING_SECONDS.observe(elapsed / len(processed))
         for marker in markers:
-            marker.done.set()
+            self.snapshot.flush_then(marker.done)
         for listener in self.listeners:
             listener(outcome)
 
@@ -438,27 +511,24 @@ class EmbeddedRuntime:
         outcome.extend(step)
         return step.applied or EventStatus.applied
 
-    def _changed_cells(self, outcome: StepOutcome, *, whole: bool) -> list[CellView]:
-        """Cells whose saved snapshot is out of date: every demand cell when `whole`, else
-        those in the catchments of the stations that changed state (call with the lock)."""
+    def _touched_cells(self, outcome: StepOutcome) -> set[str]:
+        """Cells whose saved snapshot may be out of date: those that flipped and those in the
+        catchments of the stations that changed state (call with the lock)."""
         assert self.pipeline is not None
         assert self.registry is not None
-        if whole:
-            self._saved_cells = {}
-            candidates: set[str] = set(self.demand.demand)
-        else:
-            candidates = set(outcome.flipped_cells) | outcome.touched_cells
-            for change in outcome.station_changes:
-                station = self.registry.get(change.station_id)
-                if station is not None:
-                    candidates |= self.pipeline.catchments.cells(station.lat, station.lon)
-        changed = []
-        for cell in sorted(candidates):
-            if cell in self.demand.demand:
-                view = self.coverage_map.view(cell)
-                if self._saved_cells.get(cell) != view.signature:
-                    changed.append(view)
-        return changed
+        touched = set(outcome.flipped_cells) | outcome.touched_cells
+        for change in outcome.station_changes:
+            station = self.registry.get(change.station_id)
+            if station is not None:
+                touched |= self.pipeline.catchments.cells(station.lat, station.lon)
+        return touched
+
+    def _views(self, cells: Collection[str] | None) -> list[CellView]:
+        """Live views of these demand cells (None: all of them), read under the lock."""
+        with self.lock:
+            demand = self.demand.demand
+            wanted = demand.keys() if cells is None else [c for c in cells if c in demand]
+            return [self.coverage_map.view(cell) for cell in sorted(wanted)]
 
     def _save(
         self, outcome: StepOutcome, statuses: Mapping[str, str], *, whole_snapshot: bool = False
@@ -468,32 +538,21 @@ class EmbeddedRuntime:
             records = self.pipeline.ledger.records
             dirty = records.take_dirty() if isinstance(records, TrackedDict) else []
             removed = records.take_removed() if isinstance(records, TrackedDict) else []
-            views = self._changed_cells(outcome, whole=whole_snapshot)
-            cells = self.coverage_map.snapshot(views, self.clock.now())
-        if self.follow_store:
-            # A read replica: the workers own records, alerts and events. It still keeps the
-            # planners' coverage snapshot, which only a process holding all zones can compute.
+            touched = set() if whole_snapshot else self._touched_cells(outcome)
+        if not self.follow_store:
+            # A read replica keeps only the planners' coverage snapshot (which only a process
+            # holding all zones can compute): the workers own records, alerts and events.
+            alerts: dict[str, Alert] = {}
+            for event in outcome.alert_events:
+                alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins
+                metrics.ALERT_TRANSITIONS.labels(event.alert.kind, event.transition).inc()
             with self.store.transaction() as tx:
-                if whole_snapshot:
-                    tx.coverage.replace(cells)
-                elif cells:
-                    tx.coverage.save(cells)
-            with self.lock:
-                self._saved_cells.update((view.cell, view.signature) for view in views)
-            return
-        alerts: dict[str, Alert] = {}
-        for event in outcome.alert_events:
-            alerts[event.alert.alert_id] = event.alert  # the last step of each alert wins
-            metrics.ALERT_TRANSITIONS.labels(event.alert.kind, event.transition).inc()
-        with self.store.transaction() as tx:
-            tx.records.save_many(dirty)
-            tx.records.remove_many(removed)
-            tx.alerts.save_many(alerts.values())
-            if whole_snapshot:
-                tx.coverage.replace(cells)
-            elif cells:
-                tx.coverage.save(cells)
-            if statuses:
-                tx.events.mark(statuses)
-        with self.lock:
-            self._saved_cells.update((view.cell, view.signature) for view in views)
+                tx.records.save_many(dirty)
+                tx.records.remove_many(removed)
+                tx.alerts.save_many(alerts.values())
+                if statuses:
+                    tx.events.mark(statuses)
+        if whole_snapshot:
+            self.snapshot.replace_all()
+        elif touched:
+            self.snapshot.touch(touched)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INGESTED = Counter(
     "waystation_events_ingested_total",
@@ -23,4 +23,19 @@ ALERT_TRANSITIONS = Counter(
     "waystation_alert_transitions_total",
     "Alert lifecycle steps, by kind and transition",
     ["kind", "transition"],
+)
+UNAPPLIED_EVENTS = Gauge(
+    "waystation_unapplied_events",
+    "Events acknowledged (or being committed) and not yet applied by the processor",
+)
+LAG_SECONDS = Gauge(
+    "waystation_lag_seconds",
+    "Age of the oldest event acknowledged and not yet applied (0 when none waits)",
+)
+COMMIT_GROUPS = Counter(
+    "waystation_commit_groups_total",
+    "Transactions that archived posted events (group commit: several posts share one)",
+)
+COMMITTED_POSTS = Counter(
+    "waystation_committed_posts_total", "Posts whose events were archived by a group commit"
 )

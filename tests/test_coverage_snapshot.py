@@ -174,3 +174,32 @@ def test_planner_views_answer_in_postgis(
     assert district.cells == inside > 0
     assert (district.stations, district.stations_available) == (1, 1)
     assert 0 < district.demand_served_pct <= 100
+
+
+def test_snapshot_writer_writes_only_the_cells_that_changed(
+    system: EmbeddedSystem, clock: ManualClock, event: EventFactory
+) -> None:
+    runtime = system.runtime
+    assert runtime.pipeline is not None
+    station = runtime.registry["T-0001"] if runtime.registry else None
+    assert station is not None
+    reach = runtime.pipeline.catchments.cells(station.lat, station.lon) & set(runtime.demand.demand)
+
+    def post(body: dict[str, Any]) -> int:
+        before = runtime.snapshot.writes
+        runtime.submit([parse_event(json.dumps(body), now=clock.now())])
+        runtime.drain()
+        return runtime.snapshot.writes - before
+
+    opened = post(event("check_in", "T-0001"))
+    assert 0 < opened <= len(reach)
+    assert post(event("visit", "T-0001")) == 0  # a visit moves no coverage: nothing written
+    closed = post(event("check_in", "T-0001", payload={"status": "closed"}))
+    assert 0 < closed <= len(reach)
+    with system.store.transaction(readonly=True) as tx:
+        saved = {c.cell: c for c in tx.coverage.load()}
+    with runtime.reading():
+        live = {cell: runtime.coverage_map.view(cell) for cell in reach}
+    assert {c: saved[c].coverage_count for c in reach} == {
+        c: v.coverage_count for c, v in live.items()
+    }

@@ -310,3 +310,38 @@ def test_a_distance_of_zero_finds_only_the_point_itself(store: Store, radius_m: 
         )
     with store.transaction() as tx:
         assert [s.station_id for s in tx.stations.within(lat, lon, radius_m)] == ["AT-0001"]
+
+
+def test_coverage_snapshot_update_sets_live_values_and_keeps_fixed_columns(store: Store) -> None:
+    cells = cells_around(3)
+    with store.transaction() as tx:
+        tx.coverage.replace(cells)
+        before = dict(
+            tx.session.execute(
+                select(CoverageCellRow.cell, CoverageCellRow.geom).where(
+                    CoverageCellRow.cell == cells[1].cell
+                )
+            ).all()
+        )
+    changed = cells[1].model_copy(
+        update={
+            "status": CellStatus.covered,
+            "coverage_count": 4,
+            "access_score": 0.25,
+            "demand_workers": 7.5,
+            "updated_at": T0 + timedelta(2),
+        }
+    )
+    with store.transaction() as tx:
+        assert tx.coverage.update([changed]) == 1
+        assert tx.coverage.update([]) == 0
+    with store.transaction() as tx:
+        loaded = {c.cell: c for c in tx.coverage.load()}
+        geom = tx.session.scalar(
+            select(CoverageCellRow.geom).where(CoverageCellRow.cell == changed.cell)
+        )
+    assert loaded[changed.cell] == changed
+    assert [loaded[c.cell] for c in cells if c.cell != changed.cell] == [
+        c for c in cells if c.cell != changed.cell
+    ]
+    assert geom.equals(before[changed.cell])

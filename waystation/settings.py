@@ -215,6 +215,41 @@ class Settings(BaseSettings):
     tick_interval_seconds: float = Field(
         5.0, gt=0, description="How often the clock re-evaluates silence and grace periods"
     )
+    max_unapplied_events: int = Field(
+        100_000,
+        ge=1,
+        description="Events acknowledged but not yet applied, at most; posts beyond it get 503 "
+        "with Retry-After and nothing of them is stored",
+    )
+    backlog_retry_after_seconds: int = Field(
+        2, ge=1, description="Retry-After sent with a 503 when the backlog is full"
+    )
+    lagging_after_seconds: float = Field(
+        5.0, gt=0, description="/healthz says lagging when the oldest unapplied event is older"
+    )
+    commit_wait_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a post waits for its turn to be committed before it is answered "
+        "503 with nothing stored (keep it below request_timeout_seconds)",
+    )
+    request_store_margin_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A request stores nothing in its last this many seconds before "
+        "request_timeout_seconds, so a request answered as timed out stored nothing",
+    )
+    group_commit_max_events: int = Field(
+        20_000, ge=1, description="Most events committed in one transaction (one fsync)"
+    )
+    processor_batch_max_events: int = Field(
+        2000, ge=1, description="Most events the processor applies and saves in one transaction"
+    )
+    coverage_snapshot_coalesce_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="The planners' coverage snapshot gathers changes this long before writing",
+    )
     simulate: bool = Field(True, description="Feed simulated station events in `waystation run`")
     sample_seed: int = Field(7, description="Seed of the generated sample city")
     sample_stations: int = Field(2000, ge=1, description="Stations in the generated sample city")

@@ -13,6 +13,7 @@ from services.problems import problem
 from services.routes.bodies import json_body, read_events_body
 from services.routes.deps import Caller, SystemDep
 from streams import metrics
+from streams.backlog import RuntimeBusyError
 
 router = APIRouter(tags=["events"])
 
@@ -31,7 +32,11 @@ router = APIRouter(tags=["events"])
         413: {"model": Problem},
         415: {"model": Problem},
         422: {"model": Problem},
-        503: {"model": Problem, "description": "Distributed mode: the broker did not ack"},
+        503: {
+            "model": Problem,
+            "description": "Nothing stored: the backlog is full, or (distributed mode) "
+            "the broker did not ack; see Retry-After",
+        },
     },
     openapi_extra=json_body({"$ref": "#/components/schemas/EventOrBatch"}),
 )
@@ -49,6 +54,10 @@ async def post_events(request: Request, who: Caller, system: SystemDep) -> Respo
         unavailable = problem(503, "Event broker unavailable", str(exc))
         unavailable.headers["Retry-After"] = str(exc.retry_after_seconds)
         return unavailable
+    except RuntimeBusyError as exc:
+        busy = problem(503, exc.title, str(exc))
+        busy.headers["Retry-After"] = str(exc.retry_after_seconds)
+        return busy
     for outcome, item in zip(result.results, items, strict=True):
         kind = item.get("type") if isinstance(item, dict) else None
         label = kind if kind in ("visit", "check_in", "health_check") else "unknown"

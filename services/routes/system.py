@@ -43,15 +43,7 @@ class LiveGauges:
 
 @router.get("/healthz", response_model=Health)
 def healthz(system: SystemDep) -> Health:
-    with system.store.transaction() as tx:
-        stations = tx.stations.count()
-        by_kind = tx.alerts.count_open_by_kind()
-    return Health(
-        status="ok" if system.started else "starting",
-        queue_depth=system.runtime.queue_depth,
-        stations=stations,
-        open_alerts=by_kind,
-    )
+    return system.health()
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -1,0 +1,155 @@
+"""The vectorised from-scratch coverage build equals a brute-force oracle: every cell centre
+of a wide disk measured to every station with the exact geodesic, counted in plain Python;
+and an index built at once behaves like one built station by station, also after changes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import h3
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pyproj import Geod
+
+from geo.catchment import CircleCatchments
+from geo.coverage import CoverageIndex
+from geo.grid import Grid
+from schemas.stations import StationState
+
+GRID = Grid(9, 7)
+GEOD = Geod(ellps="WGS84")
+STATES = [*StationState, None]
+DEGRADED_WEIGHT = 0.5
+ORACLE_RINGS = 12  # > reach / ring spacing: every cell in reach of a station is in its disk
+
+
+@st.composite
+def networks(draw: st.DrawFn) -> tuple[list[tuple[float, float]], list, np.ndarray, float]:
+    lat0 = draw(st.floats(-75.0, 75.0))
+    lon0 = draw(st.floats(-179.0, 179.0))
+    count = draw(st.integers(1, 12))
+    offsets = st.floats(-0.01, 0.01)
+    points = [(lat0 + draw(offsets), lon0 + draw(offsets)) for _ in range(count)]
+    states = [draw(st.sampled_from(STATES)) for _ in range(count)]
+    ratios = np.array([draw(st.floats(0.0, 5.0)) for _ in range(count)])
+    radius = draw(st.sampled_from([300.0, 700.0, 1000.0]))
+    return points, states, ratios, radius
+
+
+def oracle(
+    points: list[tuple[float, float]], states: list, ratios: np.ndarray, radius: float
+) -> tuple[dict[str, list[int]], dict[str, float]]:
+    """Counts by state and access per cell, by exhaustive geodesic distances."""
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    access: dict[str, float] = defaultdict(float)
+    slots = {state: i for i, state in enumerate(StationState)}
+    weight = {StationState.available: 1.0, StationState.degraded: DEGRADED_WEIGHT}
+    for (lat, lon), state, ratio in zip(points, states, ratios, strict=True):
+        if state is None:
+            continue
+        for cell in h3.grid_disk(h3.latlng_to_cell(lat, lon, GRID.resolution), ORACLE_RINGS):
+            c_lat, c_lon = h3.cell_to_latlng(cell)
+            _, _, metres = GEOD.inv(lon, lat, c_lon, c_lat)
+            if metres <= radius:
+                counts[cell][slots[state]] += 1
+                access[cell] += weight.get(state, 0.0) * ratio
+    return dict(counts), dict(access)
+
+
+def built(points: list[tuple[float, float]], states: list, ratios: np.ndarray, radius: float):
+    members = CircleCatchments(GRID, radius).members(points)
+    return CoverageIndex.build(
+        DEGRADED_WEIGHT,
+        owners=members.owners,
+        cells=members.cells,
+        states=states,
+        supply_ratios=ratios,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks())
+def test_vectorised_build_equals_the_brute_force_oracle(network) -> None:
+    points, states, ratios, radius = network
+    index = built(points, states, ratios, radius)
+    counts, access = oracle(points, states, ratios, radius)
+    assert set(index.cells()) == set(counts)
+    assert len(index) == len(counts)
+    for cell, expected in counts.items():
+        assert list(index.coverage(cell).__dict__.values()) == expected
+        assert index.is_covered(cell) == (expected[0] + DEGRADED_WEIGHT * expected[1] >= 1.0)
+        assert abs(index.access(cell) - max(0.0, access[cell])) < 1e-9
+    keys = np.array([int(cell, 16) for cell in counts], np.int64)
+    flags = index.covered_many(keys)
+    assert flags.tolist() == [index.is_covered(cell) for cell in counts]
+
+
+@settings(max_examples=40, deadline=None)
+@given(networks(), st.data())
+def test_built_at_once_behaves_like_built_station_by_station(network, data) -> None:
+    points, states, ratios, radius = network
+    at_once = built(points, states, ratios, radius)
+    catchments = CircleCatchments(GRID, radius)
+    one_by_one = CoverageIndex(DEGRADED_WEIGHT)
+    for (lat, lon), state, ratio in zip(points, states, ratios, strict=True):
+        one_by_one.move(catchments.cells(lat, lon), None, state, supply_ratio=ratio)
+    # Then the same changes to both: flipped cells and the results agree.
+    for _ in range(data.draw(st.integers(0, 6))):
+        i = data.draw(st.integers(0, len(points) - 1))
+        new = data.draw(st.sampled_from(STATES))
+        cells = catchments.cells(*points[i])
+        expected = one_by_one.move(cells, states[i], new, supply_ratio=ratios[i])
+        assert at_once.move(cells, states[i], new, supply_ratio=ratios[i]) == expected
+        states[i] = new
+    assert sorted(at_once.cells()) == sorted(one_by_one.cells())
+    assert len(at_once) == len(one_by_one)
+    everything = {c for p in points for c in catchments.cells(*p)}
+    for cell in everything:
+        assert at_once.coverage(cell) == one_by_one.coverage(cell)
+        assert abs(at_once.access(cell) - one_by_one.access(cell)) < 1e-9
+    keys = np.array([int(cell, 16) for cell in sorted(everything)], np.int64)
+    assert at_once.covered_many(keys).tolist() == [
+        one_by_one.is_covered(c) for c in sorted(everything)
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(-85.0, 85.0), st.floats(-180.0, 180.0)), max_size=6))
+def test_members_are_the_cached_catchments(points) -> None:
+    members = CircleCatchments(GRID, 1000.0).members(points)
+    one_by_one = CircleCatchments(GRID, 1000.0)
+    found: dict[int, set[str]] = defaultdict(set)
+    for owner, cell in zip(members.owners.tolist(), members.cells.tolist(), strict=True):
+        found[owner].add(format(cell, "x"))
+    for i, (lat, lon) in enumerate(points):
+        assert found.get(i, set()) == set(one_by_one.cells(lat, lon))
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(), st.integers(0, 2**32 - 1))
+def test_reach_over_given_cells_equals_the_brute_force_oracle(network, seed) -> None:
+    """`reach` finds, among given cells (a random part of the area, as a demand layer is),
+    exactly the cells the oracle puts in each station's catchment."""
+    points, states, ratios, radius = network
+    area = sorted(
+        {c for lat, lon in points for c in h3.grid_disk(h3.latlng_to_cell(lat, lon, 9), 8)}
+    )
+    rng = np.random.default_rng(seed)
+    given_cells = [c for c in area if rng.random() < 0.7]
+    centres = np.array([h3.cell_to_latlng(c) for c in given_cells]).reshape(-1, 2)
+    members = CircleCatchments(GRID, radius).reach(points, centres[:, 0], centres[:, 1])
+    index = CoverageIndex.build(
+        DEGRADED_WEIGHT,
+        owners=members.owners,
+        cells=np.array([int(given_cells[j], 16) for j in members.cells.tolist()], np.int64),
+        states=states,
+        supply_ratios=ratios,
+    )
+    counts, access = oracle(points, states, ratios, radius)
+    wanted = set(given_cells)
+    expected = {cell: n for cell, n in counts.items() if cell in wanted}
+    assert set(index.cells()) == set(expected)
+    for cell, n in expected.items():
+        assert list(index.coverage(cell).__dict__.values()) == n
+        assert abs(index.access(cell) - max(0.0, access[cell])) < 1e-9
