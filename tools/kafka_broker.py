@@ -32,6 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
 # 3.9.x: Kafka 4.0 removed the protocol versions older clients speak (KIP-896), and
 # aiokafka < 0.15 (pinned for faust-streaming 0.15) and kafka-python send some of them.
 KAFKA_VERSION = "3.9.2"
@@ -300,6 +303,24 @@ class Cluster:
         """The broker URL the way WAYSTATION_BROKER_URL takes it."""
         return f"kafka://{self.bootstrap}"
 
+    def delete_topics(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Delete every topic but Kafka's own (`__consumer_offsets`), so that tests sharing
+        one broker each start from no topics; returns once the broker lists none of them."""
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                left = [name for name in admin.list_topics() if not name.startswith("__")]
+                if not left:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topics not deleted: {left}")
+                with contextlib.suppress(KafkaError):
+                    admin.delete_topics(left)
+                time.sleep(READY_POLL_S)
+        finally:
+            admin.close()
+
     def node(self, node_id: int) -> Node:
         for node in self.nodes:
             if node.node_id == node_id:
@@ -413,9 +434,6 @@ class Cluster:
 
 def _brokers(address: str) -> set[int]:
     """The broker ids a node's metadata answer lists (empty while it is still starting)."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=address, request_timeout_ms=5000, api_version_auto_timeout_ms=5000
