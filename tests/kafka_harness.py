@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from services.broker_topics import create_topics
 from streams import topics as t
@@ -190,9 +191,12 @@ class Wire:
         previous: dict[TopicPartition, int] | None = None
         same = 0
         while True:
-            lag = self._lag()
-            same = same + 1 if lag == previous else 0
-            previous = lag
+            try:
+                lag: dict[TopicPartition, int] | str = self._lag()
+            except KafkaError as exc:  # a broker restarting: the clients reconnect
+                lag = f"no answer: {exc}"
+            same = same + 1 if isinstance(lag, dict) and lag == previous else 0
+            previous = lag if isinstance(lag, dict) else None
             # A Faust worker that re-reads a partition from its start after a restart may
             # never commit it when its only messages were read before its offsets were set;
             # the messages are processed, only the commit waits for the next message.
