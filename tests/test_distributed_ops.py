@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from schemas.alerts import AlertKind
 from schemas.state import EventStatus
+from services.broker_topics import create_topics
 from services.cli import app as cli
 from services.system import EmbeddedSystem
 from store.repositories import ArchivedEvent
@@ -32,7 +33,8 @@ from tests.conftest import (
     settings_for,
     tiny_city,
 )
-from tests.kafka_harness import Wire, WorkerProcess, broker_settings, environment, topics_for
+from tests.kafka_harness import Wire, WorkerProcess, broker_settings, environment
+from tools import kafka_broker
 from tools.kafka_broker import Cluster
 from waystation.settings import Settings
 
@@ -57,7 +59,7 @@ def test_api_answers_after_the_broker_acknowledged(
     settings: Settings, kafka: Cluster, clock: ManualClock, event: EventFactory
 ) -> None:
     distributed = broker_settings(settings, kafka.bootstrap)
-    topics_for(distributed)
+    create_topics(distributed)
     system = distributed_system(distributed, clock)
     wire = Wire(distributed)
     try:
@@ -110,7 +112,7 @@ def test_broker_restart_mid_stream_refuses_with_503_and_loses_nothing_acknowledg
             broker_ack_timeout_seconds=RESTART_ACK_TIMEOUT_S,
             broker_retry_after_seconds=RESTART_RETRY_AFTER_S,
         )
-        topics_for(distributed)
+        create_topics(distributed)
         system = distributed_system(distributed, clock)
         worker = WorkerProcess(distributed, tmp_path / "worker.log")
         wire = Wire(distributed)
@@ -209,7 +211,7 @@ def test_replay_refeeds_the_archive_as_accepted(
     from store.unit_of_work import Store
 
     distributed = broker_settings(settings, kafka.bootstrap)
-    topics_for(distributed)
+    create_topics(distributed)
     for name, value in environment(distributed).items():
         monkeypatch.setenv(name, value)
     events = [event("visit"), event("check_in"), event("health_check", station_id="T-0002")]
@@ -258,3 +260,15 @@ def test_compose_sets_only_known_settings() -> None:
     for name in ("api", *workers):
         assert "WAYSTATION_BROKER_URL" in services[name]["environment"]
         assert "WAYSTATION_DATABASE_URL" in services[name]["environment"]
+
+
+def test_compose_runs_the_kafka_the_tests_run() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_broker.KAFKA_VERSION}"
+    environment_ = kafka["environment"]
+    assert environment_["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    created = kafka_broker.TEST_SETTINGS["auto.create.topics.enable"]
+    assert environment_["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == created
+    volume = kafka["volumes"][0].split(":", 1)[1]
+    assert environment_["KAFKA_LOG_DIRS"] == volume, "the broker's data on its volume"

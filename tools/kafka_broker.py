@@ -54,6 +54,7 @@ START_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
 FORMAT_TIMEOUT_S = 120
 READY_POLL_S = 0.25
+PROBE_TIMEOUT_MS = 5000
 MAX_NODES_PER_REPLICATION = 3
 
 # Settings for a broker that tests start and throw away: fast group forming, short timeouts
@@ -436,7 +437,9 @@ def _brokers(address: str) -> set[int]:
     """The broker ids a node's metadata answer lists (empty while it is still starting)."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=address, request_timeout_ms=5000, api_version_auto_timeout_ms=5000
+            bootstrap_servers=address,
+            request_timeout_ms=PROBE_TIMEOUT_MS,
+            bootstrap_timeout_ms=PROBE_TIMEOUT_MS,
         )
     except KafkaError as exc:
         raise OSError(f"{address}: {exc}") from exc
@@ -446,7 +449,7 @@ def _brokers(address: str) -> set[int]:
         raise OSError(f"{address}: {exc}") from exc
     finally:
         admin.close()
-    return {int(broker["node_id"]) for broker in described["brokers"]}
+    return {int(broker["broker_id"]) for broker in described["brokers"]}
 
 
 def _kill_stale(pid_file: Path) -> None:
