@@ -112,6 +112,7 @@ def fetch_jars() -> Path:
     libs.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     try:
+        print(f"fetching Kafka {KAFKA_VERSION} from Maven Central into {libs}", file=sys.stderr)
         subprocess.run(
             [
                 "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM),
@@ -121,6 +122,8 @@ def fetch_jars() -> Path:
                 f"-DoutputDirectory={scratch}",
             ],
             check=True,
+            capture_output=True,  # quiet unless it fails (the error carries its output)
+            text=True,
         )  # fmt: skip
         (scratch / COMPLETE_MARKER).touch()
         shutil.rmtree(libs, ignore_errors=True)
@@ -149,7 +152,10 @@ def install() -> int:
         return 1 if os.environ.get("CI") == "true" else 0
     try:
         fetch_jars()
-    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+    except subprocess.CalledProcessError as exc:
+        print(f"Fetching the Kafka broker failed: {exc}\n{exc.stdout}{exc.stderr}", file=sys.stderr)
+        return 1 if os.environ.get("CI") == "true" else 0
+    except (RuntimeError, OSError) as exc:
         print(f"Fetching the Kafka broker failed: {exc}", file=sys.stderr)
         return 1 if os.environ.get("CI") == "true" else 0
     return 0
