@@ -35,8 +35,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-# 3.9.x: Kafka 4.0 removed the protocol versions older clients speak (KIP-896), and
-# aiokafka < 0.15 (pinned for faust-streaming 0.15) and kafka-python send some of them.
+# 3.9.x: Kafka 4.0 removed old protocol versions (KIP-896) that older clients may still send;
+# 3.9 keeps them, and the tests prove it with aiokafka < 0.15 (pinned for faust-streaming 0.15)
+# and kafka-python 3. Moving to 4.x needs those clients proven on it first.
 KAFKA_VERSION = "3.9.2"
 PACKAGES = ("openjdk-17-jre-headless", "maven")
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ STOP_TIMEOUT_S = 30
 FORMAT_TIMEOUT_S = 120
 READY_POLL_S = 0.25
 PROBE_TIMEOUT_MS = 5000
-MAX_NODES_PER_REPLICATION = 3
+MAX_INTERNAL_REPLICAS = 3  # of Kafka's own topics (group offsets, transactions)
 
 # Settings for a broker that tests start and throw away: fast group forming, short timeouts
 # allowed, small internal topics, and no topic made behind our back.
@@ -363,7 +364,7 @@ class Cluster:
 
     def _properties(self, node: Node) -> str:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        replicas = min(self.size, MAX_NODES_PER_REPLICATION)
+        replicas = min(self.size, MAX_INTERNAL_REPLICAS)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
