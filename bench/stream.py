@@ -1,5 +1,5 @@
 """Stream throughput of the distributed runtime: events per second through a Faust worker on
-a real Kafka-protocol broker (librdkafka's mock cluster), against a bare aiokafka consumer
+a real Apache Kafka broker (tools/kafka_broker.py), against a bare aiokafka consumer
 loop reading the same topics (the transport's ceiling) and against the embedded runtime fed
 the same events, all measured in one run.
 
@@ -37,13 +37,14 @@ from bench.results import Result
 from geo.sample_city import generate_sample_city
 from schemas.events import EVENT_ADAPTER, Event
 from services.bootstrap import load_city
+from services.broker_topics import create_topics
 from services.system import EmbeddedSystem
 from store.repositories import canonical_json
 from store.unit_of_work import Store
 from streams import topics as t
 from streams.clock import ManualClock
-from streams.mock_cluster import MockCluster
 from streams.wire import Outcome
+from tools.kafka_broker import Cluster
 from waystation.settings import Settings
 
 SEED = 7
@@ -163,11 +164,11 @@ async def _outcome_span(bootstrap: str, count: int) -> tuple[float, float]:
 def _faust(root: Path, settings: Settings, events: list[Event]) -> tuple[float, float]:
     from tests.kafka_harness import WorkerProcess  # the same worker process the tests run
 
-    specs = t.topic_specs(settings)
-    with MockCluster(topics=[(spec.name, spec.partitions) for spec in specs]) as cluster:
+    with Cluster("bench") as cluster:
         running = settings.model_copy(
             update={"broker_url": f"kafka://{cluster.bootstrap}", "worker_clock": "topic"}
         )
+        create_topics(running)
         asyncio.run(_fill(cluster.bootstrap, events))
         ceiling = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
         worker = WorkerProcess(running, root / "worker.log")

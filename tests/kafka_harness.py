@@ -1,25 +1,26 @@
-"""Real broker, real workers: the mock cluster in its own process with every waystation
-topic, `waystation worker` processes against it, and ways to feed and read the topics."""
+"""Real broker, real workers: Apache Kafka (tools/kafka_broker.py) with every waystation topic
+made by `waystation topics create`'s code, `waystation worker` processes against it, and ways
+to feed and read the topics."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
 from streams import topics as t
-from streams.mock_cluster import MockCluster
 from streams.wire import Tick
 from tests.conftest import free_port
 from waystation.settings import Settings
@@ -28,7 +29,7 @@ WORKER_READY_TIMEOUT_S = 90
 DRAIN_TIMEOUT_S = 90
 DRAIN_POLL_S = 0.15
 DRAIN_STABLE_CHECKS = 2
-DRAIN_IDLE_CHECKS = 12  # x DRAIN_POLL_S: well over the commit interval and fetch wait
+DRAIN_IDLE_CHECKS = 30  # x DRAIN_POLL_S: well over the commit interval, fetch wait, recovery
 READ_TIMEOUT_MS = 3000
 TEST_PARTITIONS = 2
 COMMIT_INTERVAL_S = 0.2
@@ -43,12 +44,17 @@ INPUT_TOPICS = (
 )
 
 
+_app_ids = itertools.count(1)
+
+
 def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Settings:
-    """`settings` pointed at the broker, with a clock that only the tests move."""
+    """`settings` pointed at the broker, with a clock that only the tests move, and an
+    application id (consumer group, changelog topics) no earlier test on the broker used."""
     values = {
         **settings.model_dump(),
         "broker_url": f"kafka://{bootstrap}",
         "broker_partitions": TEST_PARTITIONS,
+        "worker_app_id": f"waystation-test-{os.getpid()}-{next(_app_ids)}",
         "worker_clock": "topic",
         "worker_commit_interval_seconds": COMMIT_INTERVAL_S,
         "broker_session_timeout_seconds": 6.0,
@@ -69,14 +75,6 @@ def environment(settings: Settings) -> dict[str, str]:
         env[f"WAYSTATION_{name.upper()}"] = text
     env["WAYSTATION_DATABASE_URL"] = settings.resolved_database_url
     return env
-
-
-@contextmanager
-def cluster_for(settings: Settings) -> Iterator[MockCluster]:
-    """A mock cluster holding every topic `settings` needs (it has no CreateTopics)."""
-    specs = t.topic_specs(settings.model_copy(update={"broker_partitions": TEST_PARTITIONS}))
-    with MockCluster(topics=[(spec.name, spec.partitions) for spec in specs]) as cluster:
-        yield cluster
 
 
 class WorkerProcess:
@@ -160,29 +158,50 @@ class Wire:
     def drain(self) -> None:
         """Wait until the workers have processed everything on their inputs: no lag between
         the group's committed offsets and the ends of the topics, or (see below) a lag that
-        stays exactly the same for longer than several commit intervals."""
+        stays exactly the same, in a stable group, for longer than several commit intervals."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         previous: dict[TopicPartition, int] | None = None
         same = 0
         while True:
-            lag = self._lag()
-            same = same + 1 if lag == previous else 0
-            previous = lag
-            # A Faust worker that re-reads a partition from its start after a restart may
-            # never commit it when its only messages were read before its offsets were set;
-            # the messages are processed, only the commit waits for the next message.
-            if (not lag and same >= DRAIN_STABLE_CHECKS) or same >= DRAIN_IDLE_CHECKS:
+            try:
+                lag: dict[TopicPartition, int] | str = self._lag()
+            except KafkaError as exc:  # a broker restarting: the clients reconnect
+                lag = f"no answer: {exc}"
+            same = same + 1 if isinstance(lag, dict) and lag == previous else 0
+            previous = lag if isinstance(lag, dict) else None
+            # A Faust worker that takes a partition over (a restart, a rebalance) may never
+            # commit it when its only messages were read before its offsets were set: they are
+            # processed and archived, only the commit waits for the partition's next message.
+            if (lag == {} and same >= DRAIN_STABLE_CHECKS) or (
+                same >= DRAIN_IDLE_CHECKS and self.members() is not None
+            ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers did not catch up: {lag}")
             time.sleep(DRAIN_POLL_S)
 
+    def members(self) -> int | None:
+        """The workers in the group once it is stable; None while it rebalances."""
+        group = self.settings.worker_app_id
+        found = self.admin.describe_groups([group]).get(group, {})
+        if found.get("group_state") != "Stable":
+            return None
+        return len(found.get("members", []))
+
+    def wait_for_members(self, count: int) -> None:
+        """Until the group is stable with `count` workers: after one was killed, until the
+        broker has noticed (a session timeout) and handed its partitions to the others."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while (found := self.members()) != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the group has {found} workers, not {count}")
+            time.sleep(DRAIN_POLL_S)
+
     def _lag(self) -> dict[TopicPartition, int]:
         parts = range(self.settings.broker_partitions)
         wanted = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in parts]
-        committed = self.admin.list_consumer_group_offsets(
-            self.settings.worker_app_id, partitions=wanted
-        )
+        group = self.settings.worker_app_id
+        committed = self.admin.list_group_offsets({group: wanted}).get(group, {})
         ends = self.offsets.end_offsets(wanted)
         lag = {}
         for tp in wanted:

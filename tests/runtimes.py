@@ -1,5 +1,5 @@
 """The two runtimes side by side for tests: the embedded system, and a distributed one (a
-worker process on the mock cluster, fed through the API's Kafka sink), on one manual clock."""
+worker process on the Kafka broker, fed through the API's Kafka sink), on one manual clock."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.alerts import AlertEvent
+from services.broker_topics import create_topics
 from services.ingest import Ingest
 from services.kafka_sink import KafkaSink
 from services.system import EmbeddedSystem, StoreStations
@@ -91,6 +92,7 @@ class Distributed:
             tx.stations.upsert_many(city.stations)
             tx.demand.replace(city.demand)
         self.log = log
+        create_topics(settings)
         self.worker = WorkerProcess(settings, log)
         self.wire = Wire(settings)
         self.sink = KafkaSink(settings, clock)
