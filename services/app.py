@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -56,6 +56,8 @@ from services.kafka_sink import BrokerUnavailableError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
+from services.reports.gap_formats import FORMAT_HELP, REPORT_RESPONSES, Language, ReportFormat
+from services.reports.gap_response import report_response
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
@@ -410,7 +412,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         visible = [a for a in found if scope is None or a.district in scope]
         return AlertList(total=len(visible), alerts=visible)
 
-    @app.get("/v1/reports/gaps", response_model=GapReport, responses={404: {"model": Problem}})
+    @app.get("/v1/reports/gaps", response_model=GapReport, responses=REPORT_RESPONSES)
     def gap_report(
         who: Caller,
         district: str | None = None,
@@ -426,7 +428,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         ] = None,
         lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
         radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
-    ) -> GapReport | JSONResponse:
+        format: Annotated[ReportFormat | None, Query(description=FORMAT_HELP)] = None,
+        lang: Language = Language.zh_cn,
+        accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+    ) -> GapReport | Response:
         """Zones ranked by uncovered demand, with the stations whose state caused each gap.
         `within` (an outline) or `lat`+`lon`+`radius_m` (cells whose centre is in reach)
         narrow the report to an area; the store does that spatial filtering."""
@@ -452,8 +457,9 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             area = GapArea(within=within, level=level)
         elif lat is not None and lon is not None:
             area = GapArea(near=(lat, lon), radius_m=radius_m)
-        zones = readings.gaps(district, area)[:limit]
-        return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
+        return report_response(
+            readings, system.clock.now(), district, area, limit, format, lang, accept
+        )
 
     @app.put(
         "/v1/demand",
