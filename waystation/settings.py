@@ -216,6 +216,31 @@ class Settings(BaseSettings):
         0.2, gt=0, description="Longest the store writer waits to fill a batch"
     )
 
+    # Planning: siting suggestions, what-if scenarios, report downloads
+    siting_max_sites: int = Field(
+        200, ge=1, description="Most new stations one siting request may ask for (k)"
+    )
+    siting_max_candidates: int = Field(
+        50_000, ge=1, description="Most candidate sites one siting request may bring"
+    )
+    siting_exact_max_candidates: int = Field(
+        400, ge=1, description="Largest candidate list the exact (integer programming) path takes"
+    )
+    siting_swap_passes: int = Field(
+        3, ge=0, description="Interchange passes after the greedy siting (0: greedy only)"
+    )
+    siting_perturbation_rounds: int = Field(
+        10, ge=0, description="Local-search rounds after the interchange (drop two, refill)"
+    )
+    siting_access_target_seats_per_worker: float = Field(
+        0.05,
+        gt=0,
+        description="Access objective: a cell's 2SFCA access counts up to this, no further",
+    )
+    report_link_ttl_seconds: int = Field(
+        300, ge=1, description="How long a signed report download link works"
+    )
+
     @property
     def travel_speed_kmh(self) -> float:
         return self.ebike_speed_kmh if self.travel_mode == "ebike" else self.walk_speed_kmh
