@@ -58,6 +58,7 @@ from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
 from services.reports.gap_formats import FORMAT_HELP, REPORT_RESPONSES, Language, ReportFormat
 from services.reports.gap_response import report_response
+from services.routes import planning
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
 from services.system import EmbeddedSystem
@@ -283,6 +284,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         )
 
     install_dashboard(app, system, readings, hub, dashboard_data, caller, scoped_district)
+    app.state.system = system
+    app.include_router(planning.router)
 
     @app.post(
         "/v1/events",

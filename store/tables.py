@@ -261,3 +261,19 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ScenarioRow(Base):
+    """A planner's saved what-if: its changes, re-run against the live state on demand (the
+    results are never stored: they go stale as soon as a station changes)."""
+
+    __tablename__ = "planning_scenarios"
+
+    scenario_id: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    district: Mapped[str | None] = mapped_column(String(AREA_LENGTH), nullable=True)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+
+    __table_args__ = (Index("ix_planning_scenarios_district", "district"),)

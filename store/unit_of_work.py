@@ -20,6 +20,7 @@ from store.repositories import (
     StationRecordRepository,
     StationRepository,
 )
+from store.scenarios import ScenarioRepository
 
 
 class UnitOfWork:
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.meta = MetaRepository(session)
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
+        self.scenarios = ScenarioRepository(session)
 
 
 class Store:

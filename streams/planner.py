@@ -4,6 +4,7 @@ while a scenario copies what it needs, and nothing is written back."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from geo.demand import DemandLayer
 from geo.grid import Grid
 from geo.siting import CoverProblem, SitingResult, maximal_access, maximal_covering, set_covering
 from geo.siting_exact import exact_maximal_covering
+from schemas.api import ZoneGap
 from schemas.geography import DemandCell
 from schemas.planning import (
     Method,
@@ -47,6 +49,12 @@ class PlanningError(ValueError):
         self.field = field
         self.reason = reason
         self.status = status
+
+
+@dataclass(frozen=True)
+class ZoneFacts:
+    access_score: float  # demand-weighted mean 2SFCA access over the zone's cells
+    stations_by_state: dict[StationState, int]
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,15 @@ class Planner:
     def whatif(self, changes: ScenarioChanges, district: str | None, now: datetime) -> WhatIfDiff:
         """The changes applied to a copy of the live state, as a diff against now."""
         started = time.perf_counter()
+        self._check_changes(changes, district)
+        with self.runtime.reading() as pipeline:
+            live_demand = self.runtime.demand
+            scenario = self._scenario(pipeline)
+            self._apply(scenario, changes, live_demand)
+            return self._diff(scenario, live_demand, pipeline.zone_book, district, now, started)
+
+    def _check_changes(self, changes: ScenarioChanges, district: str | None) -> None:
+        """Every station named must exist (and be in the district), every site be inside it."""
         for i, station_id in enumerate(changes.close):
             self._check_station(f"changes.close[{i}]", station_id, district)
         for i, station_id in enumerate(changes.reopen):
@@ -141,24 +158,66 @@ class Planner:
                 raise PlanningError(f"{field}.site_id", f"{site.site_id!r} is already taken")
             seen.add(site.site_id)
             self._check_place(field, site.lat, site.lon, district)
+
+    def _apply(self, scenario: Scenario, changes: ScenarioChanges, live: DemandLayer) -> None:
+        """In order: demand, the full network, closures, reopenings, seats, new sites."""
+        new_demand = self._changed_demand(changes, live)
+        if new_demand is not None:
+            scenario.rebuild(new_demand)
+        if changes.network is Network.full:
+            scenario.open_all()
+        for station_id in changes.close:
+            scenario.close(station_id)
+        for station_id in changes.reopen:
+            scenario.set_state(station_id, StationState.available)
+        for station_id, seats in sorted(changes.seats.items()):
+            scenario.set_seats(station_id, seats)
+        for site in changes.open_sites:
+            scenario.open_site(site.site_id, site.lat, site.lon, site.seats)
+
+    def scenario_gaps(
+        self, changes: ScenarioChanges, district: str | None
+    ) -> tuple[list[ZoneGap], dict[str, ZoneFacts]]:
+        """The gap report as it would be under the changes: zones ranked by uncovered demand,
+        with each zone's access and stations by state, for the same exports as the live one."""
+        self._check_changes(changes, district)
         with self.runtime.reading() as pipeline:
-            live_demand = self.runtime.demand
-            live_book = pipeline.zone_book
             scenario = self._scenario(pipeline)
-            new_demand = self._changed_demand(changes, live_demand)
-            if new_demand is not None:
-                scenario.rebuild(new_demand)
-            if changes.network is Network.full:
-                scenario.open_all()
-            for station_id in changes.close:
-                scenario.close(station_id)
-            for station_id in changes.reopen:
-                scenario.set_state(station_id, StationState.available)
-            for station_id, seats in sorted(changes.seats.items()):
-                scenario.set_seats(station_id, seats)
-            for site in changes.open_sites:
-                scenario.open_site(site.site_id, site.lat, site.lon, site.seats)
-            return self._diff(scenario, live_demand, live_book, district, now, started)
+            self._apply(scenario, changes, self.runtime.demand)
+            demand = scenario.demand
+            gaps = []
+            for zone in demand.zones_of_district(district):
+                assessment = scenario.assess(zone)
+                if assessment.uncovered_demand_workers <= 0:
+                    continue
+                gaps.append(
+                    ZoneGap(
+                        zone=zone,
+                        district=assessment.district,
+                        demand_workers=assessment.demand_workers,
+                        uncovered_demand_workers=assessment.uncovered_demand_workers,
+                        uncovered_cells=list(assessment.uncovered_cells),
+                        stations_down=list(assessment.stations_down),
+                        alert_open=False,
+                    )
+                )
+            gaps.sort(key=lambda g: (-g.uncovered_demand_workers, g.zone))
+            by_zone: dict[str, Counter[StationState]] = {}
+            for station_id, place in scenario.places.items():
+                zone = demand.grid.zone_of(demand.grid.cell_of(place.lat, place.lon))
+                state = scenario.states.get(station_id, StationState.silent)
+                by_zone.setdefault(zone, Counter())[state] += 1
+            facts = {}
+            for gap in gaps:
+                cells = demand.cells_of_zone.get(gap.zone, ())
+                weight = sum(demand.demand[c] for c in cells)
+                access = sum(demand.demand[c] * scenario.access(c) for c in cells)
+                counts = by_zone.get(gap.zone, Counter())
+                facts[gap.zone] = ZoneFacts(
+                    access_score=round(access / weight, ROUND_ACCESS) if weight else 0.0,
+                    stations_by_state={s: counts.get(s, 0) for s in StationState},
+                )
+        return gaps, facts
 
     def _changed_demand(self, changes: ScenarioChanges, live: DemandLayer) -> DemandLayer | None:
         if changes.demand is None and changes.demand_scale is None:

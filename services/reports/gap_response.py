@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from schemas.api import FieldError
 from services.problems import problem
 from services.readings import GapArea, Readings
-from services.reports.gap_document import gap_document, gap_report
+from services.reports.gap_document import gap_document, gap_report, live_zone_facts
 from services.reports.gap_formats import (
     MEDIA_TYPES,
     Language,
@@ -53,5 +53,6 @@ def report_response(
     if fmt is ReportFormat.json:
         return JSONResponse(report.model_dump(mode="json"))
     whole_city = "全市" if language is Language.zh_cn else "Whole city"
-    document = gap_document(readings, report, report_title(district, area, whole_city))
+    title = report_title(district, area, whole_city)
+    document = gap_document(readings, report, title, live_zone_facts(readings, report))
     return render(document, fmt, language)

@@ -1,0 +1,36 @@
+"""Saved what-if scenarios of the planner workbench.
+
+Revision ID: 0003_planning
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_planning"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+UTC_TIME = sa.DateTime(timezone=True)
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "planning_scenarios",
+        sa.Column("scenario_id", ID, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("district", sa.String(100), nullable=True),
+        sa.Column("changes", sa.JSON(), nullable=False),
+        sa.Column("created_at", UTC_TIME, nullable=False),
+        sa.Column("created_by", sa.String(64), nullable=False),
+    )
+    op.create_index("ix_planning_scenarios_district", "planning_scenarios", ["district"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_planning_scenarios_district", table_name="planning_scenarios")
+    op.drop_table("planning_scenarios")
