@@ -18,6 +18,7 @@ from geo.demand import check_demand_cells
 from schemas.auth import Role
 from schemas.export import export as export_schemas
 from schemas.geography import BoundaryLevel
+from services.planning_cli import plan_app, report_app
 from waystation.settings import Settings
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
@@ -35,6 +36,8 @@ app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
+app.add_typer(plan_app, name="plan")
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
