@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "bench.store",
     "bench.stream",
     "bench.dashboard",
+    "bench.planning",
 )
 
 BENCH_DIR = Path(__file__).resolve().parent

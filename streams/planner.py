@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -30,11 +32,11 @@ from schemas.planning import (
     WhatIfDiff,
     ZoneChange,
 )
-from schemas.stations import StationState
-from streams.coverage import ZoneCoverageBook
-from streams.embedded import EmbeddedRuntime
+from schemas.stations import Station, StationState
+from streams.coverage import ZoneCoverage, ZoneCoverageBook
 from streams.pipeline import Pipeline
 from streams.scenario import Place, Scenario
+from waystation.settings import Settings
 
 PCT = 100.0
 ROUND_WORKERS = 3
@@ -71,8 +73,20 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 1)
 
 
+class LiveState(Protocol):
+    """What planning reads of a runtime: the embedded runtime is one; a benchmark builds one
+    in memory without a store."""
+
+    settings: Settings
+    registry: Mapping[str, Station] | None
+    demand: DemandLayer
+    zones: dict[str, ZoneCoverage]
+
+    def reading(self) -> AbstractContextManager[Pipeline]: ...
+
+
 class Planner:
-    def __init__(self, runtime: EmbeddedRuntime) -> None:
+    def __init__(self, runtime: LiveState) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
 
