@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import h3
 
@@ -43,6 +44,11 @@ class GapDocument:
     report: GapReport
     title: str
     rows: list[ZoneRow]
+    timezone: str = "UTC"  # the district's, for the times people read
+
+    @property
+    def generated_local(self) -> datetime:
+        return self.report.generated_at.astimezone(ZoneInfo(self.timezone))
 
     @property
     def demand_workers(self) -> float:
@@ -113,7 +119,7 @@ def gap_document(
                 geometry=outlines.get(gap.zone) or _hexagon(gap.zone),
             )
         )
-    return GapDocument(report=report, title=title, rows=rows)
+    return GapDocument(report=report, title=title, rows=rows, timezone=readings.settings.timezone)
 
 
 def _hexagon(zone: str) -> dict[str, Any] | None:

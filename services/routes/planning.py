@@ -4,10 +4,11 @@ re-run, exported like a gap report), candidate files and signed report downloads
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +36,9 @@ from services.reports.gap_response import report_response
 from services.system import EmbeddedSystem
 from streams.planner import Candidate, Planner, PlanningError
 
-router = APIRouter(prefix="/v1/planning", tags=["planning"])
+router = APIRouter(tags=["planning"])
+PREFIX = "/v1/planning"
+STATIC_DIR = FilePath(__file__).resolve().parent.parent / "static"
 
 _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
@@ -44,6 +47,12 @@ REFUSED = {
     404: {"model": Problem},
     422: {"model": Problem},
 }
+
+
+@router.get("/planner", include_in_schema=False)
+def planner_page() -> FileResponse:
+    """The planner workbench page; it signs in with a key like the dashboard."""
+    return FileResponse(STATIC_DIR / "planner.html", headers={"Cache-Control": "no-cache"})
 
 
 def planner_key(
@@ -111,7 +120,7 @@ def _candidates(request: SitingRequest) -> list[Candidate] | None:
     return found
 
 
-@router.post("/sites", response_model=SitingAnswer, responses=REFUSED)
+@router.post(PREFIX + "/sites", response_model=SitingAnswer, responses=REFUSED)
 async def sites(request: Request, body: SitingRequest, who: PlannerKey) -> Response:
     """Suggested sites for k new stations, in order, each with the demand it adds and the
     cumulative coverage (objective `coverage`); the fewest sites reaching `target_share`
@@ -136,7 +145,7 @@ async def sites(request: Request, body: SitingRequest, who: PlannerKey) -> Respo
 
 
 @router.post(
-    "/candidates",
+    PREFIX + "/candidates",
     response_model=ImportResponse,
     responses=REFUSED,
     openapi_extra={
@@ -195,7 +204,7 @@ class WhatIfAnswer(WhatIfDiff):
     scenario_id: int | None = None
 
 
-@router.post("/whatif", response_model=WhatIfAnswer, responses=REFUSED)
+@router.post(PREFIX + "/whatif", response_model=WhatIfAnswer, responses=REFUSED)
 async def whatif(request: Request, body: WhatIfRequest, who: PlannerKey) -> Response:
     """Close stations, open proposed sites, change seats, scale or replace demand: the
     coverage, access and underserved zones that would result, as a diff against now. Runs on
@@ -214,7 +223,7 @@ async def whatif(request: Request, body: WhatIfRequest, who: PlannerKey) -> Resp
     return JSONResponse(answer.model_dump(mode="json"))
 
 
-@router.get("/scenarios", response_model=SavedScenarioList)
+@router.get(PREFIX + "/scenarios", response_model=SavedScenarioList)
 def scenarios(request: Request, who: PlannerKey) -> SavedScenarioList:
     """Saved scenarios of the key's districts, newest first."""
     with _system(request).store.transaction(readonly=True) as tx:
@@ -234,7 +243,7 @@ def _scenario(system: EmbeddedSystem, who: Principal, scenario_id: int) -> Saved
     return found
 
 
-@router.get("/scenarios/{scenario_id}", response_model=SavedScenario, responses=REFUSED)
+@router.get(PREFIX + "/scenarios/{scenario_id}", response_model=SavedScenario, responses=REFUSED)
 def scenario(request: Request, scenario_id: ScenarioId, who: PlannerKey) -> Response:
     try:
         found = _scenario(_system(request), who, scenario_id)
@@ -253,7 +262,9 @@ def _scenario_report(
     return render(document, fmt, lang)
 
 
-@router.post("/scenarios/{scenario_id}/run", response_model=WhatIfAnswer, responses=REFUSED)
+@router.post(
+    PREFIX + "/scenarios/{scenario_id}/run", response_model=WhatIfAnswer, responses=REFUSED
+)
 async def rerun(request: Request, scenario_id: ScenarioId, who: PlannerKey) -> Response:
     """A saved scenario against the live state as it is now."""
     system = _system(request)
@@ -268,7 +279,9 @@ async def rerun(request: Request, scenario_id: ScenarioId, who: PlannerKey) -> R
     return JSONResponse(answer.model_dump(mode="json"))
 
 
-@router.get("/scenarios/{scenario_id}/report", response_model=GapReport, responses=REPORT_RESPONSES)
+@router.get(
+    PREFIX + "/scenarios/{scenario_id}/report", response_model=GapReport, responses=REPORT_RESPONSES
+)
 async def scenario_report(
     request: Request,
     scenario_id: ScenarioId,
@@ -307,7 +320,7 @@ def _link_secret(request: Request) -> bytes:
     return secret
 
 
-@router.post("/report-links", response_model=Link, responses=REFUSED)
+@router.post(PREFIX + "/report-links", response_model=Link, responses=REFUSED)
 def report_link(request: Request, body: LinkRequest, who: PlannerKey) -> Response:
     """A short-lived link to a gap report (or a saved scenario's) that a browser can open
     or save without the key: the dashboard's export buttons use it."""
@@ -323,13 +336,11 @@ def report_link(request: Request, body: LinkRequest, who: PlannerKey) -> Respons
     what: dict[str, Any] = body.model_dump(mode="json") | {"district": district}
     expires = system.clock.now() + timedelta(seconds=system.settings.report_link_ttl_seconds)
     token = sign(_link_secret(request), what, expires)
-    return JSONResponse(
-        {"url": f"/v1/planning/downloads/{token}", "expires_at": expires.isoformat()}
-    )
+    return JSONResponse({"url": f"{PREFIX}/downloads/{token}", "expires_at": expires.isoformat()})
 
 
 @router.get(
-    "/downloads/{token}",
+    PREFIX + "/downloads/{token}",
     responses=REPORT_RESPONSES | {403: {"description": "The link is malformed or expired"}},
 )
 async def download(request: Request, token: str) -> Response:
