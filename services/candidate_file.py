@@ -26,6 +26,7 @@ class CandidateFileError(ValueError):
 @dataclass
 class CandidateFile:
     candidates: list[CandidateSite] = field(default_factory=list)
+    rows: list[int | str] = field(default_factory=list)  # where each candidate came from
     errors: list[ImportProblem] = field(default_factory=list)
 
 
@@ -51,6 +52,7 @@ def _site(row: int | str, raw: dict[str, Any], datum: Datum, found: CandidateFil
         lon, lat = to_wgs84(site.lon, site.lat, datum)
         site = site.model_copy(update={"lat": round(lat, 7), "lon": round(lon, 7)})
     found.candidates.append(site)
+    found.rows.append(row)
 
 
 def read_candidates(body: bytes, *, datum: Datum = Datum.wgs84, max_rows: int) -> CandidateFile:

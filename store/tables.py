@@ -35,6 +35,7 @@ AREA_LENGTH = 100  # district and subdistrict names
 ENUM_LENGTH = 32
 HASH_LENGTH = 64  # sha256, hex
 ZONE_LENGTH = 2 * AREA_LENGTH + 1  # "district/subdistrict", or an H3 index
+ADDRESS_LENGTH = 500
 
 # A 64-bit sequence on PostgreSQL; on SQLite only INTEGER PRIMARY KEY aliases the rowid.
 Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
@@ -277,3 +278,16 @@ class ScenarioRow(Base):
     created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
 
     __table_args__ = (Index("ix_planning_scenarios_district", "district"),)
+
+
+class GeocodeRow(Base):
+    """Answers of the configured geocoder, so that an address is looked up once. A miss is
+    kept too (no coordinates), so a bad address is not asked about again and again."""
+
+    __tablename__ = "geocode_cache"
+
+    geocoder: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LENGTH), primary_key=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)  # WGS84
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,6 +12,7 @@ from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
+from store.geocode_cache import GeocodeCache
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -38,6 +39,7 @@ class UnitOfWork:
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
         self.scenarios = ScenarioRepository(session)
+        self.geocodes = GeocodeCache(session)
 
 
 class Store:

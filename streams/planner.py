@@ -126,7 +126,8 @@ class Planner:
         if district is not None and found != district:
             raise PlanningError(field, f"{station_id!r} is not a station of {district}")
 
-    def _check_place(self, field: str, lat: float, lon: float, district: str | None) -> None:
+    def check_place(self, field: str, lat: float, lon: float, district: str | None) -> None:
+        """A proposed site must fall in the demand layer, and in `district` when given."""
         cell = self.runtime.demand.grid.cell_of(lat, lon)
         found = self.runtime.demand.district_of_cell.get(cell)
         if found is None:
@@ -171,7 +172,7 @@ class Planner:
             if site.site_id in seen or self.station_district(site.site_id) is not None:
                 raise PlanningError(f"{field}.site_id", f"{site.site_id!r} is already taken")
             seen.add(site.site_id)
-            self._check_place(field, site.lat, site.lon, district)
+            self.check_place(field, site.lat, site.lon, district)
 
     def _apply(self, scenario: Scenario, changes: ScenarioChanges, live: DemandLayer) -> None:
         """In order: demand, the full network, closures, reopenings, seats, new sites."""
@@ -366,7 +367,7 @@ class Planner:
         if request.method is Method.exact and request.objective is not Objective.coverage:
             raise PlanningError("method", "exact solving is offered for the coverage objective")
         for i, candidate in enumerate(candidates or ()):
-            self._check_place(f"candidates[{i}]", candidate.lat, candidate.lon, district)
+            self.check_place(f"candidates[{i}]", candidate.lat, candidate.lon, district)
         with self.runtime.reading() as pipeline:
             demand = self.runtime.demand
             scenario = self._scenario(pipeline)

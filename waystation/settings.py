@@ -237,6 +237,22 @@ class Settings(BaseSettings):
         gt=0,
         description="Access objective: a cell's 2SFCA access counts up to this, no further",
     )
+    geocoder: Literal["none", "nominatim", "baidu", "amap"] = Field(
+        "none",
+        description="Geocoder for addresses in candidate lists: Nominatim (WGS84), Baidu "
+        "(answers BD-09) or Amap (answers GCJ-02); answers are converted to WGS84",
+    )
+    geocoder_url: str | None = Field(
+        None,
+        description="The geocoder's base URL, e.g. a self-hosted Nominatim "
+        "(unset: the service's public endpoint)",
+    )
+    geocoder_api_key: SecretStr | None = Field(None, description="Key for Baidu or Amap")
+    geocoder_user_agent: str = Field("waystation", description="Sent to Nominatim, as it asks")
+    geocoder_min_delay_seconds: float = Field(
+        1.0, ge=0, description="Pause between two geocoder requests (Nominatim allows 1 per s)"
+    )
+    geocoder_timeout_seconds: float = Field(10.0, gt=0, description="Per geocoder request")
     report_link_ttl_seconds: int = Field(
         300, ge=1, description="How long a signed report download link works"
     )

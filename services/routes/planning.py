@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from geo.crs import Datum, to_wgs84
-from schemas.api import FieldError, GapReport, ImportResponse, Problem
+from schemas.api import FieldError, GapReport, ImportProblem, ImportResponse, Problem
 from schemas.auth import Role
 from schemas.geography import BoundaryLevel
 from schemas.planning import (
@@ -26,7 +26,8 @@ from schemas.planning import (
     WhatIfRequest,
 )
 from services.auth import Gatekeeper, Principal
-from services.candidate_file import CandidateFileError, read_candidates
+from services.candidate_file import CandidateFile, CandidateFileError, read_candidates
+from services.geocoding import AddressLocator, GeocoderUnavailableError, Located
 from services.problems import problem
 from services.readings import GapArea, Readings
 from services.report_links import LinkError, new_secret, sign, verify
@@ -158,32 +159,76 @@ async def sites(request: Request, body: SitingRequest, who: PlannerKey) -> Respo
         }
     },
 )
-async def candidates(request: Request, who: PlannerKey, crs: Datum = Datum.wgs84) -> Response:
+async def candidates(
+    request: Request,
+    who: PlannerKey,
+    crs: Datum = Datum.wgs84,
+    district: str | None = None,
+) -> Response:
     """Read a candidate file (CSV with site_id, name, lat, lon, address; or GeoJSON points,
     GCJ-02/BD-09 converted with `crs`): the usable sites, and every other row with its
-    reason. Post the sites to /v1/planning/sites as `candidates`."""
-    settings = _system(request).settings
+    reason. Addresses without coordinates are geocoded (WAYSTATION_GEOCODER); a site that
+    found no match or lies outside the district is listed by row, never dropped silently.
+    Post the sites to /v1/planning/sites as `candidates`."""
+    system = _system(request)
     body = await request.body()
     try:
-        found = read_candidates(body, datum=crs, max_rows=settings.siting_max_candidates)
+        chosen = _district(Readings(system.runtime), who, district)
+        found = read_candidates(body, datum=crs, max_rows=system.settings.siting_max_candidates)
     except CandidateFileError as exc:
         return problem(
             422, "Unreadable candidate file", str(exc), [FieldError(field="body", reason=str(exc))]
         )
-    if not found.candidates:
+    except PlanningError as exc:
+        return _refused(exc)
+    placed = await run_in_threadpool(_place_candidates, system, found, chosen)
+    if not placed.candidates:
         return problem(
             422,
             "No usable candidate sites",
-            f"all {len(found.errors)} rows were refused",
-            [FieldError(field=f"[{e.row}].{e.field}", reason=e.reason) for e in found.errors],
+            f"all {len(placed.errors)} rows were refused",
+            [FieldError(field=f"[{e.row}].{e.field}", reason=e.reason) for e in placed.errors],
         )
     return JSONResponse(
         {
-            "candidates": [c.model_dump(mode="json", exclude_none=True) for c in found.candidates],
-            "rejected": len(found.errors),
-            "errors": [e.model_dump(mode="json") for e in found.errors],
+            "candidates": [c.model_dump(mode="json", exclude_none=True) for c in placed.candidates],
+            "rejected": len(placed.errors),
+            "errors": [e.model_dump(mode="json") for e in placed.errors],
         }
     )
+
+
+def _place_candidates(
+    system: EmbeddedSystem, found: CandidateFile, district: str | None
+) -> CandidateFile:
+    """Geocode the sites given by address, then keep those inside the district."""
+    addresses = [c.address for c in found.candidates if c.lat is None and c.address]
+    located: dict[str, Located] = {}
+    failure = ""
+    if addresses:
+        try:
+            located = AddressLocator(system.store, system.settings, system.clock).locate(addresses)
+        except GeocoderUnavailableError as exc:
+            failure = str(exc)
+    planner = Planner(system.runtime)
+    kept = CandidateFile(errors=list(found.errors))
+    for row, site in zip(found.rows, found.candidates, strict=True):
+        if site.lat is None or site.lon is None:
+            answer = located.get((site.address or "").strip())
+            if answer is None or not answer.found:
+                reason = failure or "the geocoder found no match for this address"
+                kept.errors.append(ImportProblem(row=row, field="address", reason=reason))
+                continue
+            site = site.model_copy(update={"lat": answer.lat, "lon": answer.lon})
+        try:
+            planner.check_place("site", site.lat or 0.0, site.lon or 0.0, district)
+        except PlanningError as exc:
+            kept.errors.append(ImportProblem(row=row, field="lat", reason=exc.reason))
+            continue
+        kept.candidates.append(site)
+        kept.rows.append(row)
+    kept.errors.sort(key=lambda e: (str(type(e.row)), e.row))
+    return kept
 
 
 def _save_scenario(

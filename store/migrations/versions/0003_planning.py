@@ -1,4 +1,4 @@
-"""Saved what-if scenarios of the planner workbench.
+"""The planner workbench: saved what-if scenarios, and the geocoder's answers (a cache).
 
 Revision ID: 0003_planning
 Revises: 0003
@@ -29,8 +29,17 @@ def upgrade() -> None:
         sa.Column("created_by", sa.String(64), nullable=False),
     )
     op.create_index("ix_planning_scenarios_district", "planning_scenarios", ["district"])
+    op.create_table(
+        "geocode_cache",
+        sa.Column("geocoder", sa.String(32), primary_key=True),
+        sa.Column("address", sa.String(500), primary_key=True),
+        sa.Column("lat", sa.Float(), nullable=True),
+        sa.Column("lon", sa.Float(), nullable=True),
+        sa.Column("looked_up_at", UTC_TIME, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("geocode_cache")
     op.drop_index("ix_planning_scenarios_district", table_name="planning_scenarios")
     op.drop_table("planning_scenarios")
