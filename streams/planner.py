@@ -135,6 +135,28 @@ class Planner:
         if district is not None and found != district:
             raise PlanningError(field, f"is in {found}, not in {district}")
 
+    def _candidate_catchments(self, grid: Grid, travel_mode: str | None) -> Catchments | None:
+        """Circles for the candidates, with a cache of their own: proposed sites must not
+        pile up in the live cache (nor be computed in it from a request's thread). None for
+        street-network catchments, which only the live model has."""
+        if self.settings.catchment_model != "circle":
+            return None
+        mode = self.settings.model_copy(
+            update={"travel_mode": travel_mode or self.settings.travel_mode}
+        )
+        return CircleCatchments(grid, mode.catchment_radius_m)
+
+    def _cell_sites(self, uncovered: Mapping[str, float]) -> list[Candidate]:
+        """The default candidates: the centre of every uncovered cell with demand that
+        matters."""
+        minimum = self.settings.min_cell_demand_workers
+        return [
+            Candidate(site_id=cell, lat=lat, lon=lon)
+            for cell in sorted(uncovered)
+            if uncovered[cell] >= minimum
+            for lat, lon in [Grid.centre(cell)]
+        ]
+
     def _mode_catchments(self, grid: Grid, travel_mode: str | None) -> Catchments | None:
         """Catchments for another travel mode than the live one; None when it is the same."""
         if travel_mode is None or travel_mode == self.settings.travel_mode:
@@ -166,6 +188,10 @@ class Planner:
             self._check_station(f"changes.seats.{station_id}", station_id, district)
             if seats < 1:
                 raise PlanningError(f"changes.seats.{station_id}", "must be at least 1")
+        if len(changes.open_sites) > self.settings.siting_max_sites:
+            raise PlanningError(
+                "changes.open_sites", f"has more than {self.settings.siting_max_sites} sites"
+            )
         seen: set[str] = set()
         for i, site in enumerate(changes.open_sites):
             field = f"changes.open_sites[{i}]"
@@ -376,7 +402,6 @@ class Planner:
                 scenario.rebuild(demand, other_mode)
             if request.network is Network.full:
                 scenario.open_all()
-            catchments = scenario.catchments
             district_cells = demand.cells_of_district(district)
             total = sum(demand.demand[c] for c in district_cells)
             uncovered = {
@@ -389,16 +414,14 @@ class Planner:
                 if (request.objective is Objective.access)
                 else {}
             )
+            sites = list(candidates) if candidates is not None else self._cell_sites(uncovered)
+            own = self._candidate_catchments(demand.grid, request.travel_mode)
+            if own is None:  # street-network catchments: only the live model has them
+                reach = scenario.catchments.many([(c.lat, c.lon) for c in sites])
+        if own is not None:
+            reach = own.many([(c.lat, c.lon) for c in sites])
         covered_before = total - sum(uncovered.values())
-        if candidates is None:
-            minimum = settings.min_cell_demand_workers
-            candidates = [
-                Candidate(site_id=cell, lat=lat, lon=lon)
-                for cell in sorted(uncovered)
-                if uncovered[cell] >= minimum
-                for lat, lon in [Grid.centre(cell)]
-            ]
-        reach = catchments.many([(c.lat, c.lon) for c in candidates])
+        candidates = sites
         if (
             request.method is Method.exact
             and len(candidates) > settings.siting_exact_max_candidates

@@ -193,3 +193,18 @@ def test_signed_report_links_open_without_a_key(
         assert refused.status_code == 403
         assert fields(refused) == ["token"]
         assert anonymous.get("/v1/reports/gaps").status_code == 401
+
+
+def test_siting_leaves_the_live_catchment_cache_alone_and_follows_the_travel_mode(
+    city: tuple[PlanningCity, LiveServer], planner: httpx.Client
+) -> None:
+    built, _ = city
+    catchments = built.system.runtime.pipeline.catchments
+    cached = len(catchments._cache)
+    walking = planner.post("/v1/planning/sites", json={"k": 2}).json()
+    riding = planner.post("/v1/planning/sites", json={"k": 2, "travel_mode": "ebike"}).json()
+    assert len(catchments._cache) == cached, "proposed sites must not pile up in the live cache"
+    walk_cells = len(walking["picks"][0]["catchment_cells"])
+    ride_cells = len(riding["picks"][0]["catchment_cells"])
+    assert ride_cells > walk_cells, "an e-bike reaches further in 15 minutes"
+    assert riding["demand_covered_before_workers"] > walking["demand_covered_before_workers"]
