@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -39,23 +40,39 @@ class CoverProblem:
         cls, demand: dict[str, float], catchments: Sequence[frozenset[str] | set[str]]
     ) -> CoverProblem:
         """Cells are those with demand that some candidate reaches."""
-        index: dict[str, int] = {}
+        index = {cell: i for i, cell in enumerate(c for c, d in demand.items() if d > 0.0)}
         rows: list[int] = []
-        cols: list[int] = []
+        counts = np.zeros(len(catchments), dtype=np.int64)
         for j, catchment in enumerate(catchments):
-            for cell in catchment:
-                if demand.get(cell, 0.0) > 0.0:
-                    rows.append(index.setdefault(cell, len(index)))
-                    cols.append(j)
-        cells = tuple(index)
+            hits = index.keys() & catchment  # a set intersection, in C
+            rows.extend(map(index.__getitem__, hits))
+            counts[j] = len(hits)
+        reached = np.zeros(len(index), dtype=bool)
+        reached[rows] = True
+        # Keep only reached cells, renumbered in order.
+        renumber = np.cumsum(reached) - 1
         matrix = sparse.csc_matrix(
-            (np.ones(len(rows), dtype=np.float64), (rows, cols)),
-            shape=(len(cells), len(catchments)),
+            (
+                np.ones(len(rows), dtype=np.float64),
+                renumber[np.asarray(rows, dtype=np.int64)],
+                np.concatenate(([0], np.cumsum(counts))),
+            ),
+            shape=(int(reached.sum()), len(catchments)),
         )
-        matrix.sum_duplicates()
-        matrix.data[:] = 1.0
+        matrix.sort_indices()
+        cells = tuple(c for c, keep in zip(index, reached, strict=True) if keep)
         weights = np.array([demand[c] for c in cells], dtype=np.float64)
         return cls(cells=cells, demand=weights, cover=matrix)
+
+    @cached_property
+    def by_cell(self) -> sparse.csr_matrix:
+        """The matrix by rows, for the products with a few cells' rows."""
+        return self.cover.tocsr()
+
+    @cached_property
+    def by_candidate(self) -> sparse.csr_matrix:
+        """The transpose, made once: every gain computation is a product with it."""
+        return self.cover.T.tocsr()
 
     @property
     def candidates(self) -> int:
@@ -102,7 +119,7 @@ def _lazy_greedy(
 ) -> list[Pick]:
     """Greedy by largest gain with lazy re-scoring; stops after k sites, when nothing more
     can be added, or once the running total reaches `stop_at`. `remaining` is used up."""
-    gains = np.asarray(problem.cover.T @ remaining).ravel()
+    gains = np.asarray(problem.by_candidate @ remaining).ravel()
     heap = [(-g, j) for j, g in enumerate(gains) if g > 0.0 and j not in banned]
     heapq.heapify(heap)
     picks: list[Pick] = []
@@ -141,7 +158,11 @@ def in_greedy_order(problem: CoverProblem, chosen: Sequence[int]) -> tuple[Pick,
 
 
 def _interchange(problem: CoverProblem, chosen: list[int], max_passes: int) -> int:
-    """Swap chosen sites for better ones in place; returns how many swaps were made."""
+    """Swap chosen sites for better ones in place; returns how many swaps were made.
+
+    What a candidate would add once site s is gone is what it adds now plus the demand of the
+    cells only s covers that it reaches: one product with the whole matrix per pass (and per
+    swap), and per site only a product with the few rows s alone covers."""
     counts = np.zeros(len(problem.cells), dtype=np.int32)
     for j in chosen:
         counts[problem.rows(j)] += 1
@@ -150,23 +171,23 @@ def _interchange(problem: CoverProblem, chosen: list[int], max_passes: int) -> i
     swaps = 0
     for _ in range(max_passes):
         improved = False
+        adds_now = problem.by_candidate @ np.where(counts == 0, problem.demand, 0.0)
         for position, site in enumerate(list(chosen)):
             rows = problem.rows(site)
-            counts[rows] -= 1
-            loss = float(problem.demand[rows][counts[rows] == 0].sum())
-            open_demand = np.where(counts == 0, problem.demand, 0.0)
-            gains = np.asarray(problem.cover.T @ open_demand).ravel()
+            freed = rows[counts[rows] == 1]
+            loss = float(problem.demand[freed].sum())
+            gains = adds_now + problem.by_cell[freed].T @ problem.demand[freed]
             gains[in_solution] = -1.0
             best = int(np.argmax(gains))
             if gains[best] > loss + GAIN_EPSILON:
                 chosen[position] = best
                 in_solution[site] = False
                 in_solution[best] = True
+                counts[rows] -= 1
                 counts[problem.rows(best)] += 1
+                adds_now = problem.by_candidate @ np.where(counts == 0, problem.demand, 0.0)
                 swaps += 1
                 improved = True
-            else:
-                counts[rows] += 1
         if not improved:
             break
     return swaps

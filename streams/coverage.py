@@ -83,6 +83,11 @@ class ZoneCoverageBook:
 
     def apply(self, delta: CoverageDelta) -> tuple[list[str], ZoneAssessment]:
         """Returns the cells whose covered flag flipped and the zone's new assessment."""
+        return self.move(delta), self.assess(delta.zone)
+
+    def move(self, delta: CoverageDelta) -> list[str]:
+        """`apply` without judging the zone afterwards (what-if scenarios judge once, at the
+        end); returns the cells whose covered flag flipped."""
         zone = self._zone(delta.zone)
         known = zone.stations.get(delta.station_id)
         # The zone's own memory beats the delta's claim: replays and restarts stay exact.
@@ -100,7 +105,7 @@ class ZoneCoverageBook:
         zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
         self._rejudge(zone, delta.cells)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
-        return flipped, self.assess(delta.zone)
+        return flipped
 
     def _zone(self, zone_id: str) -> ZoneCoverage:
         """The zone's book, judged: new, or loaded without its derived judgement."""

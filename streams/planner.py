@@ -3,10 +3,11 @@ while a scenario copies what it needs, and nothing is written back."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -67,6 +68,21 @@ class Candidate:
     lat: float
     lon: float
     name: str | None = None
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """A full collection by the cyclic garbage collector walks the whole heap: with a city's
+    coverage in memory that takes about a second (measured), and a scenario allocates enough
+    to set one off. Planning makes no cycles that need collecting at once, so it pauses the
+    collector while it runs; the next allocation after that may collect as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _ms(started: float) -> float:
@@ -172,7 +188,7 @@ class Planner:
         """The changes applied to a copy of the live state, as a diff against now."""
         started = time.perf_counter()
         self._check_changes(changes, district)
-        with self.runtime.reading() as pipeline:
+        with collector_paused(), self.runtime.reading() as pipeline:
             live_demand = self.runtime.demand
             scenario = self._scenario(pipeline)
             self._apply(scenario, changes, live_demand)
@@ -222,7 +238,7 @@ class Planner:
         """The gap report as it would be under the changes: zones ranked by uncovered demand,
         with each zone's access and stations by state, for the same exports as the live one."""
         self._check_changes(changes, district)
-        with self.runtime.reading() as pipeline:
+        with collector_paused(), self.runtime.reading() as pipeline:
             scenario = self._scenario(pipeline)
             self._apply(scenario, changes, self.runtime.demand)
             demand = scenario.demand
@@ -383,6 +399,12 @@ class Planner:
         now: datetime,
     ) -> SitingAnswer:
         """Suggested sites, in order, on the live state or the full network."""
+        with collector_paused():
+            return self._sites(request, candidates, now)
+
+    def _sites(
+        self, request: SitingRequest, candidates: Sequence[Candidate] | None, now: datetime
+    ) -> SitingAnswer:
         started = time.perf_counter()
         settings = self.settings
         district = request.district
@@ -404,11 +426,7 @@ class Planner:
                 scenario.open_all()
             district_cells = demand.cells_of_district(district)
             total = sum(demand.demand[c] for c in district_cells)
-            uncovered = {
-                c: demand.demand[c]
-                for c in district_cells
-                if demand.demand[c] > 0 and not scenario.is_covered(c)
-            }
+            uncovered = scenario.uncovered(district)
             access_now = (
                 {c: scenario.access(c) for c in district_cells}
                 if (request.objective is Objective.access)

@@ -9,7 +9,7 @@ every station's catchment or supply ratio and so rebuild coverage whole, still o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,10 +24,12 @@ from waystation.settings import Settings
 
 
 def copy_zone(zone: ZoneCoverage) -> ZoneCoverage:
-    """A zone book that can be changed without changing the original."""
+    """A zone book that can be changed without changing the original. The per-cell count
+    lists are still shared: `CopiedZones.own_cells` copies those a change is about to touch
+    (a zone holds thousands of cells; a change touches a catchment's worth)."""
     index = CoverageIndex(
         zone.index.degraded_weight,
-        _counts={cell: list(counts) for cell, counts in zone.index._counts.items()},
+        _counts=dict(zone.index._counts),
         _access=dict(zone.index._access),
     )
     return ZoneCoverage(
@@ -45,6 +47,21 @@ class CopiedZones(MutableMapping[str, ZoneCoverage]):
     def __init__(self, live: Mapping[str, ZoneCoverage] | None) -> None:
         self.live: Mapping[str, ZoneCoverage] = live if live is not None else {}
         self.own: dict[str, ZoneCoverage] = {}
+        self._owned_cells: dict[str, set[str]] = {}
+
+    def own_cells(self, zone_id: str, cells: Iterable[str]) -> None:
+        """Give the copy of a live zone its own count lists for `cells`, which CoverageIndex
+        changes in place; a zone the scenario made itself owns all of its lists already."""
+        if zone_id not in self.live:
+            return
+        counts = self[zone_id].index._counts
+        owned = self._owned_cells.setdefault(zone_id, set())
+        for cell in cells:
+            if cell not in owned:
+                found = counts.get(cell)
+                if found is not None:
+                    counts[cell] = list(found)
+                owned.add(cell)
 
     def __getitem__(self, zone_id: str) -> ZoneCoverage:
         found = self.own.get(zone_id)
@@ -132,6 +149,10 @@ class Scenario:
         for cell in cells:
             by_zone.setdefault(self.demand.grid.zone_of(cell), []).append(cell)
         for zone_id, zone_cells in sorted(by_zone.items()):
+            self.zones.own_cells(zone_id, zone_cells)
+            known = self.zones[zone_id].stations.get(station_id) if zone_id in self.zones else None
+            if known is not None:
+                self.zones.own_cells(zone_id, known.cells)
             delta = CoverageDelta(
                 zone=zone_id,
                 station_id=station_id,
@@ -141,7 +162,7 @@ class Scenario:
                 at=_EPOCH,
                 supply_ratio=new_ratio,
             )
-            self.book.apply(delta)
+            self.book.move(delta)
         self.touched_cells |= cells
         self.ratios[station_id] = new_ratio
         self.states[station_id] = new
@@ -194,6 +215,28 @@ class Scenario:
 
     def assess(self, zone_id: str) -> ZoneAssessment:
         return self.book.assess(zone_id)
+
+    def zone_index(self, zone_id: str) -> CoverageIndex | None:
+        """A zone's coverage as the scenario has it (its copy, else the live one)."""
+        zone = self.zones.own.get(zone_id) or self.zones.live.get(zone_id)
+        return zone.index if zone is not None else None
+
+    def uncovered(self, district: str | None) -> dict[str, float]:
+        """Demand of the district's cells that no counting station covers, zone by zone
+        (one index per zone, not a zone lookup per cell: a city has 200,000 cells)."""
+        demand = self.demand
+        found: dict[str, float] = {}
+        for zone_id, cells in demand.cells_of_zone.items():
+            index = self.zone_index(zone_id)
+            for cell in cells:
+                workers = demand.demand[cell]
+                if workers <= 0 or (
+                    district is not None and demand.district_of_cell[cell] != district
+                ):
+                    continue
+                if index is None or not index.is_covered(cell):
+                    found[cell] = workers
+        return found
 
     def is_covered(self, cell: str) -> bool:
         zone = self.zones.own.get(self.demand.grid.zone_of(cell))

@@ -4,6 +4,7 @@ tables) moves."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -155,3 +156,39 @@ def test_station_of_another_district_is_refused(city: PlanningCity) -> None:
         planner.whatif(ScenarioChanges(close=["SD-0001"]), "Elsewhere", city.clock.now())
     assert raised.value.field == "changes.close[0]"
     assert "not a station of Elsewhere" in raised.value.reason
+
+
+def test_uncovered_cells_zone_by_zone_match_cell_by_cell(city: PlanningCity) -> None:
+    runtime = city.system.runtime
+    planner = Planner(runtime)
+    with runtime.reading() as pipeline:
+        scenario = planner._scenario(pipeline)
+        for station_id in open_stations(city)[:15]:
+            scenario.close(station_id)
+        for district in (DISTRICT_NAME, None, "Elsewhere"):
+            expected = {
+                c: d
+                for c, d in runtime.demand.demand.items()
+                if d > 0
+                and not scenario.is_covered(c)
+                and (district is None or runtime.demand.district_of_cell[c] == district)
+            }
+            assert scenario.uncovered(district) == expected
+
+
+def test_the_collector_is_paused_only_while_planning(city: PlanningCity) -> None:
+    planner = Planner(city.system.runtime)
+    seen: list[bool] = []
+    real = city.system.runtime.reading
+
+    def watching() -> Any:
+        seen.append(gc.isenabled())
+        return real()
+
+    city.system.runtime.reading = watching  # type: ignore[method-assign]
+    try:
+        planner.whatif(ScenarioChanges(close=open_stations(city)[:1]), None, city.clock.now())
+    finally:
+        del city.system.runtime.reading
+    assert seen == [False]
+    assert gc.isenabled()
