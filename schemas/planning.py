@@ -150,6 +150,7 @@ class WhatIfDiff(BaseModel):
     zones_becoming_underserved: list[str]
     zones_no_longer_underserved: list[str]
     elapsed_ms: float
+    scenario_id: int | None = Field(None, description="Set when the scenario was saved")
 
 
 class SavedScenario(BaseModel):

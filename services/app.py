@@ -39,6 +39,7 @@ from schemas.api import (
 )
 from schemas.auth import Role
 from schemas.geography import BoundaryLevel, DemandCell
+from schemas.reports import Language, ReportFormat
 from schemas.stations import StationState
 from services.auth import (
     AuthError,
@@ -56,7 +57,7 @@ from services.kafka_sink import BrokerUnavailableError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
-from services.reports.gap_formats import FORMAT_HELP, REPORT_RESPONSES, Language, ReportFormat
+from services.reports.gap_formats import FORMAT_HELP, REPORT_RESPONSES
 from services.reports.gap_response import report_response
 from services.routes import planning
 from services.station_files import StationFileError, boundaries_from_features

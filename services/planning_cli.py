@@ -18,8 +18,8 @@ from rich.table import Table
 
 from geo.crs import Datum
 from schemas.planning import Network, Objective
+from schemas.reports import ReportFormat
 from services.demo_keys import DEMO_KEYS_FILE
-from services.reports.gap_formats import ReportFormat
 from waystation.settings import Settings
 
 plan_app = typer.Typer(help="Siting suggestions and what-if scenarios on the live state.")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from geo.grid import Grid
+from schemas.reports import Language, ReportFormat
 from schemas.stations import StationState
 from services.reports.gap_document import GapDocument
 from services.reports.zone_map import zone_map
@@ -23,18 +23,6 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 CSV_BOM = "\ufeff"  # so that Excel reads the UTF-8 (Chinese names) as UTF-8
 # The page is self-contained: its own inline styles, no scripts, nothing fetched.
 HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-
-
-class ReportFormat(StrEnum):
-    json = "json"
-    geojson = "geojson"
-    csv = "csv"
-    html = "html"
-
-
-class Language(StrEnum):
-    zh_cn = "zh-CN"
-    en = "en"
 
 
 MEDIA_TYPES: dict[ReportFormat, str] = {

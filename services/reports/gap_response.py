@@ -7,17 +7,11 @@ from datetime import datetime
 from fastapi.responses import JSONResponse, Response
 
 from schemas.api import FieldError
+from schemas.reports import Language, ReportFormat
 from services.problems import problem
 from services.readings import GapArea, Readings
 from services.reports.gap_document import gap_document, gap_report, live_zone_facts
-from services.reports.gap_formats import (
-    MEDIA_TYPES,
-    Language,
-    NotAcceptableError,
-    ReportFormat,
-    negotiate,
-    render,
-)
+from services.reports.gap_formats import MEDIA_TYPES, NotAcceptableError, negotiate, render
 
 
 def report_title(district: str | None, area: GapArea | None, whole_city: str) -> str:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from geo.crs import Datum, to_wgs84
@@ -25,6 +24,7 @@ from schemas.planning import (
     WhatIfDiff,
     WhatIfRequest,
 )
+from schemas.reports import MAX_ID, Language, Link, LinkRequest, ReportFormat
 from services.auth import Gatekeeper, Principal
 from services.candidate_file import CandidateFile, CandidateFileError, read_candidates
 from services.geocoding import AddressLocator, GeocoderUnavailableError, Located
@@ -32,7 +32,7 @@ from services.problems import problem
 from services.readings import GapArea, Readings
 from services.report_links import LinkError, new_secret, sign, verify
 from services.reports.gap_document import gap_document
-from services.reports.gap_formats import REPORT_RESPONSES, Language, ReportFormat, render
+from services.reports.gap_formats import REPORT_RESPONSES, render
 from services.reports.gap_response import report_response
 from services.system import EmbeddedSystem
 from streams.planner import Candidate, Planner, PlanningError
@@ -69,8 +69,6 @@ def planner_key(
 
 
 PlannerKey = Annotated[Principal, Depends(planner_key)]
-MAX_ID = 2**63 - 1  # a 64-bit key
-MAX_REPORT_ZONES = 5000
 ScenarioId = Annotated[int, Path(ge=1, le=MAX_ID, description="From /v1/planning/scenarios")]
 
 
@@ -245,11 +243,7 @@ def _save_scenario(
     return saved.scenario_id
 
 
-class WhatIfAnswer(WhatIfDiff):
-    scenario_id: int | None = None
-
-
-@router.post(PREFIX + "/whatif", response_model=WhatIfAnswer, responses=REFUSED)
+@router.post(PREFIX + "/whatif", response_model=WhatIfDiff, responses=REFUSED)
 async def whatif(request: Request, body: WhatIfRequest, who: PlannerKey) -> Response:
     """Close stations, open proposed sites, change seats, scale or replace demand: the
     coverage, access and underserved zones that would result, as a diff against now. Runs on
@@ -264,7 +258,7 @@ async def whatif(request: Request, body: WhatIfRequest, who: PlannerKey) -> Resp
     except PlanningError as exc:
         return _refused(exc)
     scenario_id = _save_scenario(system, body, who, district) if body.name else None
-    answer = WhatIfAnswer(**diff.model_dump(), scenario_id=scenario_id)
+    answer = diff.model_copy(update={"scenario_id": scenario_id})
     return JSONResponse(answer.model_dump(mode="json"))
 
 
@@ -307,9 +301,7 @@ def _scenario_report(
     return render(document, fmt, lang)
 
 
-@router.post(
-    PREFIX + "/scenarios/{scenario_id}/run", response_model=WhatIfAnswer, responses=REFUSED
-)
+@router.post(PREFIX + "/scenarios/{scenario_id}/run", response_model=WhatIfDiff, responses=REFUSED)
 async def rerun(request: Request, scenario_id: ScenarioId, who: PlannerKey) -> Response:
     """A saved scenario against the live state as it is now."""
     system = _system(request)
@@ -320,7 +312,7 @@ async def rerun(request: Request, scenario_id: ScenarioId, who: PlannerKey) -> R
         )
     except PlanningError as exc:
         return _refused(exc)
-    answer = WhatIfAnswer(**diff.model_dump(), scenario_id=scenario_id)
+    answer = diff.model_copy(update={"scenario_id": scenario_id})
     return JSONResponse(answer.model_dump(mode="json"))
 
 
@@ -341,21 +333,6 @@ async def scenario_report(
         return await run_in_threadpool(_scenario_report, system, saved, format, lang)
     except PlanningError as exc:
         return _refused(exc)
-
-
-class LinkRequest(BaseModel):
-    format: ReportFormat = ReportFormat.html
-    lang: Language = Language.zh_cn
-    district: str | None = None
-    within: str | None = None
-    level: BoundaryLevel = BoundaryLevel.subdistrict
-    limit: int = Field(100, ge=1, le=MAX_REPORT_ZONES)
-    scenario_id: int | None = Field(None, ge=1, le=MAX_ID)
-
-
-class Link(BaseModel):
-    url: str
-    expires_at: str
 
 
 def _link_secret(request: Request) -> bytes:
@@ -381,7 +358,8 @@ def report_link(request: Request, body: LinkRequest, who: PlannerKey) -> Respons
     what: dict[str, Any] = body.model_dump(mode="json") | {"district": district}
     expires = system.clock.now() + timedelta(seconds=system.settings.report_link_ttl_seconds)
     token = sign(_link_secret(request), what, expires)
-    return JSONResponse({"url": f"{PREFIX}/downloads/{token}", "expires_at": expires.isoformat()})
+    link = Link(url=f"{PREFIX}/downloads/{token}", expires_at=expires)
+    return JSONResponse(link.model_dump(mode="json"))
 
 
 @router.get(
