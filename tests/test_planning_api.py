@@ -8,8 +8,10 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
+import h3
 import httpx
 import pytest
+from shapely.geometry import Point, shape
 
 from geo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
@@ -208,3 +210,19 @@ def test_siting_leaves_the_live_catchment_cache_alone_and_follows_the_travel_mod
     ride_cells = len(riding["picks"][0]["catchment_cells"])
     assert ride_cells > walk_cells, "an e-bike reaches further in 15 minutes"
     assert riding["demand_covered_before_workers"] > walking["demand_covered_before_workers"]
+
+
+def test_geojson_of_subdistrict_zones_round_trips(planner: httpx.Client) -> None:
+    report = planner.get("/v1/reports/gaps").json()
+    collection = planner.get("/v1/reports/gaps", params={"format": "geojson"}).json()
+    zones = [f for f in collection["features"] if f["properties"]["kind"] == "zone"]
+    assert [f["id"] for f in zones] == [z["zone"] for z in report["zones"]]
+    for feature, zone in zip(zones, report["zones"], strict=True):
+        outline = shape(feature["geometry"])
+        assert outline.geom_type in {"Polygon", "MultiPolygon"}
+        assert outline.is_valid
+        assert feature["properties"]["name"] == zone["zone"].split("/")[-1]
+        # Every underserved cell's centre lies in (or on the edge of) its zone's outline.
+        for cell in zone["uncovered_cells"][:50]:
+            lat, lon = h3.cell_to_latlng(cell)
+            assert outline.buffer(1e-9).contains(Point(lon, lat))

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from geo.sample_city import DISTRICT_NAME
 from schemas.planning import NewSite, ScenarioChanges
@@ -192,3 +194,58 @@ def test_the_collector_is_paused_only_while_planning(city: PlanningCity) -> None
         del city.system.runtime.reading
     assert seen == [False]
     assert gc.isenabled()
+
+
+def brute_force(city: PlanningCity, states: dict[str, Any], sites: list[NewSite]) -> Any:
+    """Coverage and 2SFCA access from scratch, station by station: the oracle."""
+    runtime = city.system.runtime
+    demand = runtime.demand.demand
+    catchments = runtime.pipeline.catchments
+    weight = city.system.settings.degraded_coverage_weight
+    effective: dict[str, float] = {}
+    access: dict[str, float] = {}
+    places = [(s.lat, s.lon, s.capacity, states[s.station_id]) for s in city.city.stations]
+    places += [(s.lat, s.lon, s.seats, StationState.available) for s in sites]
+    for lat, lon, seats, state in places:
+        share = {StationState.available: 1.0, StationState.degraded: weight}.get(state, 0.0)
+        if not share:
+            continue
+        cells = catchments.cells(lat, lon)
+        workers = sum(demand.get(c, 0.0) for c in cells)
+        ratio = seats / workers if workers > 1e-6 else 0.0
+        for cell in cells:
+            effective[cell] = effective.get(cell, 0.0) + share
+            access[cell] = access.get(cell, 0.0) + share * ratio
+    return {c: effective.get(c, 0.0) >= 1.0 for c in demand}, access
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    closing=st.lists(st.integers(0, 139), max_size=25, unique=True),
+    sites=st.lists(st.tuples(st.integers(0, 159), st.integers(1, 30)), max_size=4),
+)
+def test_scenarios_match_a_from_scratch_oracle(
+    city: PlanningCity, closing: list[int], sites: list[tuple[int, int]]
+) -> None:
+    runtime = city.system.runtime
+    planner = Planner(runtime)
+    stations = city.city.stations
+    closed = [open_stations(city)[i] for i in closing]
+    new_sites = [
+        NewSite(site_id=f"site-{n}", lat=stations[i].lat + 0.004, lon=stations[i].lon, seats=seats)
+        for n, (i, seats) in enumerate(sites)
+    ]
+    with runtime.reading() as pipeline:
+        scenario = planner._scenario(pipeline)
+        states = dict(scenario.states)
+        for station_id in closed:
+            scenario.close(station_id)
+            states[station_id] = StationState.closed
+        for site in new_sites:
+            scenario.open_site(site.site_id, site.lat, site.lon, site.seats)
+        covered, access = brute_force(city, states, new_sites)
+        for cell in runtime.demand.demand:
+            assert scenario.is_covered(cell) == covered[cell], cell
+            assert scenario.access(cell) == pytest.approx(access.get(cell, 0.0), abs=1e-9)
