@@ -36,8 +36,14 @@ def exact_maximal_covering(problem: CoverProblem, k: int) -> SitingResult:
 
     if k <= 0:
         raise ValueError("k must be positive")
+    if not problem.cells or not problem.candidates:
+        return SitingResult(picks=(), value=0.0)  # nothing to cover, or nothing to choose
+    # MCLP places exactly p sites: never more than there are candidates.
     model = MCLP.from_cost_matrix(
-        _cost_matrix(problem), problem.demand, SERVICE_RADIUS, p_facilities=k
+        _cost_matrix(problem),
+        problem.demand,
+        SERVICE_RADIUS,
+        p_facilities=min(k, problem.candidates),
     )
     model.solve(_solver(), results=False)
     chosen = _chosen(model)
@@ -48,6 +54,8 @@ def exact_set_covering(problem: CoverProblem) -> SitingResult:
     """The fewest sites reaching every cell that some candidate reaches."""
     from spopt.locate import LSCP
 
+    if not problem.cells:
+        return SitingResult(picks=(), value=0.0, reached_target=True)
     model = LSCP.from_cost_matrix(_cost_matrix(problem), SERVICE_RADIUS)
     model.solve(_solver(), results=False)
     chosen = _chosen(model)

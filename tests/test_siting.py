@@ -145,3 +145,14 @@ def test_access_variant_against_brute_force(seed: int) -> None:
         for c in itertools.combinations(range(problem.candidates), k)
     )
     assert result.value >= (1 - 1 / math.e) * best - 1e-9
+
+
+def test_exact_path_with_nothing_to_cover_or_fewer_candidates_than_k() -> None:
+    nothing = CoverProblem.build({}, [])
+    assert exact_maximal_covering(nothing, 3).chosen == []
+    assert maximal_covering(nothing, 3).chosen == []
+    small = random_problem(1, cells=20, candidates=3)
+    exact = exact_maximal_covering(small, 10)
+    assert len(exact.chosen) <= 3
+    assert exact.value == pytest.approx(small.covered_by(list(range(3))))
+    assert maximal_covering(small, 10).value == pytest.approx(exact.value)
