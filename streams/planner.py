@@ -16,7 +16,7 @@ import numpy as np
 
 from geo.access import supply_ratio
 from geo.catchment import Catchments, CircleCatchments
-from geo.demand import DemandLayer
+from geo.demand import DemandLayer, check_demand_cells
 from geo.grid import Grid
 from geo.siting import CoverProblem, SitingResult, maximal_access, maximal_covering, set_covering
 from geo.siting_exact import exact_maximal_covering
@@ -195,7 +195,13 @@ class Planner:
             return self._diff(scenario, live_demand, pipeline.zone_book, district, now, started)
 
     def _check_changes(self, changes: ScenarioChanges, district: str | None) -> None:
-        """Every station named must exist (and be in the district), every site be inside it."""
+        """Every station named must exist (and be in the district), every site be inside it,
+        a demand layer be on the grid."""
+        if changes.demand is not None:
+            try:
+                check_demand_cells(changes.demand, self.runtime.demand.grid.resolution)
+            except ValueError as exc:
+                raise PlanningError("changes.demand", str(exc)) from exc
         for i, station_id in enumerate(changes.close):
             self._check_station(f"changes.close[{i}]", station_id, district)
         for i, station_id in enumerate(changes.reopen):

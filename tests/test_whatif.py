@@ -136,6 +136,10 @@ def test_whatif_diff_and_nothing_live_moves(city: PlanningCity) -> None:
     ("changes", "field"),
     [
         ({"close": ["NOPE-1"]}, "changes.close[0]"),
+        (
+            {"demand": [{"cell": "872830828ffffff", "demand_workers": 1, "district": "x"}]},
+            "changes.demand",
+        ),
         ({"reopen": ["SD-0001", "NOPE-2"]}, "changes.reopen[1]"),
         ({"seats": {"NOPE-3": 4}}, "changes.seats.NOPE-3"),
         ({"open_sites": [{"site_id": "x", "lat": 10.0, "lon": 10.0}]}, "changes.open_sites[0]"),
