@@ -24,8 +24,9 @@ JSON_NAME = "results.json"
 MARKDOWN_NAME = "RESULTS.md"
 SIGNIFICANT_DIGITS = 4
 
-UNITS = ("ms", "s", "mb", "per_s")
-HIGHER_IS_BETTER = frozenset({"per_s"})  # rates; every other unit is a cost
+UNITS = ("ms", "s", "mb", "per_s", "share")
+# Rates, and shares of an optimum (0 to 1); every other unit is a cost.
+HIGHER_IS_BETTER = frozenset({"per_s", "share"})
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 COMPARISON_PATTERN = re.compile(r".*\.vs_[a-z0-9_]+")
 

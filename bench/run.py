@@ -26,6 +26,7 @@ MODULES: tuple[str, ...] = (
     "bench.stream",
     "bench.dashboard",
     "bench.lifecycle",
+    "bench.planning",
 )
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -46,6 +46,7 @@ from services.routes import (
     docs,
     events,
     mobile,
+    planning,
     reports,
     scan,
     stations,
@@ -178,6 +179,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.include_router(stations_lifecycle.router)
     app.include_router(scan.router)
     app.include_router(mobile.router)
+    app.include_router(planning.router)
     if settings.api_docs:
         app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

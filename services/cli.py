@@ -20,6 +20,7 @@ from schemas.auth import Role
 from schemas.export import export as export_schemas
 from schemas.geography import BoundaryLevel
 from services.events_cli import events_app
+from services.planning_cli import plan_app, report_app
 from waystation.settings import Settings
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
@@ -38,6 +39,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(events_app, name="events")
+app.add_typer(plan_app, name="plan")
+app.add_typer(report_app, name="report")
 console = Console(stderr=True)
 CLI_ACTOR = "cli"  # who made a registry change from the command line
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -35,6 +35,7 @@ AREA_LENGTH = 100  # district and subdistrict names
 ENUM_LENGTH = 32
 HASH_LENGTH = 64  # sha256, hex
 ZONE_LENGTH = 2 * AREA_LENGTH + 1  # "district/subdistrict", or an H3 index
+ADDRESS_LENGTH = 500
 
 # A 64-bit sequence on PostgreSQL; on SQLite only INTEGER PRIMARY KEY aliases the rowid.
 Sequence64 = BigInteger().with_variant(Integer(), "sqlite")
@@ -297,3 +298,32 @@ class ScanTokenRow(Base):
     station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     generation: Mapped[int] = mapped_column(Integer)
     rotated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ScenarioRow(Base):
+    """A planner's saved what-if: its changes, re-run against the live state on demand (the
+    results are never stored: they go stale as soon as a station changes)."""
+
+    __tablename__ = "planning_scenarios"
+
+    scenario_id: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    district: Mapped[str | None] = mapped_column(String(AREA_LENGTH), nullable=True)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(ID_LENGTH))
+
+    __table_args__ = (Index("ix_planning_scenarios_district", "district"),)
+
+
+class GeocodeRow(Base):
+    """Answers of the configured geocoder, so that an address is looked up once. A miss is
+    kept too (no coordinates), so a bad address is not asked about again and again."""
+
+    __tablename__ = "geocode_cache"
+
+    geocoder: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    address: Mapped[str] = mapped_column(String(ADDRESS_LENGTH), primary_key=True)
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)  # WGS84
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,6 +12,7 @@ from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
+from store.geocode_cache import GeocodeCache
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -21,6 +22,7 @@ from store.repositories import (
     StationRepository,
 )
 from store.scan_tokens import ScanTokenRepository
+from store.scenarios import ScenarioRepository
 from store.station_changes import StationChangeLog
 
 
@@ -40,6 +42,8 @@ class UnitOfWork:
         self.keys = ApiKeyRepository(session)
         self.station_changes = StationChangeLog(session)
         self.scan_tokens = ScanTokenRepository(session)
+        self.scenarios = ScenarioRepository(session)
+        self.geocodes = GeocodeCache(session)
 
 
 class Store:

@@ -92,6 +92,11 @@ class ZoneCoverageBook:
 
     def apply(self, delta: CoverageDelta) -> tuple[list[str], ZoneAssessment]:
         """Returns the cells whose covered flag flipped and the zone's new assessment."""
+        return self.move(delta), self.assess(delta.zone)
+
+    def move(self, delta: CoverageDelta) -> list[str]:
+        """`apply` without judging the zone afterwards (what-if scenarios judge once, at the
+        end); returns the cells whose covered flag flipped."""
         zone = self._zone(delta.zone)
         known = zone.stations.get(delta.station_id)
         # The zone's own memory beats the delta's claim: replays and restarts stay exact.
@@ -112,7 +117,7 @@ class ZoneCoverageBook:
             )
             self._rejudge(zone, delta.cells)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
-        return flipped, self.assess(delta.zone)
+        return flipped
 
     def _relocate(self, zone: ZoneCoverage, delta: CoverageDelta, known: ZoneStation) -> list[str]:
         """The station's catchment within the zone changed: out of its old cells, into its new

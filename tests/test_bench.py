@@ -76,6 +76,12 @@ LIFECYCLE_RESULTS = {
     "qr.visit.p99_ms",
     "qr.visit.median_ms",
 }
+
+PLANNING_RESULTS = {
+    "planning.siting.city.k50.s",
+    "planning.siting.district.vs_exact",
+    "planning.whatif.city.ms",
+}
 ALL_RESULTS = (
     COVERAGE_RESULTS
     | PIPELINE_RESULTS
@@ -84,6 +90,7 @@ ALL_RESULTS = (
     | STREAM_RESULTS
     | LIFECYCLE_RESULTS
     | INGEST_RESULTS
+    | PLANNING_RESULTS
 )
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
@@ -249,3 +256,13 @@ def test_embedded_stream_is_valid_and_in_time_order() -> None:
     # Each one passes the ingest's validation at the clock's time.
     for event in events:
         assert parse_event(canonical_json(event), now=bench_embedded.T_END) == event
+
+
+def test_planning_results_have_their_targets(quick_run: Path) -> None:
+    results = _results_by_name(quick_run)
+    share = results["planning.siting.district.vs_exact"]
+    assert share["unit"] == "share"
+    assert 0 < share["value"] <= 1
+    assert share["target"] == 0.98
+    assert results["planning.siting.city.k50.s"]["target"] == 10.0
+    assert results["planning.whatif.city.ms"]["target"] == 500.0

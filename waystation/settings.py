@@ -305,6 +305,47 @@ class Settings(BaseSettings):
         0.2, gt=0, description="Longest the store writer waits to fill a batch"
     )
 
+    # Planning: siting suggestions, what-if scenarios, report downloads
+    siting_max_sites: int = Field(
+        200, ge=1, description="Most new stations one siting request may ask for (k)"
+    )
+    siting_max_candidates: int = Field(
+        50_000, ge=1, description="Most candidate sites one siting request may bring"
+    )
+    siting_exact_max_candidates: int = Field(
+        400, ge=1, description="Largest candidate list the exact (integer programming) path takes"
+    )
+    siting_swap_passes: int = Field(
+        3, ge=0, description="Interchange passes after the greedy siting (0: greedy only)"
+    )
+    siting_perturbation_rounds: int = Field(
+        10, ge=0, description="Local-search rounds after the interchange (drop two, refill)"
+    )
+    siting_access_target_seats_per_worker: float = Field(
+        0.05,
+        gt=0,
+        description="Access objective: a cell's 2SFCA access counts up to this, no further",
+    )
+    geocoder: Literal["none", "nominatim", "baidu", "amap"] = Field(
+        "none",
+        description="Geocoder for addresses in candidate lists: Nominatim (WGS84), Baidu "
+        "(answers BD-09) or Amap (answers GCJ-02); answers are converted to WGS84",
+    )
+    geocoder_url: str | None = Field(
+        None,
+        description="The geocoder's base URL, e.g. a self-hosted Nominatim "
+        "(unset: the service's public endpoint)",
+    )
+    geocoder_api_key: SecretStr | None = Field(None, description="Key for Baidu or Amap")
+    geocoder_user_agent: str = Field("waystation", description="Sent to Nominatim, as it asks")
+    geocoder_min_delay_seconds: float = Field(
+        1.0, ge=0, description="Pause between two geocoder requests (Nominatim allows 1 per s)"
+    )
+    geocoder_timeout_seconds: float = Field(10.0, gt=0, description="Per geocoder request")
+    report_link_ttl_seconds: int = Field(
+        300, ge=1, description="How long a signed report download link works"
+    )
+
     @property
     def travel_speed_kmh(self) -> float:
         return self.ebike_speed_kmh if self.travel_mode == "ebike" else self.walk_speed_kmh

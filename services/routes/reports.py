@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import Response
 
-from schemas.api import FieldError, GapReport, Problem
+from schemas.api import FieldError, GapReport
 from schemas.auth import Role
 from schemas.geography import BoundaryLevel
+from schemas.reports import Language, ReportFormat
 from services.problems import problem
 from services.readings import GapArea
+from services.reports.gap_formats import FORMAT_HELP, REPORT_RESPONSES
+from services.reports.gap_response import report_response
 from services.routes.deps import MAX_PAGE, Caller, ReadingsDep, SystemDep, scoped_district
 
 router = APIRouter(tags=["reports"])
 
 
-@router.get("/v1/reports/gaps", response_model=GapReport, responses={404: {"model": Problem}})
+@router.get("/v1/reports/gaps", response_model=GapReport, responses=REPORT_RESPONSES)
 def gap_report(
     who: Caller,
     system: SystemDep,
@@ -33,7 +36,10 @@ def gap_report(
     lat: Annotated[float | None, Query(ge=-90, le=90, description="Centre of `radius_m`")] = None,
     lon: Annotated[float | None, Query(ge=-180, le=180)] = None,
     radius_m: Annotated[float, Query(gt=0, le=100_000)] = 1000.0,
-) -> GapReport | JSONResponse:
+    format: Annotated[ReportFormat | None, Query(description=FORMAT_HELP)] = None,
+    lang: Language = Language.zh_cn,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> GapReport | Response:
     """Zones ranked by uncovered demand, with the stations whose state caused each gap.
     `within` (an outline) or `lat`+`lon`+`radius_m` (cells whose centre is in reach)
     narrow the report to an area; the store does that spatial filtering."""
@@ -59,5 +65,6 @@ def gap_report(
         area = GapArea(within=within, level=level)
     elif lat is not None and lon is not None:
         area = GapArea(near=(lat, lon), radius_m=radius_m)
-    zones = readings.gaps(district, area)[:limit]
-    return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
+    return report_response(
+        readings, system.clock.now(), district, area, limit, format, lang, accept
+    )

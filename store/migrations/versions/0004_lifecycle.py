@@ -1,7 +1,7 @@
 """Station lifecycle: the registry's audit log of changes, QR poster generations, and mobile
 units' stops.
 
-Revision ID: 0003_lifecycle
+Revision ID: 0004
 Revises: 0003
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_lifecycle"
+revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None

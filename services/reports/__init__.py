@@ -1,0 +1,1 @@
+"""Gap reports and planning results in the formats planners use."""
