@@ -107,6 +107,12 @@ class GapReport(BaseModel):
     district: str | None
     generated_at: datetime
     zones: list[ZoneGap]
+    stations_by_state: dict[StationState, int] = Field(
+        default_factory=dict, description="The district's stations by state, as of the report"
+    )
+    open_alerts_by_kind: dict[AlertKind, int] = Field(
+        default_factory=dict, description="The district's open alerts, as of the report"
+    )
 
 
 class ImportProblem(BaseModel):

@@ -58,6 +58,7 @@ from services.problems import PROBLEM_JSON, problem
 from services.readings import GapArea, Readings, UnknownBoundaryError, UnknownDistrictError
 from services.station_files import StationFileError, boundaries_from_features
 from services.station_import import Crs, StationImporter
+from services.station_tally import take_tally
 from services.system import EmbeddedSystem
 from streams import metrics
 
@@ -117,9 +118,9 @@ class LiveGauges:
     def collect(self) -> Any:
         if not self.system.started:
             return
-        with self.system.store.transaction() as tx:
-            by_state = tx.records.counts_by_state()
-            by_kind = tx.alerts.count_open_by_kind()
+        tally = take_tally(self.system.runtime)
+        by_state = tally.stations_by_state()
+        by_kind = tally.open_alerts_by_kind()
         stations = GaugeMetricFamily(
             "waystation_stations", "Stations by effective state", labels=["state"]
         )
@@ -453,7 +454,14 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         elif lat is not None and lon is not None:
             area = GapArea(near=(lat, lon), radius_m=radius_m)
         zones = readings.gaps(district, area)[:limit]
-        return GapReport(district=district, generated_at=system.clock.now(), zones=zones)
+        tally = take_tally(system.runtime)
+        return GapReport(
+            district=district,
+            generated_at=system.clock.now(),
+            zones=zones,
+            stations_by_state=tally.stations_by_state(district),
+            open_alerts_by_kind=tally.open_alerts_by_kind(district),
+        )
 
     @app.put(
         "/v1/demand",
@@ -605,14 +613,20 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> Health:
-        with system.store.transaction() as tx:
-            stations = tx.stations.count()
-            by_kind = tx.alerts.count_open_by_kind()
+        if not system.started:
+            with system.store.transaction() as tx:
+                return Health(
+                    status="starting",
+                    queue_depth=system.runtime.queue_depth,
+                    stations=tx.stations.count(),
+                    open_alerts=tx.alerts.count_open_by_kind(),
+                )
+        tally = take_tally(system.runtime)
         return Health(
-            status="ok" if system.started else "starting",
+            status="ok",
             queue_depth=system.runtime.queue_depth,
-            stations=stations,
-            open_alerts=by_kind,
+            stations=tally.stations_total(),
+            open_alerts=tally.open_alerts_by_kind(),
         )
 
     @app.get("/metrics", include_in_schema=False)

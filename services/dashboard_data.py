@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import h3
 
 from geo.demand import DemandLayer
-from schemas.alerts import AlertKind, AlertStatus
+from schemas.alerts import AlertKind
 from schemas.api import CellStatus
 from schemas.dashboard import (
     BoundaryCollection,
@@ -26,6 +26,7 @@ from schemas.events import EventType
 from schemas.geography import BoundaryLevel
 from schemas.stations import Station, StationState
 from services.auth import Principal
+from services.station_tally import take_tally
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from waystation.settings import Settings
@@ -103,11 +104,11 @@ class DashboardData:
         now = self.clock.now()
         with self.store.transaction() as tx:
             stations = tx.stations.list(district=district)
-            open_alerts = tx.alerts.list(status=AlertStatus.open, district=district, limit=10**6)
+        tally = take_tally(self.runtime)
+        open_alerts = tally.alerts(district)
         visits = self.visits_by_station(now)
         runtime = self.runtime
-        with runtime.reading() as pipeline:
-            records = dict(pipeline.ledger.records)
+        with runtime.reading():
             demand = runtime.demand
             cells = demand.cells_of_district(district)
             views = [runtime.coverage_map.view(cell) for cell in cells]
@@ -117,23 +118,20 @@ class DashboardData:
             | {demand.subdistrict_of_cell[c] or "" for c in cells} - {""}
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
-        states = [
-            records[s.station_id].state if s.station_id in records else StationState.silent
-            for s in stations
-        ]
+        states = [tally.state_of(s.station_id) for s in stations]
         centres = self.centres.of(demand, cells)
         demand_total = sum(v.demand_workers for v in views)
         covered_total = sum(v.demand_workers for v in views if v.covered)
         kpis = Kpis(
             district=district,
-            stations_total=len(stations),
-            stations_by_state=dict.fromkeys(STATES, 0) | Counter(states),
+            stations_total=tally.stations_total(district),
+            stations_by_state=tally.stations_by_state(district),
             demand_workers=round(demand_total, 1),
             demand_covered_workers=round(covered_total, 1),
             demand_covered_pct=round(100.0 * covered_total / demand_total, 2)
             if demand_total
             else 0.0,
-            open_alerts_by_kind=dict.fromkeys(AlertKind, 0) | Counter(a.kind for a in open_alerts),
+            open_alerts_by_kind=tally.open_alerts_by_kind(district),
             visits_today=sum(visits.get(s.station_id, 0) for s in stations),
             visits_today_by_subdistrict=visits_by_subdistrict(stations, visits),
         )
