@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.coverage import DISTRICT_STATIONS, SEED
 from bench.results import Result
-from geo.sample_city import SampleCity, generate_sample_city
+from demo.sample_city import SampleCity, generate_sample_city
 from schemas.events import (
     AmenityState,
     CheckInEvent,

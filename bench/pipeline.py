@@ -30,10 +30,10 @@ from bench.coverage import (
     SEED,
 )
 from bench.results import Result, flip_percentiles
+from demo.sample_city import SampleCity, generate_sample_city
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
-from geo.sample_city import SampleCity, generate_sample_city
 from schemas.alerts import AlertEvent
 from schemas.events import (
     AmenityState,

@@ -34,7 +34,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.results import Result
-from geo.sample_city import generate_sample_city
+from demo.sample_city import generate_sample_city
 from schemas.events import EVENT_ADAPTER, Event
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem

@@ -24,6 +24,11 @@ class Whoami(BaseModel):
     timezone: str = Field(description="IANA time zone the page shows times in")
     basemap_tile_url: str | None
     basemap_attribution: str
+    sample_data: bool = Field(
+        False,
+        description="The store holds the generated sample city: its stations, demand and "
+        "events are made up (and simulated while `waystation demo` runs)",
+    )
 
 
 class Kpis(BaseModel):

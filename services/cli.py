@@ -7,7 +7,7 @@ import json
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from schemas.auth import Role
 from schemas.export import export as export_schemas
 from schemas.geography import BoundaryLevel
 from waystation.settings import Settings
+
+if TYPE_CHECKING:
+    from services.system import EmbeddedSystem
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
 stations_app = typer.Typer(help="The station registry.")
@@ -55,28 +58,63 @@ def _logging() -> None:
 def run(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
-    simulate: Annotated[
-        bool | None, typer.Option("--simulate/--no-simulate", help="Feed simulated events")
-    ] = None,
 ) -> None:
-    """Start the API with the store and the simulator. Embedded (the default), the processors
-    run here too; with WAYSTATION_BROKER_URL set, events go to Kafka and `waystation worker`
-    processes them."""
-    from services.app import create_app
-    from services.bootstrap import ensure_sample_city
-    from services.demo_keys import ensure_demo_keys
-    from services.server import Server
+    """Start the API on the store as it is: no sample data, no simulated events (see `demo`).
+    Embedded (the default), the processors run here too; with WAYSTATION_BROKER_URL set,
+    events go to Kafka and `waystation worker` processes them."""
     from services.system import EmbeddedSystem
 
     _logging()
     settings = Settings()
-    system = EmbeddedSystem(settings, simulate=simulate)
+    system = EmbeddedSystem(settings, simulate=settings.simulate)
+    with system.store.transaction() as tx:
+        empty = not tx.stations.count()
+    if empty:
+        console.print(
+            "The store has no stations yet: import yours (`waystation stations import`), "
+            "or try the sample city with `waystation demo`."
+        )
+    _serve(system, settings, host, port)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+) -> None:
+    """The live sample city: on an empty store, loads the generated city and a demo key per
+    role, then serves it while a simulator feeds its stations events. Refuses a store that
+    holds real stations, so that nothing simulated lands among them."""
+    from services.bootstrap import SAMPLE_CITY_KEY, ensure_sample_city
+    from services.demo_keys import ensure_demo_keys
+    from services.system import EmbeddedSystem
+
+    _logging()
+    settings = Settings()
+    system = EmbeddedSystem(settings, simulate=True)
     if ensure_sample_city(system.store, settings):
         console.print("[green]First start:[/] loaded the sample city.")
+    with system.store.transaction() as tx:
+        is_sample = tx.meta.get(SAMPLE_CITY_KEY) is not None
+    if not is_sample:
+        system.store.close()
+        console.print(
+            "[red]This store holds real stations:[/] the demo simulates events and only runs "
+            f"on an empty store or the sample city's. Use `waystation run`, or point "
+            f"WAYSTATION_DATA_DIR elsewhere (now {settings.data_dir})."
+        )
+        raise typer.Exit(2)
     if settings.demo_keys:
         keys_file = ensure_demo_keys(system.store, settings.data_dir, system.clock.now())
         if keys_file is not None:
             console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
+    _serve(system, settings, host, port)
+
+
+def _serve(system: EmbeddedSystem, settings: Settings, host: str | None, port: int | None) -> None:
+    from services.app import create_app
+    from services.server import Server
+
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
     # uvicorn re-raises the Ctrl-C it stopped for, once everything has stopped.
@@ -194,7 +232,7 @@ def sample_city(
     seed: Annotated[int | None, typer.Option(help="Seed (default from settings)")] = None,
 ) -> None:
     """Write the generated sample city as GeoJSON and CSV, to show the file formats."""
-    from geo.sample_city import generate_sample_city
+    from demo.sample_city import generate_sample_city
     from services.station_files import write_sample_city
 
     settings = Settings()

@@ -26,6 +26,7 @@ from schemas.events import EventType
 from schemas.geography import BoundaryLevel
 from schemas.stations import Station, StationState
 from services.auth import Principal
+from services.bootstrap import SAMPLE_CITY_KEY
 from services.station_tally import take_tally
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
@@ -87,7 +88,12 @@ class DashboardData:
             timezone=self.settings.timezone,
             basemap_tile_url=self.settings.basemap_tile_url,
             basemap_attribution=self.settings.basemap_attribution,
+            sample_data=self.sample_data(),
         )
+
+    def sample_data(self) -> bool:
+        with self.store.transaction(readonly=True) as tx:
+            return tx.meta.get(SAMPLE_CITY_KEY) is not None
 
     # the map -------------------------------------------------------------------------------
 

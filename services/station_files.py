@@ -29,8 +29,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from demo.sample_city import SampleCity
 from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
-from geo.sample_city import SampleCity
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
 

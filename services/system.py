@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from demo.simulator import Simulator
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
-from services.simulator import Simulator
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
 from streams.embedded import EmbeddedRuntime
@@ -65,7 +65,9 @@ class EmbeddedSystem:
         )
         wants_simulator = settings.simulate if simulate is None else simulate
         self.simulator = (
-            Simulator(self.runtime, settings, self.clock, sink=sink) if wants_simulator else None
+            Simulator(self.runtime, settings, self.clock, submit=sink.submit)
+            if wants_simulator
+            else None
         )
         self.started = False
 

@@ -19,7 +19,7 @@ import pytest
 
 from bench import dashboard as bench_dashboard
 from bench.browser import VIEWPORT, chromium
-from geo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
+from demo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
 from schemas.auth import Role
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bench.browser import VIEWPORT, chromium
-from geo.sample_city import generate_sample_city
+from demo.sample_city import generate_sample_city
 from services.bootstrap import load_city
 from services.live import LiveHub
 from services.system import EmbeddedSystem

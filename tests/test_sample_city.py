@@ -13,7 +13,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 
-from geo.sample_city import SampleCity, generate_sample_city
+from demo.sample_city import SampleCity, generate_sample_city
 from schemas.geography import BoundaryLevel
 from schemas.stations import Amenity, StationKind
 

@@ -134,7 +134,7 @@ class Settings(BaseSettings):
         (), description="Origins allowed to call the API from a browser (none: CORS off)"
     )
     demo_keys: bool = Field(
-        True, description="`waystation run` creates a demo key per role on first start"
+        True, description="`waystation demo` creates a demo key per role on first start"
     )
 
     # Dashboard
@@ -161,7 +161,9 @@ class Settings(BaseSettings):
     tick_interval_seconds: float = Field(
         5.0, gt=0, description="How often the clock re-evaluates silence and grace periods"
     )
-    simulate: bool = Field(True, description="Feed simulated station events in `waystation run`")
+    simulate: bool = Field(
+        False, description="Feed simulated station events (`waystation demo` always does)"
+    )
     sample_seed: int = Field(7, description="Seed of the generated sample city")
     sample_stations: int = Field(2000, ge=1, description="Stations in the generated sample city")
     sample_subdistricts: int = Field(40, ge=1, description="Subdistricts in the sample city")

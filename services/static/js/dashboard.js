@@ -39,6 +39,7 @@
     $("app").hidden = true;
     $("controls").hidden = true;
     $("sign-out").hidden = true;
+    $("sample-banner").hidden = true;
     $("sign-in").hidden = false;
     $("sign-in-error").textContent = message || "";
     $("api-key").focus();
@@ -67,6 +68,7 @@
     $("app").hidden = false;
     $("controls").hidden = false;
     $("sign-out").hidden = false;
+    $("sample-banner").hidden = !me.sample_data;
     setupMap(me);
     fillDistricts();
     const first = me.districts.length === 1 || !me.all_districts ? me.districts[0] || "" : "";
