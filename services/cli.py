@@ -81,6 +81,9 @@ def run(
 def demo(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+    simulate: Annotated[
+        bool, typer.Option("--simulate/--no-simulate", help="Feed the stations simulated events")
+    ] = True,
 ) -> None:
     """The live sample city: on an empty store, loads the generated city and a demo key per
     role, then serves it while a simulator feeds its stations events. Refuses a store that
@@ -91,7 +94,7 @@ def demo(
 
     _logging()
     settings = Settings()
-    system = EmbeddedSystem(settings, simulate=True)
+    system = EmbeddedSystem(settings, simulate=simulate)
     if ensure_sample_city(system.store, settings):
         console.print("[green]First start:[/] loaded the sample city.")
     with system.store.transaction() as tx:
