@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.alerts import Alert, AlertKind
+from schemas.reasons import NEVER_HEARD_FROM, Reason
 from schemas.stations import Station, StationState
 
 
@@ -54,7 +55,8 @@ class StationView(BaseModel):
     station: Station
     state: StationState
     state_since: datetime | None
-    state_reason: str
+    state_reason: str = Field(description="Why, in English")
+    state_cause: Reason = Field(NEVER_HEARD_FROM, description="Why, as a code and values")
     last_heard_at: datetime | None
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import AmenityState, CheckInStatus
+from schemas.reasons import NEVER_HEARD_FROM, Reason
 from schemas.stations import Amenity, StationState
 
 
@@ -42,6 +43,7 @@ class StationRecord(BaseModel):
     state: StationState = StationState.silent
     state_since: datetime | None = None
     state_reason: str = "never heard from"
+    state_cause: Reason = NEVER_HEARD_FROM
 
     @property
     def last_heard_at(self) -> datetime | None:
@@ -60,6 +62,7 @@ class StationStateChanged(BaseModel):
     at: datetime
     supply_ratio: float = Field(0.0, ge=0, description="2SFCA step one: seats per worker")
     reason: str
+    cause: Reason | None = Field(None, description="`reason` as a code and values")
 
 
 class CoverageDelta(BaseModel):

@@ -13,6 +13,7 @@ from schemas.alerts import AlertKind, AlertStatus
 from schemas.api import CoverageResponse, CoverageSummary, StationView, ZoneGap
 from schemas.events import EventType
 from schemas.geography import AreaGap, BoundaryLevel
+from schemas.reasons import NEVER_HEARD_FROM
 from schemas.stations import StationState
 from services.station_tally import take_tally
 from streams.embedded import EmbeddedRuntime
@@ -165,7 +166,8 @@ class Readings:
                 station=station,
                 state=tally.state_of(station.station_id),
                 state_since=record.state_since if record else None,
-                state_reason=record.state_reason if record else "never heard from",
+                state_reason=record.state_reason if record else NEVER_HEARD_FROM.text(),
+                state_cause=record.state_cause if record else NEVER_HEARD_FROM,
                 last_heard_at=record.last_heard_at if record else None,
             )
             if state is None or view.state is state:

@@ -18,6 +18,7 @@ from geo.catchment import Catchments
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertEvidence, AlertKind
 from schemas.events import Event, VisitEvent
+from schemas.reasons import Reason, ReasonCode
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
@@ -132,7 +133,9 @@ class StationSteps:
     ) -> list[AlertEvent]:
         record = self.ledger.records.get(station.station_id)
         heard_from = record is not None and record.last_heard_at is not None
-        evidence = AlertEvidence(detail=change.reason, stations=(station.station_id,))
+        evidence = AlertEvidence(
+            detail=change.reason, reason=change.cause, stations=(station.station_id,)
+        )
         events = self.alert_book.observe(
             AlertKind.station_silent,
             station.station_id,
@@ -155,15 +158,20 @@ class StationSteps:
     def _observe_load(self, station_id: str, visitors: int, now: datetime) -> list[AlertEvent]:
         station = self.registry[station_id]
         limit = self.visit_windows.limit(station.capacity)
-        detail = (
-            f"{visitors} visitors in the last {self.settings.overload_window_minutes:g} min "
-            f"for {station.capacity} seats (limit {limit:g})"
+        reason = Reason(
+            code=ReasonCode.over_capacity,
+            values={
+                "visitors": visitors,
+                "window_minutes": self.settings.overload_window_minutes,
+                "seats": station.capacity,
+                "limit": limit,
+            },
         )
         return self.alert_book.observe(
             AlertKind.station_overloaded,
             station_id,
             active=visitors > limit,
-            evidence=AlertEvidence(detail=detail, stations=(station_id,)),
+            evidence=AlertEvidence(detail=reason.text(), reason=reason, stations=(station_id,)),
             now=now,
             district=station.district,
         )
@@ -198,11 +206,16 @@ class ZoneSteps:
         if self.alert_book.is_active(AlertKind.zone_underserved, assessment.zone):
             threshold *= self.settings.zone_resolve_ratio  # hysteresis: harder to clear
         active = assessment.uncovered_demand_workers >= threshold
+        reason = Reason(
+            code=ReasonCode.uncovered_demand,
+            values={
+                "uncovered_workers": assessment.uncovered_demand_workers,
+                "demand_workers": assessment.demand_workers,
+            },
+        )
         evidence = AlertEvidence(
-            detail=(
-                f"{assessment.uncovered_demand_workers:g} of {assessment.demand_workers:g} "
-                "expected workers have no open station within reach"
-            ),
+            detail=reason.text(),
+            reason=reason,
             cells=assessment.uncovered_cells,
             uncovered_demand_workers=assessment.uncovered_demand_workers,
             stations=assessment.stations_down,
@@ -274,6 +287,7 @@ class Pipeline:
                     new=record.state,
                     at=record.state_since or now,
                     reason=record.state_reason,
+                    cause=record.state_cause,
                 )
                 outcome.extend(
                     self._route(self.stations.propagate(restored, now), now, judge_zones=False)
@@ -307,6 +321,7 @@ class Pipeline:
             new=record.state,
             at=record.state_since or now,
             reason=record.state_reason,
+            cause=record.state_cause,
         )
         return self._route(self.stations.propagate(change, now), now)
 
