@@ -282,6 +282,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         )
 
     install_dashboard(app, system, readings, hub, dashboard_data, caller, scoped_district)
+    from services.routes import alert_actions, webhooks  # they import Caller from here
+
+    app.include_router(alert_actions.router)
+    app.include_router(webhooks.router)
 
     @app.post(
         "/v1/events",

@@ -25,6 +25,7 @@ from schemas.dashboard import (
 from schemas.events import EventType
 from schemas.geography import BoundaryLevel
 from schemas.stations import Station, StationState
+from services.alert_handling import handling_by_alert
 from services.auth import Principal
 from services.bootstrap import SAMPLE_CITY_KEY
 from services.station_tally import take_tally
@@ -112,6 +113,9 @@ class DashboardData:
             stations = tx.stations.list(district=district)
         tally = take_tally(self.runtime)
         open_alerts = tally.alerts(district)
+        with self.store.transaction(readonly=True) as tx:
+            actions = tx.alert_actions.for_alerts([a.alert_id for a in open_alerts])
+        handling = handling_by_alert(actions)
         visits = self.visits_by_station(now)
         runtime = self.runtime
         with runtime.reading():
@@ -171,6 +175,7 @@ class DashboardData:
             },
             "underserved_zones": open_zones,
             "open_alerts": [a.model_dump(mode="json") for a in open_alerts],
+            "alert_handling": {k: h.model_dump(mode="json") for k, h in handling.items()},
             "kpis": kpis.model_dump(mode="json"),
         }
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

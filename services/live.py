@@ -270,6 +270,13 @@ class LiveHub:
             "kpis": self.book.kpis(district, tally).model_dump(mode="json"),
         }
 
+    def tell(self, district: str | None, event: str, data: dict[str, Any]) -> None:
+        """A message outside the update sequence (e.g. someone acted on an alert), for the
+        streams of `district` and of every district."""
+        with self._lock:
+            targets = [s for s in self._subscriptions if s.district in (None, district)]
+        _deliver(targets, sse(event, data))
+
     def _send(self, district: str | None, message: str) -> None:
         with self._lock:
             targets = [s for s in self._subscriptions if s.district == district]

@@ -15,6 +15,7 @@ from demo.simulator import Simulator
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
+from services.webhooks import WebhookDispatcher
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
 from streams.embedded import EmbeddedRuntime
@@ -69,10 +70,12 @@ class EmbeddedSystem:
             if wants_simulator
             else None
         )
+        self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
         self.started = False
 
     def start(self) -> None:
         self.runtime.start()
+        self.webhooks.start(self.runtime)
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
@@ -80,6 +83,7 @@ class EmbeddedSystem:
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        self.webhooks.stop()
         self.runtime.stop()
         if self.kafka is not None:
             self.kafka.close()

@@ -564,6 +564,10 @@ class AlertRepository:
             stmt = stmt.where(AlertRow.district == district)
         return [_alert(row) for row in self._session.scalars(stmt.limit(limit))]
 
+    def get(self, alert_id: str) -> Alert | None:
+        row = self._session.get(AlertRow, alert_id)
+        return _alert(row) if row is not None else None
+
     def count_open_by_kind(self) -> dict[AlertKind, int]:
         counts = dict.fromkeys(AlertKind, 0)
         stmt = (

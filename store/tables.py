@@ -261,3 +261,53 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class AlertActionRow(Base):
+    """What people did about an alert, in order: acknowledged, assigned, noted."""
+
+    __tablename__ = "alert_actions"
+
+    seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    action: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by_key_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    by_label: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    assignee: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookRow(Base):
+    """Where a district's alerts are sent. The secret signs bodies, so it is kept as is."""
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    flavour: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    secret: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+
+class WebhookDeliveryRow(Base):
+    """The delivery log: one row per alert transition and webhook, written before the first
+    attempt so that a restart retries what was not delivered."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    alert_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    transition: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from store.alert_actions import AlertActionLog, WebhookRepository
 from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
@@ -36,6 +37,8 @@ class UnitOfWork:
         self.meta = MetaRepository(session)
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
+        self.alert_actions = AlertActionLog(session)
+        self.webhooks = WebhookRepository(session)
 
 
 class Store:

@@ -110,6 +110,29 @@ class Settings(BaseSettings):
         5.0, ge=0, description="A condition must stay clear this long before its alert resolves"
     )
 
+    # Alert webhooks
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0, description="A webhook receiver must answer within this"
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts per delivery before it is logged as failed"
+    )
+    webhook_backoff_seconds: float = Field(
+        2.0, gt=0, description="Wait before the first retry; doubles after each failure"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        600.0, gt=0, description="The longest wait between two attempts"
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often due retries are looked for"
+    )
+    webhook_escalation_ratio: float = Field(
+        1.5,
+        gt=1.0,
+        description="An open zone alert is escalated when its uncovered demand reaches this "
+        "multiple of what was last sent",
+    )
+
     # Ingest limits
     batch_max_events: int = Field(1000, ge=1, description="Most events in one POST")
     body_max_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted")

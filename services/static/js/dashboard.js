@@ -7,6 +7,7 @@
   const { api, layers, panel } = WS;
   const $ = (id) => document.getElementById(id);
   const ALLOWED_ROLES = new Set(["union", "planner", "admin"]);
+  const ACTING_ROLES = new Set(["union", "admin"]); // may acknowledge, assign and note
   const STATION_FOCUS_ZOOM = 15;
   const HIT_SLOP_PX = 4;
   const SEVERITY = { closed: 0, degraded: 1, silent: 2, available: 3 };
@@ -14,7 +15,7 @@
 
   const model = {
     me: null, district: "", sub: "", seq: 0, states: [], statuses: [], subdistricts: [],
-    stations: null, cells: null, breaks: [], alerts: new Map(), zones: new Set(), kpis: null,
+    stations: null, cells: null, breaks: [], alerts: new Map(), handling: new Map(), zones: new Set(), kpis: null,
     boundaries: { type: "FeatureCollection", features: [] },
     cellStyle(i) {
       const status = this.statuses[this.cells.status[i]];
@@ -220,6 +221,7 @@
     });
     model.breaks = quantileBreaks(model.cells);
     model.alerts = new Map(s.open_alerts.map((a) => [a.alert_id, a]));
+    model.handling = new Map(Object.entries(s.alert_handling || {}));
     model.zones = new Set(s.underserved_zones);
     model.kpis = s.kpis;
     showAsOf(s.generated_at);
@@ -325,11 +327,23 @@
     fitTo(model.boundaries.features.filter((f) => f.properties.name === name));
   }
 
+  async function acknowledge(alert) {
+    try {
+      const done = await api.post(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/acknowledge`);
+      model.handling.set(alert.alert_id, done.handling);
+    } catch (error) {
+      if (error.status === 409) model.alerts.delete(alert.alert_id); // resolved meanwhile
+    }
+    renderPanel();
+  }
+
   function renderPanel() {
     if (!model.kpis) return;
     const scope = model.sub || model.district || t("allDistricts");
     panel.renderKpis(model.sub ? subdistrictKpis() : model.kpis, scope);
-    panel.renderAlerts([...model.alerts.values()].filter(inScope), describeAlert, locateAlert);
+    panel.renderAlerts([...model.alerts.values()].filter(inScope), describeAlert, locateAlert, {
+      handling: model.handling, mayAct: ACTING_ROLES.has(model.me.role), onAcknowledge: acknowledge,
+    });
     const s = model.stations, k = subIndex(), rows = [];
     for (let i = 0; i < s.n; i++) {
       const state = model.states[s.state[i]];
@@ -377,6 +391,10 @@
     if (event === "update") {
       if (pending) pending.push(data);
       else applyUpdate(data);
+    } else if (event === "handling") {
+      model.handling.set(data.alert_id, data);
+      dirty.panel = true;
+      scheduleRender();
     } else if (event === "resync") {
       setLiveStatus("resyncing");
       refresh(false);

@@ -77,7 +77,26 @@ WS.panel = (() => {
     }
   }
 
-  function renderAlerts(alerts, describe, onLocate) {
+  // Who acknowledged an alert, who has it, how many notes; or a button to acknowledge it.
+  function handlingOf(alert, acting) {
+    const box = el("div", "alert-handling");
+    const h = acting.handling.get(alert.alert_id);
+    if (h && h.acknowledged_at) {
+      box.dataset.acknowledged = "true";
+      box.append(el("span", "tag", t("acknowledgedBy", { who: h.acknowledged_by, time: formatTime(h.acknowledged_at) })));
+    } else if (acting.mayAct) {
+      const button = el("button", "button small", t("acknowledge"));
+      button.type = "button";
+      button.dataset.action = "acknowledge";
+      button.addEventListener("click", () => { button.disabled = true; acting.onAcknowledge(alert); });
+      box.append(button);
+    }
+    if (h && h.assignee) box.append(el("span", "tag", t("assignedTo", { who: h.assignee })));
+    if (h && h.notes) box.append(el("span", "tag", t("notes", { n: number(h.notes) })));
+    return box;
+  }
+
+  function renderAlerts(alerts, describe, onLocate, acting) {
     const feed = $("alert-feed");
     feed.replaceChildren();
     const sorted = [...alerts].sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
@@ -102,7 +121,8 @@ WS.panel = (() => {
       } else {
         body.textContent = subject.label;
       }
-      item.append(head, body, el("div", "alert-detail", reasonText(alert.evidence.reason, alert.evidence.detail)));
+      item.append(head, body, el("div", "alert-detail", reasonText(alert.evidence.reason, alert.evidence.detail)),
+        handlingOf(alert, acting));
       feed.append(item);
     }
     if (sorted.length > FEED_MAX) feed.append(el("li", "more", t("andMore", { n: sorted.length - FEED_MAX })));

@@ -1,0 +1,68 @@
+"""District unions: what people do about alerts, webhooks per district and their delivery log.
+
+Revision ID: 0003_unions
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_unions"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+UTC_TIME = sa.DateTime(timezone=True)
+SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "alert_actions",
+        sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+        sa.Column("alert_id", sa.String(200), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("at", UTC_TIME, nullable=False),
+        sa.Column("by_key_id", sa.String(64), nullable=False),
+        sa.Column("by_label", sa.String(200), nullable=False),
+        sa.Column("assignee", sa.String(200), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+    )
+    op.create_index("ix_alert_actions_alert_id", "alert_actions", ["alert_id"])
+    op.create_table(
+        "webhooks",
+        sa.Column("webhook_id", sa.String(64), primary_key=True),
+        sa.Column("district", sa.String(100), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
+        sa.Column("flavour", sa.String(32), nullable=False),
+        sa.Column("secret", sa.String(64), nullable=False),
+        sa.Column("created_at", UTC_TIME, nullable=False),
+        sa.Column("created_by", sa.String(200), nullable=False),
+    )
+    op.create_index("ix_webhooks_district", "webhooks", ["district"])
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("delivery_id", sa.String(64), primary_key=True),
+        sa.Column("webhook_id", sa.String(64), nullable=False),
+        sa.Column("alert_id", sa.String(200), nullable=False),
+        sa.Column("transition", sa.String(32), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", UTC_TIME, nullable=False),
+        sa.Column("next_attempt_at", UTC_TIME, nullable=True),
+        sa.Column("delivered_at", UTC_TIME, nullable=True),
+    )
+    op.create_index("ix_webhook_deliveries_webhook_id", "webhook_deliveries", ["webhook_id"])
+    op.create_index(
+        "ix_webhook_deliveries_status_next", "webhook_deliveries", ["status", "next_attempt_at"]
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("webhook_deliveries")
+    op.drop_table("webhooks")
+    op.drop_table("alert_actions")
