@@ -282,10 +282,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         )
 
     install_dashboard(app, system, readings, hub, dashboard_data, caller, scoped_district)
-    from services.routes import alert_actions, webhooks  # they import Caller from here
+    from services.routes import alert_actions, history, webhooks  # they import Caller
 
     app.include_router(alert_actions.router)
     app.include_router(webhooks.router)
+    app.include_router(history.router)
 
     @app.post(
         "/v1/events",

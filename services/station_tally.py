@@ -26,17 +26,29 @@ class Tally:
     """Counts at one instant, per district (None: every district)."""
 
     records: Mapping[str, StationRecord]
-    district_of: Mapping[str, str]
+    areas: Mapping[str, tuple[str, str | None]]
     open_alerts: tuple[Alert, ...]
     _by_district: dict[str | None, Counter[StationState]] = field(default_factory=dict)
+    _by_subdistrict: dict[tuple[str, str], Counter[StationState]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         by_district: defaultdict[str | None, Counter[StationState]] = defaultdict(Counter)
-        for station_id, district in self.district_of.items():
+        by_sub: defaultdict[tuple[str, str], Counter[StationState]] = defaultdict(Counter)
+        for station_id, (district, subdistrict) in self.areas.items():
             state = self.state_of(station_id)
             by_district[None][state] += 1
             by_district[district][state] += 1
+            by_sub[(district, subdistrict or "")][state] += 1
         self._by_district.update(by_district)
+        self._by_subdistrict.update(by_sub)
+
+    def subdistrict_of(self, station_id: str) -> str | None:
+        found = self.areas.get(station_id)
+        return found[1] if found else None
+
+    def stations_by_state_in(self, district: str, subdistrict: str) -> dict[StationState, int]:
+        counts = self._by_subdistrict.get((district, subdistrict), Counter())
+        return {state: counts[state] for state in StationState}
 
     def state_of(self, station_id: str) -> StationState:
         record = self.records.get(station_id)
@@ -66,8 +78,8 @@ def open_only(alerts: Iterable[Alert]) -> tuple[Alert, ...]:
 
 def take_tally(runtime: EmbeddedRuntime) -> Tally:
     with runtime.store.transaction(readonly=True) as tx:
-        district_of = tx.stations.district_of_each()
+        areas = tx.stations.areas_of_each()
     with runtime.reading() as pipeline:
         records = dict(pipeline.ledger.records)
         alerts = open_only(pipeline.alert_book.alerts.values())
-    return Tally(records=records, district_of=district_of, open_alerts=alerts)
+    return Tally(records=records, areas=areas, open_alerts=alerts)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from demo.simulator import Simulator
+from services.history import HistoryRecorder
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
@@ -71,11 +72,13 @@ class EmbeddedSystem:
             else None
         )
         self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
+        self.history = HistoryRecorder(self.runtime, settings, self.clock)
         self.started = False
 
     def start(self) -> None:
         self.runtime.start()
         self.webhooks.start(self.runtime)
+        self.history.start()
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
@@ -84,6 +87,7 @@ class EmbeddedSystem:
         if self.simulator is not None:
             self.simulator.stop()
         self.webhooks.stop()
+        self.history.stop()
         self.runtime.stop()
         if self.kafka is not None:
             self.kafka.close()

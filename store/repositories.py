@@ -155,11 +155,13 @@ class StationRepository:
     def count(self) -> int:
         return self._session.scalar(select(func.count()).select_from(StationRow)) or 0
 
-    def district_of_each(self) -> dict[str, str]:
-        """Every registered station's district, without loading whole stations (a city's
-        counts are taken from this at every scrape and live update)."""
-        stmt = select(StationRow.station_id, StationRow.district)
-        return {row.station_id: row.district for row in self._session.execute(stmt)}
+    def areas_of_each(self) -> dict[str, tuple[str, str | None]]:
+        """Every registered station's district and subdistrict, without loading whole
+        stations (a city's counts are taken from this at every scrape and live update)."""
+        stmt = select(StationRow.station_id, StationRow.district, StationRow.subdistrict)
+        return {
+            row.station_id: (row.district, row.subdistrict) for row in self._session.execute(stmt)
+        }
 
 
 def _station(row: StationRow) -> Station:

@@ -311,3 +311,23 @@ class WebhookDeliveryRow(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
+
+
+class CoverageHistoryRow(Base):
+    """One point of an area's coverage history: a district (`subdistrict` empty) or one of
+    its subdistricts, every `interval_s` seconds (5-minute points, hourly once older)."""
+
+    __tablename__ = "coverage_history"
+
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    subdistrict: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    interval_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    coverage_pct: Mapped[float] = mapped_column(Float)
+    demand_workers: Mapped[float] = mapped_column(Float)
+    uncovered_demand_workers: Mapped[float] = mapped_column(Float)
+    available: Mapped[float] = mapped_column(Float)
+    degraded: Mapped[float] = mapped_column(Float)
+    closed: Mapped[float] = mapped_column(Float)
+    silent: Mapped[float] = mapped_column(Float)
+    open_alerts: Mapped[float] = mapped_column(Float)

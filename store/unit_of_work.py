@@ -13,6 +13,7 @@ from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
+from store.history import HistoryRepository
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -39,6 +40,7 @@ class UnitOfWork:
         self.keys = ApiKeyRepository(session)
         self.alert_actions = AlertActionLog(session)
         self.webhooks = WebhookRepository(session)
+        self.history = HistoryRepository(session)
 
 
 class Store:

@@ -110,6 +110,17 @@ class Settings(BaseSettings):
         5.0, ge=0, description="A condition must stay clear this long before its alert resolves"
     )
 
+    # Coverage history
+    history_interval_minutes: float = Field(
+        5.0, gt=0, description="One history point per district and subdistrict this often"
+    )
+    history_fine_hours: float = Field(
+        48.0, gt=0, description="History points older than this are folded into hourly ones"
+    )
+    history_retention_days: float = Field(
+        400.0, gt=0, description="History older than this is deleted"
+    )
+
     # Alert webhooks
     webhook_timeout_seconds: float = Field(
         5.0, gt=0, description="A webhook receiver must answer within this"

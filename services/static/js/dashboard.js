@@ -434,6 +434,7 @@
     stationLayer.draw();
     renderPanel();
     panel.renderLegend(model.breaks);
+    WS.trends.load(model.district, model.sub);
     if (live) setLiveStatus(wasDown ? "reconnecting" : "live");
     requestAnimationFrame(() => {
       document.body.dataset.rendered = "true";
@@ -473,6 +474,7 @@
       map.closePopup();
       renderPanel();
       panel.renderLegend(model.breaks);
+      WS.trends.render();
     });
     $("district-select").addEventListener("change", (e) => loadDistrict(e.target.value));
     $("subdistrict-select").addEventListener("change", (e) => {
@@ -482,7 +484,9 @@
       fitTo(model.boundaries.features.filter((f) => f.properties.level === level
         && (!model.sub || f.properties.name === model.sub)));
       renderPanel();
+      WS.trends.load(model.district, model.sub);
     });
+    WS.trends.setup();
     const key = api.key.get();
     if (key) signIn(key);
     else showSignIn("");

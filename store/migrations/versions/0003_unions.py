@@ -1,4 +1,5 @@
-"""District unions: what people do about alerts, webhooks per district and their delivery log.
+"""District unions: what people do about alerts, webhooks per district and their delivery log,
+coverage history per district and subdistrict.
 
 Revision ID: 0003_unions
 Revises: 0003
@@ -60,9 +61,30 @@ def upgrade() -> None:
     op.create_index(
         "ix_webhook_deliveries_status_next", "webhook_deliveries", ["status", "next_attempt_at"]
     )
+    op.create_table(
+        "coverage_history",
+        sa.Column("district", sa.String(100), primary_key=True),
+        sa.Column("subdistrict", sa.String(100), primary_key=True),
+        sa.Column("interval_s", sa.Integer(), primary_key=True),
+        sa.Column("at", UTC_TIME, primary_key=True),
+        *(
+            sa.Column(name, sa.Float(), nullable=False)
+            for name in (
+                "coverage_pct",
+                "demand_workers",
+                "uncovered_demand_workers",
+                "available",
+                "degraded",
+                "closed",
+                "silent",
+                "open_alerts",
+            )
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("coverage_history")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
     op.drop_table("alert_actions")
