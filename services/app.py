@@ -282,11 +282,12 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
         )
 
     install_dashboard(app, system, readings, hub, dashboard_data, caller, scoped_district)
-    from services.routes import alert_actions, history, webhooks  # they import Caller
+    from services.routes import alert_actions, history, stats, webhooks  # import Caller
 
     app.include_router(alert_actions.router)
     app.include_router(webhooks.router)
     app.include_router(history.router)
+    app.include_router(stats.router)
 
     @app.post(
         "/v1/events",

@@ -16,6 +16,7 @@ from services.history import HistoryRecorder
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
+from services.visit_stats import VisitRollupFollower
 from services.webhooks import WebhookDispatcher
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
@@ -73,12 +74,14 @@ class EmbeddedSystem:
         )
         self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
         self.history = HistoryRecorder(self.runtime, settings, self.clock)
+        self.visit_rollups = VisitRollupFollower(self.runtime, settings)
         self.started = False
 
     def start(self) -> None:
         self.runtime.start()
         self.webhooks.start(self.runtime)
         self.history.start()
+        self.visit_rollups.start()
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
@@ -88,6 +91,7 @@ class EmbeddedSystem:
             self.simulator.stop()
         self.webhooks.stop()
         self.history.stop()
+        self.visit_rollups.stop()
         self.runtime.stop()
         if self.kafka is not None:
             self.kafka.close()

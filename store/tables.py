@@ -331,3 +331,40 @@ class CoverageHistoryRow(Base):
     closed: Mapped[float] = mapped_column(Float)
     silent: Mapped[float] = mapped_column(Float)
     open_alerts: Mapped[float] = mapped_column(Float)
+
+
+DAY_LENGTH = 10  # YYYY-MM-DD, the local day of the district's time zone
+
+
+class VisitDayRow(Base):
+    """Visits per local day, station and worker kind, added up as events are archived."""
+
+    __tablename__ = "visit_days"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    worker_kind: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer)
+    people: Mapped[int] = mapped_column(Integer)
+
+
+class VisitDayServiceRow(Base):
+    """Services used per local day and station (health screening, charging...)."""
+
+    __tablename__ = "visit_day_services"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    service: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    uses: Mapped[int] = mapped_column(Integer)
+
+
+class VisitDayWorkerRow(Base):
+    """Which (hashed) workers visited a station on a day, so that distinct workers can be
+    counted over any area and period without the archive. The hash is never shown."""
+
+    __tablename__ = "visit_day_workers"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    worker: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)

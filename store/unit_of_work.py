@@ -22,6 +22,7 @@ from store.repositories import (
     StationRecordRepository,
     StationRepository,
 )
+from store.visit_stats import VisitRollups
 
 
 class UnitOfWork:
@@ -41,6 +42,7 @@ class UnitOfWork:
         self.alert_actions = AlertActionLog(session)
         self.webhooks = WebhookRepository(session)
         self.history = HistoryRepository(session)
+        self.visit_rollups = VisitRollups(session)
 
 
 class Store:

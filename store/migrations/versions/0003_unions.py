@@ -1,5 +1,5 @@
 """District unions: what people do about alerts, webhooks per district and their delivery log,
-coverage history per district and subdistrict.
+coverage history per district and subdistrict, daily visit rollups.
 
 Revision ID: 0003_unions
 Revises: 0003
@@ -81,9 +81,33 @@ def upgrade() -> None:
             )
         ),
     )
+    op.create_table(
+        "visit_days",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("station_id", sa.String(64), primary_key=True),
+        sa.Column("worker_kind", sa.String(32), primary_key=True),
+        sa.Column("visits", sa.Integer(), nullable=False),
+        sa.Column("people", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "visit_day_services",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("station_id", sa.String(64), primary_key=True),
+        sa.Column("service", sa.String(32), primary_key=True),
+        sa.Column("uses", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "visit_day_workers",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("station_id", sa.String(64), primary_key=True),
+        sa.Column("worker", sa.String(64), primary_key=True),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("visit_day_workers")
+    op.drop_table("visit_day_services")
+    op.drop_table("visit_days")
     op.drop_table("coverage_history")
     op.drop_table("webhook_deliveries")
     op.drop_table("webhooks")
