@@ -24,6 +24,7 @@ MODULES: tuple[str, ...] = (
     "bench.store",
     "bench.stream",
     "bench.dashboard",
+    "bench.union_reports",
 )
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -74,14 +74,14 @@ class EmbeddedSystem:
         )
         self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
         self.history = HistoryRecorder(self.runtime, settings, self.clock)
-        self.visit_rollups = VisitRollupFollower(self.runtime, settings)
+        self.visit_rollups = VisitRollupFollower(self.store, settings)
         self.started = False
 
     def start(self) -> None:
         self.runtime.start()
         self.webhooks.start(self.runtime)
         self.history.start()
-        self.visit_rollups.start()
+        self.visit_rollups.start(self.runtime)
         if self.simulator is not None:
             self.simulator.start()
         self.started = True

@@ -31,22 +31,24 @@ IDLE_CHECK_SECONDS = 60.0
 
 
 class VisitRollupFollower:
-    def __init__(self, runtime: EmbeddedRuntime, settings: Settings) -> None:
-        self.runtime = runtime
-        self.store: Store = runtime.store
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
         self.zone = ZoneInfo(settings.timezone)
+        self.runtime: EmbeddedRuntime | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> None:
-        self.runtime.listeners.append(self.on_outcome)
+    def start(self, runtime: EmbeddedRuntime) -> None:
+        """Follows the archive, woken by the runtime's steps (and every minute regardless)."""
+        self.runtime = runtime
+        runtime.listeners.append(self.on_outcome)
         self._thread = threading.Thread(target=self._run, name="waystation-visits", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        if self.on_outcome in self.runtime.listeners:
+        if self.runtime is not None and self.on_outcome in self.runtime.listeners:
             self.runtime.listeners.remove(self.on_outcome)
         self._stop.set()
         self._wake.set()
