@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
+from shapely.geometry import shape
 
 from geo.demand import DemandLayer
 from schemas.alerts import AlertKind
@@ -209,7 +210,12 @@ class DashboardData:
                 {
                     "type": "Feature",
                     "geometry": b.geometry,
-                    "properties": {"name": b.name, "level": b.level.value, "parent": b.parent},
+                    "properties": {
+                        "name": b.name,
+                        "level": b.level.value,
+                        "parent": b.parent,
+                        "label_at": label_point(b.geometry),
+                    },
                 }
             )
         return BoundaryCollection(features=features)
@@ -240,3 +246,10 @@ def visits_by_subdistrict(stations: Iterable[Station], visits: dict[str, int]) -
         if n:
             totals[s.subdistrict or ""] += n
     return dict(totals)
+
+
+def label_point(geometry: dict[str, Any]) -> list[float]:
+    """[lat, lon] of a point inside the outline, where its name is written on the map (a
+    centroid can fall outside a crescent-shaped subdistrict)."""
+    point = shape(geometry).representative_point()
+    return [round(point.y, COORD_DECIMALS), round(point.x, COORD_DECIMALS)]

@@ -94,6 +94,8 @@
     stationLayer = new layers.CanvasLayer(layers.stationDrawer(model), "stations").addTo(map);
     zoneLayer = L.layerGroup().addTo(map);
     map.on("click", (e) => onMapClick(e.containerPoint));
+    map.on("zoomend", fitLabels);
+    map.on("mousemove", (e) => hoverStation(e.containerPoint));
     WS.dashboard = { map, model }; // for tests, benchmarks and curious people at the console
   }
 
@@ -128,6 +130,21 @@
     }
   }
 
+  // A station's name (and state) in a tooltip when the pointer is on its marker.
+  let hoverTip = null, hovered = -1;
+  function hoverStation(point) {
+    const i = nearest(model.stations, point, layers.markerSize(map.getZoom()) + HIT_SLOP_PX);
+    if (i === hovered) return;
+    hovered = i;
+    if (hoverTip) { hoverTip.remove(); hoverTip = null; }
+    if (i < 0) return;
+    const s = model.stations;
+    const text = `${s.name[i]} · ${t(`state_${model.states[s.state[i]]}`)}`;
+    hoverTip = L.tooltip({ direction: "top", className: "station-tip", offset: [0, -6] })
+      .setLatLng([s.lat[i], s.lon[i]]).setContent(text).addTo(map);
+    hoverTip.getElement().dataset.station = s.id[i];
+  }
+
   function stationRow(i) {
     const s = model.stations;
     return { index: i, id: s.id[i], name: s.name[i], kind: s.kind[i], state: model.states[s.state[i]] };
@@ -149,7 +166,51 @@
     if (focus) map.getContainer().querySelector(".leaflet-popup-close-button")?.focus();
   }
 
+  // Names of districts and subdistricts, each shown only at zooms where it fits inside its
+  // outline (no basemap needed to tell where a zone is).
+  let labelLayer = null;
+  const LABEL_CHAR_PX = 13, LABEL_PAD_PX = 12;
+  function drawLabels() {
+    if (labelLayer) labelLayer.remove();
+    labelLayer = L.layerGroup().addTo(map);
+    for (const f of model.boundaries.features) {
+      if (!f.properties.label_at) continue;
+      const bounds = L.geoJSON(f).getBounds();
+      const level = f.properties.level;
+      const icon = L.divIcon({ className: `area-label area-label-${level}`, html: "<span></span>", iconSize: null });
+      const marker = L.marker(f.properties.label_at, { icon, interactive: false, keyboard: false });
+      marker.areaBounds = bounds;
+      marker.areaName = f.properties.name;
+      marker.areaLevel = level;
+      labelLayer.addLayer(marker);
+    }
+    fitLabels();
+  }
+
+  function fitLabels() {
+    if (!labelLayer) return;
+    const zoom = map.getZoom();
+    const fitting = (marker) => {
+      const nw = map.project(marker.areaBounds.getNorthWest(), zoom);
+      const se = map.project(marker.areaBounds.getSouthEast(), zoom);
+      return Math.abs(se.x - nw.x) >= marker.areaName.length * LABEL_CHAR_PX + LABEL_PAD_PX;
+    };
+    const markers = labelLayer.getLayers();
+    const subsShown = markers.some((m) => m.areaLevel === "subdistrict" && fitting(m));
+    for (const marker of markers) {
+      // A district's name gives way to its subdistricts' once those fit.
+      const fits = fitting(marker) && (marker.areaLevel !== "district" || !subsShown);
+      const el = marker.getElement();
+      if (!el) continue;
+      el.firstChild.textContent = marker.areaName;
+      el.hidden = !fits;
+      el.dataset.name = marker.areaName;
+      el.dataset.level = marker.areaLevel;
+    }
+  }
+
   function drawBoundaries() {
+    drawLabels();
     if (boundaryLayer) boundaryLayer.remove();
     boundaryLayer = L.geoJSON(model.boundaries, {
       renderer, interactive: false,
