@@ -32,6 +32,7 @@ class Problem(BaseModel):
 
 class EventResult(StrEnum):
     accepted = "accepted"
+    late = "late"  # archived, but older than the station's latest report by more than allowed
     duplicate = "duplicate"
     rejected = "rejected"
 
@@ -46,6 +47,9 @@ class EventOutcome(BaseModel):
 
 class IngestResponse(BaseModel):
     accepted: int
+    late: int = Field(
+        0, description="Archived but too old to change the station's state (not applied)"
+    )
     duplicates: int
     rejected: int
     results: list[EventOutcome]

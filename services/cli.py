@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +25,7 @@ from waystation.settings import Settings
 
 if TYPE_CHECKING:
     from services.system import EmbeddedSystem
+    from store.unit_of_work import Store
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
 stations_app = typer.Typer(help="The station registry.")
@@ -38,6 +42,7 @@ app.add_typer(boundaries_app, name="boundaries")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
+_T = TypeVar("_T")
 console = Console(stderr=True)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -253,6 +258,10 @@ def sample_city(
 def import_stations(
     file: Annotated[Path, typer.Argument(help="GeoJSON (.geojson/.json) or CSV (.csv)")],
     crs: Annotated[Crs, typer.Option(help="Datum of the coordinates in the file")] = Crs.wgs84,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding (default: UTF-8, or GBK/GB18030 as Excel saves it)"),
+    ] = None,
 ) -> None:
     """Add or update stations from a file; bad rows are listed and the good ones imported."""
     from services.station_files import StationFileError, read_stations
@@ -260,14 +269,14 @@ def import_stations(
 
     settings = Settings()
     try:
-        result = read_stations(file, datum=Datum(crs.value))
+        result = read_stations(file, datum=Datum(crs.value), encoding=encoding)
     except (StationFileError, OSError) as exc:
         console.print(f"[red]Cannot read {file}:[/] {exc}")
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            count = tx.stations.upsert_many(result.stations)
+        with store.transaction() as tx, _progress("importing stations", result.stations) as chunks:
+            count = sum(tx.stations.upsert_many(chunk) for chunk in chunks)
     finally:
         store.close()
     console.print(f"Imported {count} stations from {file} ({crs.value} → WGS84).")
@@ -297,8 +306,8 @@ def import_demand(
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            count = tx.demand.replace(cells)
+        with store.transaction() as tx, _progress("importing demand cells", cells) as chunks:
+            count = tx.demand.replace(cell for chunk in chunks for cell in chunk)
     finally:
         store.close()
     console.print(f"Demand layer replaced: {count} cells.")
@@ -328,8 +337,8 @@ def import_boundaries(
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            count = tx.boundaries.replace_level(level, found)
+        with store.transaction() as tx, _progress("importing outlines", found) as chunks:
+            count = tx.boundaries.replace_level(level, [b for chunk in chunks for b in chunk])
     finally:
         store.close()
     console.print(
@@ -395,6 +404,11 @@ def create_key(
     now = datetime.now(UTC)
     store = Store.open(settings.resolved_database_url)
     try:
+        unknown = sorted(set(district or ()) - _known_districts(store))
+        if unknown:
+            known = ", ".join(sorted(_known_districts(store))) or "none yet"
+            console.print(f"[red]Unknown district {', '.join(unknown)}[/]; known: {known}")
+            raise typer.Exit(2)
         issued = issue_key(
             store,
             role=role,
@@ -480,8 +494,54 @@ def schemas_export(
         typer.echo(path)
 
 
+IMPORT_CHUNK = 500  # rows written between two steps of an import's progress bar
+
+
+@contextlib.contextmanager
+def _progress(what: str, items: Sequence[_T]) -> Iterator[Iterator[list[_T]]]:
+    """Chunks of `items`, with a progress bar (like replay's) advancing as each is taken."""
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task(what, total=len(items))
+
+        def chunks() -> Iterator[list[_T]]:
+            for start in range(0, len(items), IMPORT_CHUNK):
+                chunk = list(items[start : start + IMPORT_CHUNK])
+                yield chunk
+                progress.update(task, advance=len(chunk))
+
+        yield chunks()
+
+
+def _known_districts(store: Store) -> set[str]:
+    """Districts the store knows: of its stations, outlines and demand layer."""
+    with store.transaction(readonly=True) as tx:
+        names = set(tx.stations.districts())
+        names |= {b.name for b in tx.boundaries.list() if b.level is BoundaryLevel.district}
+        names |= {cell.district for cell in tx.demand.load()}
+    return names
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One readable line per bad WAYSTATION_* value."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = []
+    for error in exc.errors():
+        name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return lines
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for line in settings_problems(exc):
+            typer.echo(line, err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

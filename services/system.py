@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from demo.simulator import Simulator
 from services.history import HistoryRecorder
@@ -35,6 +36,21 @@ class StoreStations:
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         with self.store.transaction() as tx:
             return tx.stations.existing_ids(ids)
+
+
+class LedgerWatermarks:
+    """When the embedded runtime last heard from each station (for `late` answers)."""
+
+    def __init__(self, runtime: EmbeddedRuntime) -> None:
+        self.runtime = runtime
+
+    def last_heard(self, ids: Sequence[str]) -> dict[str, datetime]:
+        if self.runtime.pipeline is None:
+            return {}
+        with self.runtime.reading() as pipeline:
+            records = pipeline.ledger.records
+            heard = {i: records[i].last_heard_at for i in ids if i in records}
+        return {i: at for i, at in heard.items() if at is not None}
 
 
 class EmbeddedSystem:
@@ -64,7 +80,11 @@ class EmbeddedSystem:
         self.kafka = KafkaSink(settings, self.clock) if settings.distributed else None
         sink: EventSink = self.kafka or self.runtime
         self.ingest = Ingest(
-            sink=sink, stations=StoreStations(self.store), settings=settings, secret=secret
+            sink=sink,
+            stations=StoreStations(self.store),
+            settings=settings,
+            secret=secret,
+            watermarks=None if settings.distributed else LedgerWatermarks(self.runtime),
         )
         wants_simulator = settings.simulate if simulate is None else simulate
         self.simulator = (
