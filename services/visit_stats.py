@@ -8,6 +8,7 @@ come from the keyed hash of `worker_ref` made on ingest; the hash never leaves t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 CURSOR_KEY = "visit_rollup_seq"
 PAGE_EVENTS = 5000
 WORKER_HASH_PREFIX = "h1:"
+HASH_HEX_CHARS = 64  # sha256
+KEY_HEX_CHARS = 16  # 64 bits
+SIGNED_OFFSET = 2**63  # unsigned 64-bit into a signed BIGINT
+HEX_DIGITS = frozenset("0123456789abcdef")
+WHOLE = "*"  # the period and area of a total
 IDLE_CHECK_SECONDS = 60.0
 
 
@@ -89,7 +95,7 @@ class VisitRollupFollower:
         visits: Counter[tuple[str, str, str]] = Counter()
         people: Counter[tuple[str, str, str]] = Counter()
         services: Counter[tuple[str, str, str]] = Counter()
-        workers: set[tuple[str, str, str]] = set()
+        workers: set[tuple[str, str, int]] = set()
         for item in page:
             if item.type != EventType.visit.value:
                 continue
@@ -102,8 +108,17 @@ class VisitRollupFollower:
                 services[(day, item.station_id, service)] += 1
             ref = payload.get("worker_ref")
             if ref:
-                workers.add((day, item.station_id, ref.removeprefix(WORKER_HASH_PREFIX)))
+                workers.add((day, item.station_id, worker_key(ref)))
         tx.visit_rollups.add({k: (visits[k], people[k]) for k in visits}, services, workers)
+
+
+def worker_key(ref: str) -> int:
+    """The first 64 bits of the ingest's keyed hash, as a signed 64-bit integer; a reference
+    stored before hashing existed is hashed here first (the key never leaves the store)."""
+    digest = ref.removeprefix(WORKER_HASH_PREFIX)
+    if len(digest) != HASH_HEX_CHARS or not set(digest) <= HEX_DIGITS:
+        digest = hashlib.sha256(ref.encode()).hexdigest()
+    return int(digest[:KEY_HEX_CHARS], 16) - SIGNED_OFFSET
 
 
 def visit_stats(
@@ -116,19 +131,20 @@ def visit_stats(
 ) -> VisitStatsList:
     with store.transaction(readonly=True) as tx:
         rows = tx.visit_rollups.stats(district, start, end, period, by)
-        whole = tx.visit_rollups.stats(district, start, end, None, None)
-    total = (
-        whole[0]
-        if whole
-        else VisitStats(
-            period="*",
-            area="*",
-            visits=0,
-            people=0,
-            distinct_workers=0,
-            by_worker_kind={},
-            services_used={},
-        )
+        distinct = tx.visit_rollups.distinct_workers(district, start, end)
+    kinds: Counter[str] = Counter()
+    services: Counter[str] = Counter()
+    for row in rows:  # the additive numbers of the total are the rows' sums
+        kinds.update(row.by_worker_kind)
+        services.update(row.services_used)
+    total = VisitStats(
+        period=WHOLE,
+        area=WHOLE,
+        visits=sum(r.visits for r in rows),
+        people=sum(r.people for r in rows),
+        distinct_workers=distinct,
+        by_worker_kind=dict(sorted(kinds.items())),
+        services_used=dict(sorted(services.items())),
     )
     return VisitStatsList(
         district=district, period=period, by=by, start=start, end=end, rows=rows, total=total

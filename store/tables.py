@@ -361,10 +361,12 @@ class VisitDayServiceRow(Base):
 
 class VisitDayWorkerRow(Base):
     """Which (hashed) workers visited a station on a day, so that distinct workers can be
-    counted over any area and period without the archive. The hash is never shown."""
+    counted over any area and period without the archive. `worker` is the first 64 bits of
+    the keyed hash (a collision among millions of workers is a one in 10^7 chance): an
+    integer counts distinct several times faster than 64 hex characters. Never shown."""
 
     __tablename__ = "visit_day_workers"
 
     day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
     station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
-    worker: Mapped[str] = mapped_column(String(HASH_LENGTH), primary_key=True)
+    worker: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -26,10 +26,10 @@ class VisitRollups:
         self,
         visits: Mapping[tuple[str, str, str], tuple[int, int]],
         services: Mapping[tuple[str, str, str], int],
-        workers: set[tuple[str, str, str]],
+        workers: set[tuple[str, str, int]],
     ) -> None:
         """Adds (day, station, worker kind) -> (visits, people), (day, station, service) ->
-        uses, and (day, station, worker hash) presences to the rollups."""
+        uses, and (day, station, worker key) presences to the rollups."""
         if visits:
             table = VisitDayRow.__table__
             stmt = dialect_insert(self._session, table)
@@ -91,15 +91,8 @@ class VisitRollups:
                     entry["people"] += int(row[4])
                 else:
                     entry["services"][row[2]] = int(row[3])
-        p, a = _period(VisitDayWorkerRow.day, period), _area(by)
-        stmt = (
-            select(p, a, func.count(func.distinct(VisitDayWorkerRow.worker)))
-            .join(StationRow, StationRow.station_id == VisitDayWorkerRow.station_id)
-            .where(StationRow.district == district, VisitDayWorkerRow.day.between(start, end))
-            .group_by(p, a)
-        )
-        for when, area, n in self._session.execute(stmt):
-            found[(when, area)]["distinct_workers"] = int(n)
+        for when, area, n in self._distinct(district, start, end, period, by):
+            found[(when, area)]["distinct_workers"] = n
         return [
             VisitStats(
                 period=when,
@@ -112,6 +105,23 @@ class VisitRollups:
             )
             for (when, area), e in sorted(found.items())
         ]
+
+    def distinct_workers(self, district: str, start: str, end: str) -> int:
+        """Distinct workers over the whole district and range (not a sum: people move)."""
+        found = self._distinct(district, start, end, None, None)
+        return found[0][2] if found else 0
+
+    def _distinct(
+        self, district: str, start: str, end: str, period: StatsPeriod | None, by: StatsArea | None
+    ) -> list[tuple[str, str, int]]:
+        p, a = _period(VisitDayWorkerRow.day, period), _area(by)
+        stmt = (
+            select(p, a, func.count(func.distinct(VisitDayWorkerRow.worker)))
+            .join(StationRow, StationRow.station_id == VisitDayWorkerRow.station_id)
+            .where(StationRow.district == district, VisitDayWorkerRow.day.between(start, end))
+            .group_by(p, a)
+        )
+        return [(when, area, int(n)) for when, area, n in self._session.execute(stmt)]
 
 
 def _period(day: Any, period: StatsPeriod | None) -> ColumnElement[str]:

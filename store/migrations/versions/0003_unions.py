@@ -100,7 +100,7 @@ def upgrade() -> None:
         "visit_day_workers",
         sa.Column("day", sa.String(10), primary_key=True),
         sa.Column("station_id", sa.String(64), primary_key=True),
-        sa.Column("worker", sa.String(64), primary_key=True),
+        sa.Column("worker", sa.BigInteger(), primary_key=True),
     )
 
 
