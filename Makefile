@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/waystation run
+	$(BIN)/waystation demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

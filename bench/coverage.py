@@ -36,10 +36,10 @@ import shapely
 from pyproj import Geod, Transformer
 
 from bench.results import Result, flip_percentiles
+from demo.sample_city import CENTRE_LAT_DEG, CENTRE_LON_DEG, SampleCity, generate_sample_city
 from geo.catchment import CircleCatchments
 from geo.coverage import CoverageIndex
 from geo.grid import Grid
-from geo.sample_city import CENTRE_LAT_DEG, CENTRE_LON_DEG, SampleCity, generate_sample_city
 from schemas.stations import StationState
 from waystation.settings import Settings
 

@@ -23,7 +23,7 @@ import httpx
 
 from bench.browser import VIEWPORT, chromium
 from bench.results import Result
-from geo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
+from demo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
 from schemas.auth import Role
 from services.app import create_app
 from services.auth import issue_key

@@ -19,14 +19,14 @@ import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from bench.coverage import DISTRICT_STATIONS, SEED
 from bench.results import Result
-from geo.sample_city import SampleCity, generate_sample_city
+from demo.sample_city import WITHIN_OPENING_HOURS, SampleCity, generate_sample_city
 from schemas.events import (
     AmenityState,
     CheckInEvent,
@@ -69,7 +69,7 @@ PROBE_POLL_S = 0.001
 EVENTS_PER_S_TARGET = 10_000.0
 EVENT_TO_MAP_TARGET_MS = 500.0
 
-T_END = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)  # the clock; every event is at or before it
+T_END = WITHIN_OPENING_HOURS  # the clock; every event is at or before it
 WINDOW = timedelta(minutes=5)  # the stream's events are spread evenly over this window
 
 # After every station has opened (a check-in and a health check each), the rest of the stream.

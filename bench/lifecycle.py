@@ -36,7 +36,7 @@ from bench.coverage import (
 from bench.dashboard import served
 from bench.pipeline import T0, prepare
 from bench.results import Result, flip_percentiles
-from geo.sample_city import generate_sample_city
+from demo.sample_city import generate_sample_city
 from schemas.lifecycle import StationAction, StationChange
 from services.scan_desk import ScanDesk
 

@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -30,10 +30,10 @@ from bench.coverage import (
     SEED,
 )
 from bench.results import Result, flip_percentiles
+from demo.sample_city import WITHIN_OPENING_HOURS, SampleCity, generate_sample_city
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
-from geo.sample_city import SampleCity, generate_sample_city
 from schemas.alerts import AlertEvent
 from schemas.events import (
     AmenityState,
@@ -52,7 +52,7 @@ from waystation.settings import Settings
 SETTINGS = Settings.model_construct(zone_scheme="h3")
 GRID = Grid(SETTINGS.grid_resolution, SETTINGS.zone_resolution)
 
-T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+T0 = WITHIN_OPENING_HOURS
 FLIP_STEP = timedelta(seconds=1)  # the clock moves this much between flips
 
 FLIPS = 5000

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bench.coverage import (
     CITY_AREA_KM2,
@@ -29,8 +28,8 @@ from bench.coverage import (
     SEED,
 )
 from bench.results import Result
+from demo.sample_city import WITHIN_OPENING_HOURS, SampleCity, generate_sample_city
 from geo.demand import DemandLayer
-from geo.sample_city import SampleCity, generate_sample_city
 from geo.siting import CoverProblem, maximal_covering
 from geo.siting_exact import exact_maximal_covering
 from schemas.planning import ScenarioChanges, SitingRequest
@@ -42,7 +41,7 @@ from streams.planner import Planner
 from streams.world import build_catchments, build_grid
 from waystation.settings import Settings
 
-NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+NOW = WITHIN_OPENING_HOURS
 DOWN_SHARE = 0.1  # stations closed or silent in the live state
 SITING_K = 50
 SITING_TARGET_S = 10.0

@@ -27,6 +27,7 @@ MODULES: tuple[str, ...] = (
     "bench.dashboard",
     "bench.lifecycle",
     "bench.planning",
+    "bench.union_reports",
 )
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.results import Result
+from demo.sample_city import SampleCity, generate_sample_city
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
-from geo.sample_city import SampleCity, generate_sample_city
 from geo.zones import BoundaryZones, H3Zones
 from schemas.api import CellStatus
 from schemas.geography import BoundaryLevel, CoverageCell

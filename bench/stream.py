@@ -27,14 +27,14 @@ import shutil
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.results import Result
-from geo.sample_city import generate_sample_city
+from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
 from schemas.events import EVENT_ADAPTER, Event
 from services.bootstrap import load_city
 from services.broker_topics import create_topics
@@ -58,7 +58,7 @@ EMBEDDED_BATCH = 500
 WORKER_READY_TIMEOUT_S = 120
 OUTCOME_TIMEOUT_S = 600
 CONSUMER_POLL_MS = 500
-T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+T0 = WITHIN_OPENING_HOURS
 SPREAD_S = 300  # events occur over the five minutes before T0
 
 

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.reasons import Reason
+
 
 class AlertKind(StrEnum):
     zone_underserved = "zone_underserved"
@@ -32,7 +34,8 @@ class AlertEvidence(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    detail: str = ""
+    detail: str = Field("", description="`reason` in English")
+    reason: Reason | None = Field(None, description="Why, as a code and values to word")
     cells: tuple[str, ...] = ()
     uncovered_demand_workers: float = 0.0
     stations: tuple[str, ...] = Field((), description="Stations whose state caused the condition")

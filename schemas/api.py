@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.alerts import Alert, AlertKind
+from schemas.reasons import NEVER_HEARD_FROM, Reason
 from schemas.stations import Station, StationState
 
 
@@ -31,6 +32,7 @@ class Problem(BaseModel):
 
 class EventResult(StrEnum):
     accepted = "accepted"
+    late = "late"  # archived, but older than the station's latest report by more than allowed
     duplicate = "duplicate"
     rejected = "rejected"
 
@@ -45,6 +47,9 @@ class EventOutcome(BaseModel):
 
 class IngestResponse(BaseModel):
     accepted: int
+    late: int = Field(
+        0, description="Archived but too old to change the station's state (not applied)"
+    )
     duplicates: int
     rejected: int
     results: list[EventOutcome]
@@ -54,7 +59,8 @@ class StationView(BaseModel):
     station: Station
     state: StationState
     state_since: datetime | None
-    state_reason: str
+    state_reason: str = Field(description="Why, in English")
+    state_cause: Reason = Field(NEVER_HEARD_FROM, description="Why, as a code and values")
     last_heard_at: datetime | None
 
 
@@ -107,6 +113,12 @@ class GapReport(BaseModel):
     district: str | None
     generated_at: datetime
     zones: list[ZoneGap]
+    stations_by_state: dict[StationState, int] = Field(
+        default_factory=dict, description="The district's stations by state, as of the report"
+    )
+    open_alerts_by_kind: dict[AlertKind, int] = Field(
+        default_factory=dict, description="The district's open alerts, as of the report"
+    )
 
 
 class ImportProblem(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from schemas.alert_actions import AlertHandling
 from schemas.alerts import Alert, AlertKind
 from schemas.auth import Role
 from schemas.stations import StationState
@@ -24,6 +25,11 @@ class Whoami(BaseModel):
     timezone: str = Field(description="IANA time zone the page shows times in")
     basemap_tile_url: str | None
     basemap_attribution: str
+    sample_data: bool = Field(
+        False,
+        description="The store holds the generated sample city: its stations, demand and "
+        "events are made up (and simulated while `waystation demo` runs)",
+    )
 
 
 class Kpis(BaseModel):
@@ -80,6 +86,9 @@ class MapSnapshot(BaseModel):
         description="Underserved zones: 'district/subdistrict' names or H3 cells"
     )
     open_alerts: list[Alert]
+    alert_handling: dict[str, AlertHandling] = Field(
+        default_factory=dict, description="What people did about open alerts, by alert_id"
+    )
     kpis: Kpis
 
 

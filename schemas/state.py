@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import AmenityState, CheckInStatus
 from schemas.mobile import GeoPoint
+from schemas.reasons import NEVER_HEARD_FROM, Reason
 from schemas.stations import Amenity, StationState
 
 
@@ -48,6 +49,7 @@ class StationRecord(BaseModel):
     # where coverage counts it now (None: at its registered location).
     check_in_location: GeoPoint | None = None
     placed: GeoPoint | None = None
+    state_cause: Reason = NEVER_HEARD_FROM
 
     @property
     def last_heard_at(self) -> datetime | None:
@@ -66,6 +68,7 @@ class StationStateChanged(BaseModel):
     at: datetime
     supply_ratio: float = Field(0.0, ge=0, description="2SFCA step one: seats per worker")
     reason: str
+    cause: Reason | None = Field(None, description="`reason` as a code and values")
 
 
 class CoverageDelta(BaseModel):

@@ -1,1 +1,1 @@
-"""Edges: HTTP API, dashboard, ingest, simulator, CLI."""
+"""Edges: HTTP API, dashboard, ingest, CLI."""

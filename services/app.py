@@ -39,18 +39,22 @@ from services.problems import PROBLEM_JSON, problem
 from services.readings import Readings, UnknownBoundaryError, UnknownDistrictError
 from services.routes import (
     admin,
+    alert_actions,
     alerts,
     boundaries,
     coverage,
     dashboard,
     docs,
     events,
+    history,
     mobile,
     planning,
     reports,
     scan,
     stations,
     stations_lifecycle,
+    stats,
+    webhooks,
 )
 from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError, UnknownStationError
@@ -180,6 +184,10 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.include_router(scan.router)
     app.include_router(mobile.router)
     app.include_router(planning.router)
+    app.include_router(alert_actions.router)
+    app.include_router(webhooks.router)
+    app.include_router(history.router)
+    app.include_router(stats.router)
     if settings.api_docs:
         app.include_router(docs.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

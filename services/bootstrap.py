@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from geo.sample_city import SampleCity, generate_sample_city
+from demo.sample_city import SampleCity, generate_sample_city
 from store.unit_of_work import Store
 from waystation.settings import Settings
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sys
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +25,10 @@ from schemas.geography import BoundaryLevel
 from services.events_cli import events_app
 from services.planning_cli import plan_app, report_app
 from waystation.settings import Settings
+
+if TYPE_CHECKING:
+    from services.system import EmbeddedSystem
+    from store.unit_of_work import Store
 
 app = typer.Typer(help="Rest stations for outdoor workers: live coverage, alerts, gap reports.")
 stations_app = typer.Typer(help="The station registry.")
@@ -41,6 +48,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(events_app, name="events")
 app.add_typer(plan_app, name="plan")
 app.add_typer(report_app, name="report")
+_T = TypeVar("_T")
 console = Console(stderr=True)
 CLI_ACTOR = "cli"  # who made a registry change from the command line
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -62,17 +70,38 @@ def _logging() -> None:
 def run(
     host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
-    simulate: Annotated[
-        bool | None, typer.Option("--simulate/--no-simulate", help="Feed simulated events")
-    ] = None,
 ) -> None:
-    """Start the API with the store and the simulator. Embedded (the default), the processors
-    run here too; with WAYSTATION_BROKER_URL set, events go to Kafka and `waystation worker`
-    processes them."""
-    from services.app import create_app
-    from services.bootstrap import ensure_sample_city
+    """Start the API on the store as it is: no sample data, no simulated events (see `demo`).
+    Embedded (the default), the processors run here too; with WAYSTATION_BROKER_URL set,
+    events go to Kafka and `waystation worker` processes them."""
+    from services.system import EmbeddedSystem
+
+    _logging()
+    settings = Settings()
+    system = EmbeddedSystem(settings, simulate=settings.simulate)
+    with system.store.transaction() as tx:
+        empty = not tx.stations.count()
+    if empty:
+        console.print(
+            "The store has no stations yet: import yours (`waystation stations import`), "
+            "or try the sample city with `waystation demo`."
+        )
+    _serve(system, settings, host, port)
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Bind address (default from settings)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default from settings)")] = None,
+    simulate: Annotated[
+        bool, typer.Option("--simulate/--no-simulate", help="Feed the stations simulated events")
+    ] = True,
+) -> None:
+    """The live sample city: on an empty store, loads the generated city and a demo key per
+    role, then serves it while a simulator feeds its stations events. Refuses a store that
+    holds real stations, so that nothing simulated lands among them."""
+    from services.bootstrap import SAMPLE_CITY_KEY, ensure_sample_city
     from services.demo_keys import ensure_demo_keys
-    from services.server import Server
     from services.system import EmbeddedSystem
 
     _logging()
@@ -80,10 +109,27 @@ def run(
     system = EmbeddedSystem(settings, simulate=simulate)
     if ensure_sample_city(system.store, settings):
         console.print("[green]First start:[/] loaded the sample city.")
+    with system.store.transaction() as tx:
+        is_sample = tx.meta.get(SAMPLE_CITY_KEY) is not None
+    if not is_sample:
+        system.store.close()
+        console.print(
+            "[red]This store holds real stations:[/] the demo simulates events and only runs "
+            f"on an empty store or the sample city's. Use `waystation run`, or point "
+            f"WAYSTATION_DATA_DIR elsewhere (now {settings.data_dir})."
+        )
+        raise typer.Exit(2)
     if settings.demo_keys:
         keys_file = ensure_demo_keys(system.store, settings.data_dir, system.clock.now())
         if keys_file is not None:
             console.print(f"[green]Demo API keys[/] (one per role) are in [bold]{keys_file}[/]")
+    _serve(system, settings, host, port)
+
+
+def _serve(system: EmbeddedSystem, settings: Settings, host: str | None, port: int | None) -> None:
+    from services.app import create_app
+    from services.server import Server
+
     bind_host, bind_port = host or settings.api_host, port or settings.api_port
     console.print(f"waystation on [bold]http://{bind_host}:{bind_port}[/] (Ctrl-C stops it)")
     # uvicorn re-raises the Ctrl-C it stopped for, once everything has stopped.
@@ -187,7 +233,7 @@ def sample_city(
     seed: Annotated[int | None, typer.Option(help="Seed (default from settings)")] = None,
 ) -> None:
     """Write the generated sample city as GeoJSON and CSV, to show the file formats."""
-    from geo.sample_city import generate_sample_city
+    from demo.sample_city import generate_sample_city
     from services.station_files import write_sample_city
 
     settings = Settings()
@@ -205,6 +251,10 @@ def sample_city(
 def import_stations(
     file: Annotated[Path, typer.Argument(help="GeoJSON (.geojson/.json) or CSV (.csv)")],
     crs: Annotated[Crs, typer.Option(help="Datum of the coordinates in the file")] = Crs.wgs84,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding (default: UTF-8, or GBK/GB18030 as Excel saves it)"),
+    ] = None,
 ) -> None:
     """Add or update stations from a file; bad rows are listed and the good ones imported."""
     from services.station_files import StationFileError, read_stations
@@ -212,16 +262,19 @@ def import_stations(
 
     settings = Settings()
     try:
-        result = read_stations(file, datum=Datum(crs.value))
+        result = read_stations(file, datum=Datum(crs.value), encoding=encoding)
     except (StationFileError, OSError) as exc:
         console.print(f"[red]Cannot read {file}:[/] {exc}")
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            changes = tx.station_changes.write(
-                result.stations, actor=CLI_ACTOR, at=datetime.now(UTC)
-            )
+        with store.transaction() as tx, _progress("importing stations", result.stations) as chunks:
+            now = datetime.now(UTC)
+            changes = [
+                change
+                for chunk in chunks
+                for change in tx.station_changes.write(chunk, actor=CLI_ACTOR, at=now)
+            ]
     finally:
         store.close()
     console.print(
@@ -359,8 +412,8 @@ def import_demand(
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            count = tx.demand.replace(cells)
+        with store.transaction() as tx, _progress("importing demand cells", cells) as chunks:
+            count = tx.demand.replace(cell for chunk in chunks for cell in chunk)
     finally:
         store.close()
     console.print(f"Demand layer replaced: {count} cells.")
@@ -390,8 +443,8 @@ def import_boundaries(
         raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
-        with store.transaction() as tx:
-            count = tx.boundaries.replace_level(level, found)
+        with store.transaction() as tx, _progress("importing outlines", found) as chunks:
+            count = tx.boundaries.replace_level(level, [b for chunk in chunks for b in chunk])
     finally:
         store.close()
     console.print(
@@ -457,6 +510,11 @@ def create_key(
     now = datetime.now(UTC)
     store = Store.open(settings.resolved_database_url)
     try:
+        unknown = sorted(set(district or ()) - _known_districts(store))
+        if unknown:
+            known = ", ".join(sorted(_known_districts(store))) or "none yet"
+            console.print(f"[red]Unknown district {', '.join(unknown)}[/]; known: {known}")
+            raise typer.Exit(2)
         issued = issue_key(
             store,
             role=role,
@@ -542,8 +600,54 @@ def schemas_export(
         typer.echo(path)
 
 
+IMPORT_CHUNK = 500  # rows written between two steps of an import's progress bar
+
+
+@contextlib.contextmanager
+def _progress(what: str, items: Sequence[_T]) -> Iterator[Iterator[list[_T]]]:
+    """Chunks of `items`, with a progress bar (like replay's) advancing as each is taken."""
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task(what, total=len(items))
+
+        def chunks() -> Iterator[list[_T]]:
+            for start in range(0, len(items), IMPORT_CHUNK):
+                chunk = list(items[start : start + IMPORT_CHUNK])
+                yield chunk
+                progress.update(task, advance=len(chunk))
+
+        yield chunks()
+
+
+def _known_districts(store: Store) -> set[str]:
+    """Districts the store knows: of its stations, outlines and demand layer."""
+    with store.transaction(readonly=True) as tx:
+        names = set(tx.stations.districts())
+        names |= {b.name for b in tx.boundaries.list() if b.level is BoundaryLevel.district}
+        names |= {cell.district for cell in tx.demand.load()}
+    return names
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One readable line per bad WAYSTATION_* value."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = []
+    for error in exc.errors():
+        name = prefix + "_".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"{name}: {error['msg']} (got {error.get('input')!r})")
+    return lines
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        for line in settings_problems(exc):
+            typer.echo(line, err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

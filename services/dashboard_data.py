@@ -11,9 +11,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import h3
+from shapely.geometry import shape
 
 from geo.demand import DemandLayer
-from schemas.alerts import AlertKind, AlertStatus
+from schemas.alerts import AlertKind
 from schemas.api import CellStatus
 from schemas.dashboard import (
     BoundaryCollection,
@@ -25,7 +26,10 @@ from schemas.dashboard import (
 from schemas.events import EventType
 from schemas.geography import BoundaryLevel
 from schemas.stations import Station, StationState
+from services.alert_handling import handling_by_alert
 from services.auth import Principal
+from services.bootstrap import SAMPLE_CITY_KEY
+from services.station_tally import take_tally
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from streams.ledger import counted_at
@@ -87,7 +91,12 @@ class DashboardData:
             timezone=self.settings.timezone,
             basemap_tile_url=self.settings.basemap_tile_url,
             basemap_attribution=self.settings.basemap_attribution,
+            sample_data=self.sample_data(),
         )
+
+    def sample_data(self) -> bool:
+        with self.store.transaction(readonly=True) as tx:
+            return tx.meta.get(SAMPLE_CITY_KEY) is not None
 
     # the map -------------------------------------------------------------------------------
 
@@ -104,11 +113,14 @@ class DashboardData:
         now = self.clock.now()
         with self.store.transaction() as tx:
             stations = tx.stations.list(district=district)
-            open_alerts = tx.alerts.list(status=AlertStatus.open, district=district, limit=10**6)
+        tally = take_tally(self.runtime)
+        open_alerts = tally.alerts(district)
+        with self.store.transaction(readonly=True) as tx:
+            actions = tx.alert_actions.for_alerts([a.alert_id for a in open_alerts])
+        handling = handling_by_alert(actions)
         visits = self.visits_by_station(now)
         runtime = self.runtime
-        with runtime.reading() as pipeline:
-            records = dict(pipeline.ledger.records)
+        with runtime.reading():
             demand = runtime.demand
             cells = demand.cells_of_district(district)
             views = [runtime.coverage_map.view(cell) for cell in cells]
@@ -118,24 +130,21 @@ class DashboardData:
             | {demand.subdistrict_of_cell[c] or "" for c in cells} - {""}
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
-        states = [
-            records[s.station_id].state if s.station_id in records else StationState.silent
-            for s in stations
-        ]
-        positions = [counted_at(s, records.get(s.station_id)) for s in stations]  # buses move
+        states = [tally.state_of(s.station_id) for s in stations]
+        positions = [counted_at(s, tally.records.get(s.station_id)) for s in stations]  # buses move
         centres = self.centres.of(demand, cells)
         demand_total = sum(v.demand_workers for v in views)
         covered_total = sum(v.demand_workers for v in views if v.covered)
         kpis = Kpis(
             district=district,
-            stations_total=len(stations),
-            stations_by_state=dict.fromkeys(STATES, 0) | Counter(states),
+            stations_total=tally.stations_total(district),
+            stations_by_state=tally.stations_by_state(district),
             demand_workers=round(demand_total, 1),
             demand_covered_workers=round(covered_total, 1),
             demand_covered_pct=round(100.0 * covered_total / demand_total, 2)
             if demand_total
             else 0.0,
-            open_alerts_by_kind=dict.fromkeys(AlertKind, 0) | Counter(a.kind for a in open_alerts),
+            open_alerts_by_kind=tally.open_alerts_by_kind(district),
             visits_today=sum(visits.get(s.station_id, 0) for s in stations),
             visits_today_by_subdistrict=visits_by_subdistrict(stations, visits),
         )
@@ -169,6 +178,7 @@ class DashboardData:
             },
             "underserved_zones": open_zones,
             "open_alerts": [a.model_dump(mode="json") for a in open_alerts],
+            "alert_handling": {k: h.model_dump(mode="json") for k, h in handling.items()},
             "kpis": kpis.model_dump(mode="json"),
         }
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
@@ -202,7 +212,12 @@ class DashboardData:
                 {
                     "type": "Feature",
                     "geometry": b.geometry,
-                    "properties": {"name": b.name, "level": b.level.value, "parent": b.parent},
+                    "properties": {
+                        "name": b.name,
+                        "level": b.level.value,
+                        "parent": b.parent,
+                        "label_at": label_point(b.geometry),
+                    },
                 }
             )
         return BoundaryCollection(features=features)
@@ -233,3 +248,10 @@ def visits_by_subdistrict(stations: Iterable[Station], visits: dict[str, int]) -
         if n:
             totals[s.subdistrict or ""] += n
     return dict(totals)
+
+
+def label_point(geometry: dict[str, Any]) -> list[float]:
+    """[lat, lon] of a point inside the outline, where its name is written on the map (a
+    centroid can fall outside a crescent-shaped subdistrict)."""
+    point = shape(geometry).representative_point()
+    return [round(point.y, COORD_DECIMALS), round(point.x, COORD_DECIMALS)]

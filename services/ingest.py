@@ -44,6 +44,13 @@ class StationDirectory(Protocol):
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
 
 
+class Watermarks(Protocol):
+    """When each station was last heard from, as far as processing knows (embedded only:
+    in distributed mode the workers know, and the answer cannot say `late`)."""
+
+    def last_heard(self, ids: Sequence[str]) -> dict[str, datetime]: ...
+
+
 class BodyError(Exception):
     """The request as a whole cannot be read; nothing in it is stored."""
 
@@ -166,6 +173,7 @@ class Ingest:
     stations: StationDirectory
     settings: Settings
     secret: bytes
+    watermarks: Watermarks | None = None
 
     def handle(
         self,
@@ -214,16 +222,35 @@ class Ingest:
                 )
             else:
                 to_store.append((index, hash_worker_ref(event, self.secret)))
+        late = self._late([event for _, event in to_store])
         stored = self.sink.submit([event for _, event in to_store])
         for (index, event), result in zip(to_store, stored, strict=True):
             outcomes[index] = self._stored(index, str(event.event_id), result)
+            if result is AppendOutcome.accepted and str(event.event_id) in late:
+                outcomes[index] = EventOutcome(
+                    index=index, event_id=str(event.event_id), result=EventResult.late, status=202
+                )
         final = [o for o in outcomes if o is not None]
         return IngestResponse(
             accepted=sum(o.result is EventResult.accepted for o in final),
+            late=sum(o.result is EventResult.late for o in final),
             duplicates=sum(o.result is EventResult.duplicate for o in final),
             rejected=sum(o.result is EventResult.rejected for o in final),
             results=final,
         )
+
+    def _late(self, events: Sequence[Event]) -> set[str]:
+        """Ids of events older than their station's last report by more than the allowed
+        lateness: archived, never applied (the ledger's rule, told to the poster)."""
+        if self.watermarks is None or not events:
+            return set()
+        heard = self.watermarks.last_heard(sorted({e.station_id for e in events}))
+        allowed = timedelta(minutes=self.settings.allowed_lateness_minutes)
+        return {
+            str(e.event_id)
+            for e in events
+            if e.station_id in heard and e.occurred_at < heard[e.station_id] - allowed
+        }
 
     @staticmethod
     def _rejected(

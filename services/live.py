@@ -25,6 +25,7 @@ from schemas.alerts import AlertEvent
 from schemas.state import StationStateChanged
 from services.dashboard_data import STATE_INDEX, DashboardData
 from services.kpi_book import KpiBook
+from services.station_tally import Tally, take_tally
 from streams.embedded import EmbeddedRuntime
 from streams.pipeline import StepOutcome
 from waystation.settings import Settings
@@ -175,12 +176,13 @@ class LiveHub:
         with self._lock:
             districts = {sub.district for sub in self._subscriptions}
         if not districts:
-            return  # nobody listens: the KPIs are rebuilt when somebody does
+            self.book.invalidate()  # nobody listens: rebuilt when somebody does
+            return
         if not self.book.ready:
-            was_built = self._visits_at > 0
+            demand_changed = self.book.demand_changed
             self.book.rebuild()
             self._refresh_visits()
-            if was_built:  # the demand layer changed under the dashboards: refetch
+            if demand_changed:  # what the dashboards show is void: refetch
                 self._broadcast(RESYNC)
                 return
         if any(outcome.relocated for outcome in outcomes):
@@ -210,12 +212,11 @@ class LiveHub:
             self._broadcast(RESYNC)
             return
         cell_updates = self.data.cell_updates(sorted(cells))
-        self.book.stations((c.station_id, c.new) for c in changes.values())
         self.book.cells((u["id"], bool(u["covered"])) for u in cell_updates)
-        self.book.alerts(e.alert for e in alerts.values())
+        tally = take_tally(self.runtime)
         self.seq += 1
         for district in districts:
-            message = self._message(district, changes, cell_updates, alerts)
+            message = self._message(district, changes, cell_updates, alerts, tally)
             self._send(district, sse("update", message, self.seq))
 
     def _refresh_visits(self) -> bool:
@@ -244,6 +245,7 @@ class LiveHub:
         changes: dict[str, StationStateChanged],
         cell_updates: list[dict[str, Any]],
         alerts: dict[str, AlertEvent],
+        tally: Tally,
     ) -> dict[str, Any]:
         registry = self.runtime.registry
         assert registry is not None
@@ -271,8 +273,15 @@ class LiveHub:
                 for e in alerts.values()
                 if mine(e.alert.district)
             ],
-            "kpis": self.book.kpis(district).model_dump(mode="json"),
+            "kpis": self.book.kpis(district, tally).model_dump(mode="json"),
         }
+
+    def tell(self, district: str | None, event: str, data: dict[str, Any]) -> None:
+        """A message outside the update sequence (e.g. someone acted on an alert), for the
+        streams of `district` and of every district."""
+        with self._lock:
+            targets = [s for s in self._subscriptions if s.district in (None, district)]
+        _deliver(targets, sse(event, data))
 
     def _send(self, district: str | None, message: str) -> None:
         with self._lock:

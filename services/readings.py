@@ -13,7 +13,9 @@ from schemas.alerts import AlertKind, AlertStatus
 from schemas.api import CoverageResponse, CoverageSummary, StationView, ZoneGap
 from schemas.events import EventType
 from schemas.geography import AreaGap, BoundaryLevel
+from schemas.reasons import NEVER_HEARD_FROM
 from schemas.stations import StationState
+from services.station_tally import take_tally
 from streams.embedded import EmbeddedRuntime
 
 
@@ -99,9 +101,7 @@ class Readings:
 
     def summary(self, district: str | None) -> CoverageSummary:
         self.check_district(district)
-        ids = self._station_ids(district)
-        with self.store.transaction() as tx:
-            by_state = tx.records.counts_by_state(station_ids=ids)
+        by_state = take_tally(self.runtime).stations_by_state(district)
         threshold = self.settings.zone_uncovered_demand_workers
         with self.runtime.reading():
             cells = self.runtime.coverage_map.cells(district)
@@ -157,16 +157,17 @@ class Readings:
     ) -> list[StationView]:
         with self.store.transaction() as tx:
             stations = tx.stations.list(district=district, subdistrict=subdistrict)
-        with self.runtime.reading() as pipeline:
-            records = dict(pipeline.ledger.records)
+        tally = take_tally(self.runtime)
+        records = tally.records
         views = []
         for station in stations:
             record = records.get(station.station_id)
             view = StationView(
                 station=station,
-                state=record.state if record else StationState.silent,
+                state=tally.state_of(station.station_id),
                 state_since=record.state_since if record else None,
-                state_reason=record.state_reason if record else "never heard from",
+                state_reason=record.state_reason if record else NEVER_HEARD_FROM.text(),
+                state_cause=record.state_cause if record else NEVER_HEARD_FROM,
                 last_heard_at=record.last_heard_at if record else None,
             )
             if state is None or view.state is state:

@@ -29,9 +29,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from demo.sample_city import SampleCity
 from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
 from geo.polygon_input import check_polygon_coordinates
-from geo.sample_city import SampleCity
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
 
@@ -59,6 +59,7 @@ CSV_SUFFIXES = frozenset({".csv"})
 COORDINATE_FIELDS = ("lon", "lat")
 # Read with utf-8-sig so that a CSV saved by Excel (which adds a byte-order mark) still parses.
 READ_ENCODING = "utf-8-sig"
+CHINESE_ENCODING = "gb18030"  # a superset of GBK and GB2312
 WRITE_ENCODING = "utf-8"
 
 STATIONS_GEOJSON = "stations.geojson"
@@ -93,15 +94,18 @@ class StationFileResult:
 # --- reading stations -----------------------------------------------------------------------
 
 
-def read_stations(path: Path, *, datum: Datum = Datum.wgs84) -> StationFileResult:
-    """Read a station file (format by suffix), converting coordinates from `datum` to WGS84."""
+def read_stations(
+    path: Path, *, datum: Datum = Datum.wgs84, encoding: str | None = None
+) -> StationFileResult:
+    """Read a station file (format by suffix), converting coordinates from `datum` to WGS84.
+    Without `encoding`, UTF-8 or GBK/GB18030 is recognised."""
     datum = Datum(datum)
     suffix = path.suffix.lower()
     rows: Iterator[tuple[int | str, dict[str, Any] | RowError]]
     if suffix in GEOJSON_SUFFIXES:
-        rows = _geojson_station_rows(path)
+        rows = _geojson_station_rows(path, encoding)
     elif suffix in CSV_SUFFIXES:
-        rows = _csv_station_rows(path)
+        rows = _csv_station_rows(path, encoding)
     else:
         raise StationFileError(
             f"{path.name}: unknown station file type {suffix!r} (use .geojson or .csv)"
@@ -164,18 +168,34 @@ def _to_wgs84(raw: dict[str, Any], datum: Datum) -> dict[str, Any]:
     return converted
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, encoding: str | None = None) -> str:
+    """The file's text: in `encoding` when given, else UTF-8 (with or without a byte order
+    mark) or, failing that, GB18030, which covers the GBK that Excel saves in China."""
+    data = path.read_bytes()
+    if encoding is not None:
+        try:
+            return data.decode(encoding)
+        except LookupError as exc:
+            raise StationFileError(f"unknown encoding {encoding!r}") from exc
+        except UnicodeDecodeError as exc:
+            raise StationFileError(
+                f"{path.name}: not {encoding} text ({exc.reason} at byte {exc.start})"
+            ) from exc
     try:
-        return path.read_text(encoding=READ_ENCODING)
+        return data.decode(READ_ENCODING)
     except UnicodeDecodeError as exc:
-        raise StationFileError(
-            f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from exc
+        try:
+            return data.decode(CHINESE_ENCODING)
+        except UnicodeDecodeError:
+            raise StationFileError(
+                f"{path.name}: neither UTF-8 nor GBK/GB18030 text ({exc.reason} at byte "
+                f"{exc.start}); name its encoding with --encoding"
+            ) from exc
 
 
-def _load_feature_collection(path: Path) -> list[Any]:
+def _load_feature_collection(path: Path, encoding: str | None = None) -> list[Any]:
     try:
-        data = json.loads(_read_text(path))
+        data = json.loads(_read_text(path, encoding))
     except json.JSONDecodeError as exc:
         raise StationFileError(
             f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
@@ -188,8 +208,10 @@ def _load_feature_collection(path: Path) -> list[Any]:
     return features
 
 
-def _geojson_station_rows(path: Path) -> Iterator[tuple[str, dict[str, Any] | RowError]]:
-    for index, feature in enumerate(_load_feature_collection(path)):
+def _geojson_station_rows(
+    path: Path, encoding: str | None = None
+) -> Iterator[tuple[str, dict[str, Any] | RowError]]:
+    for index, feature in enumerate(_load_feature_collection(path, encoding)):
         row = f"features[{index}]"
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             yield row, RowError(row, "feature", "not a GeoJSON Feature object")
@@ -220,10 +242,10 @@ def _point_coordinates(geometry: Any) -> tuple[float, float] | None:
 
 
 def _csv_records(
-    path: Path, columns: tuple[str, ...], required: frozenset[str]
+    path: Path, columns: tuple[str, ...], required: frozenset[str], encoding: str | None = None
 ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """Non-blank CSV records as {column: text}, empty cells left out, by line number."""
-    text = _read_text(path)
+    text = _read_text(path, encoding)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -266,8 +288,10 @@ def _check_header(
         )
 
 
-def _csv_station_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    for line, record in _csv_records(path, STATION_CSV_COLUMNS, STATION_CSV_REQUIRED):
+def _csv_station_rows(
+    path: Path, encoding: str | None = None
+) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    for line, record in _csv_records(path, STATION_CSV_COLUMNS, STATION_CSV_REQUIRED, encoding):
         if isinstance(record, RowError):
             yield line, record
             continue

@@ -11,12 +11,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 
+from demo.simulator import Simulator
 from schemas.api import Health
+from services.history import HistoryRecorder
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
-from services.simulator import Simulator
+from services.station_tally import take_tally
+from services.visit_stats import VisitRollupFollower
+from services.webhooks import WebhookDispatcher
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
 from streams.embedded import EmbeddedRuntime
@@ -35,6 +40,21 @@ class StoreStations:
         # A read-only snapshot: it must not queue behind the writers for SQLite's write lock.
         with self.store.transaction(readonly=True) as tx:
             return tx.stations.existing_ids(ids)
+
+
+class LedgerWatermarks:
+    """When the embedded runtime last heard from each station (for `late` answers)."""
+
+    def __init__(self, runtime: EmbeddedRuntime) -> None:
+        self.runtime = runtime
+
+    def last_heard(self, ids: Sequence[str]) -> dict[str, datetime]:
+        if self.runtime.pipeline is None:
+            return {}
+        with self.runtime.reading() as pipeline:
+            records = pipeline.ledger.records
+            heard = {i: records[i].last_heard_at for i in ids if i in records}
+        return {i: at for i, at in heard.items() if at is not None}
 
 
 class EmbeddedSystem:
@@ -60,12 +80,21 @@ class EmbeddedSystem:
         self.kafka = KafkaSink(settings, self.clock) if settings.distributed else None
         sink: EventSink = self.kafka or self.runtime
         self.ingest = Ingest(
-            sink=sink, stations=StoreStations(self.store), settings=settings, secret=secret
+            sink=sink,
+            stations=StoreStations(self.store),
+            settings=settings,
+            secret=secret,
+            watermarks=None if settings.distributed else LedgerWatermarks(self.runtime),
         )
         wants_simulator = settings.simulate if simulate is None else simulate
         self.simulator = (
-            Simulator(self.runtime, settings, self.clock, sink=sink) if wants_simulator else None
+            Simulator(self.runtime, settings, self.clock, submit=sink.submit)
+            if wants_simulator
+            else None
         )
+        self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
+        self.history = HistoryRecorder(self.runtime, settings, self.clock)
+        self.visit_rollups = VisitRollupFollower(self.store, settings)
         self.started = False
         self._published_seq = 0  # the last registry change handed to the workers
         self._publishing = threading.Lock()
@@ -88,34 +117,48 @@ class EmbeddedSystem:
         with self.store.transaction(readonly=True) as tx:
             self._published_seq = tx.station_changes.last_seq()
         self.runtime.start()
+        self.webhooks.start(self.runtime)
+        self.history.start()
+        self.visit_rollups.start(self.runtime)
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
 
     def health(self) -> Health:
         """`lagging` when the processor is behind: the oldest unapplied event is older than
-        `lagging_after_seconds`, or the backlog is full (posts are being refused)."""
-        with self.store.transaction(readonly=True) as tx:
-            stations = tx.stations.count()
-            by_kind = tx.alerts.count_open_by_kind()
+        `lagging_after_seconds`, or the backlog is full (posts are being refused). Counts come
+        from the same tally as every other view once the system has started."""
         lag = self.runtime.lag
+        if not self.started:
+            with self.store.transaction(readonly=True) as tx:
+                return Health(
+                    status="starting",
+                    queue_depth=self.runtime.queue_depth,
+                    lag_events=lag.events,
+                    lag_seconds=round(lag.seconds, 3),
+                    stations=tx.stations.count(),
+                    open_alerts=tx.alerts.count_open_by_kind(),
+                )
+        tally = take_tally(self.runtime)
         behind = (
             lag.seconds > self.settings.lagging_after_seconds
             or lag.events >= self.settings.max_unapplied_events
         )
-        status = "starting" if not self.started else "lagging" if behind else "ok"
         return Health(
-            status=status,
+            status="lagging" if behind else "ok",
             queue_depth=self.runtime.queue_depth,
             lag_events=lag.events,
             lag_seconds=round(lag.seconds, 3),
-            stations=stations,
-            open_alerts=by_kind,
+            stations=tally.stations_total(),
+            open_alerts=tally.open_alerts_by_kind(),
         )
 
     def stop(self) -> None:
         if self.simulator is not None:
             self.simulator.stop()
+        self.webhooks.stop()
+        self.history.stop()
+        self.visit_rollups.stop()
         self.runtime.stop()
         if self.kafka is not None:
             self.kafka.close()

@@ -160,6 +160,14 @@ class StationRepository:
         """Take a station out of the registry (retirement: its audit log keeps it)."""
         self._session.execute(delete(StationRow).where(StationRow.station_id == station_id))
 
+    def areas_of_each(self) -> dict[str, tuple[str, str | None]]:
+        """Every registered station's district and subdistrict, without loading whole
+        stations (a city's counts are taken from this at every scrape and live update)."""
+        stmt = select(StationRow.station_id, StationRow.district, StationRow.subdistrict)
+        return {
+            row.station_id: (row.district, row.subdistrict) for row in self._session.execute(stmt)
+        }
+
 
 def _station(row: StationRow) -> Station:
     return Station(
@@ -608,6 +616,10 @@ class AlertRepository:
         if district is not None:
             stmt = stmt.where(AlertRow.district == district)
         return [_alert(row) for row in self._session.scalars(stmt.limit(limit))]
+
+    def get(self, alert_id: str) -> Alert | None:
+        row = self._session.get(AlertRow, alert_id)
+        return _alert(row) if row is not None else None
 
     def count_open_by_kind(self) -> dict[AlertKind, int]:
         counts = dict.fromkeys(AlertKind, 0)

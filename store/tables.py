@@ -327,3 +327,112 @@ class GeocodeRow(Base):
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)  # WGS84
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     looked_up_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertActionRow(Base):
+    """What people did about an alert, in order: acknowledged, assigned, noted."""
+
+    __tablename__ = "alert_actions"
+
+    seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(NAME_LENGTH), index=True)
+    action: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    by_key_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    by_label: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    assignee: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookRow(Base):
+    """Where a district's alerts are sent. The secret signs bodies, so it is kept as is."""
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    flavour: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    secret: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
+
+
+class WebhookDeliveryRow(Base):
+    """The delivery log: one row per alert transition and webhook, written before the first
+    attempt so that a restart retries what was not delivered."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(ID_LENGTH), index=True)
+    alert_id: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    transition: Mapped[str] = mapped_column(String(ENUM_LENGTH))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),)
+
+
+class CoverageHistoryRow(Base):
+    """One point of an area's coverage history: a district (`subdistrict` empty) or one of
+    its subdistricts, every `interval_s` seconds (5-minute points, hourly once older)."""
+
+    __tablename__ = "coverage_history"
+
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    subdistrict: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    interval_s: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    coverage_pct: Mapped[float] = mapped_column(Float)
+    demand_workers: Mapped[float] = mapped_column(Float)
+    uncovered_demand_workers: Mapped[float] = mapped_column(Float)
+    available: Mapped[float] = mapped_column(Float)
+    degraded: Mapped[float] = mapped_column(Float)
+    closed: Mapped[float] = mapped_column(Float)
+    silent: Mapped[float] = mapped_column(Float)
+    open_alerts: Mapped[float] = mapped_column(Float)
+
+
+DAY_LENGTH = 10  # YYYY-MM-DD, the local day of the district's time zone
+
+
+class VisitDayRow(Base):
+    """Visits per local day, station and worker kind, added up as events are archived."""
+
+    __tablename__ = "visit_days"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    worker_kind: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer)
+    people: Mapped[int] = mapped_column(Integer)
+
+
+class VisitDayServiceRow(Base):
+    """Services used per local day and station (health screening, charging...)."""
+
+    __tablename__ = "visit_day_services"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    service: Mapped[str] = mapped_column(String(ENUM_LENGTH), primary_key=True)
+    uses: Mapped[int] = mapped_column(Integer)
+
+
+class VisitDayWorkerRow(Base):
+    """Which (hashed) workers visited a station on a day, so that distinct workers can be
+    counted over any area and period without the archive. `worker` is the first 64 bits of
+    the keyed hash (a collision among millions of workers is a one in 10^7 chance): an
+    integer counts distinct several times faster than 64 hex characters. Never shown."""
+
+    __tablename__ = "visit_day_workers"
+
+    day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    worker: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -8,11 +8,13 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from store.alert_actions import AlertActionLog, WebhookRepository
 from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
 from store.geocode_cache import GeocodeCache
+from store.history import HistoryRepository
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -24,6 +26,7 @@ from store.repositories import (
 from store.scan_tokens import ScanTokenRepository
 from store.scenarios import ScenarioRepository
 from store.station_changes import StationChangeLog
+from store.visit_stats import VisitRollups
 
 
 class UnitOfWork:
@@ -44,6 +47,10 @@ class UnitOfWork:
         self.scan_tokens = ScanTokenRepository(session)
         self.scenarios = ScenarioRepository(session)
         self.geocodes = GeocodeCache(session)
+        self.alert_actions = AlertActionLog(session)
+        self.webhooks = WebhookRepository(session)
+        self.history = HistoryRepository(session)
+        self.visit_rollups = VisitRollups(session)
 
 
 class Store:

@@ -23,6 +23,7 @@ from schemas.events import (
     HealthCheckEvent,
 )
 from schemas.mobile import GeoPoint
+from schemas.reasons import NEVER_HEARD_FROM, Reason, ReasonCode
 from schemas.state import EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from waystation.settings import Settings
@@ -30,7 +31,7 @@ from waystation.settings import Settings
 log = logging.getLogger(__name__)
 
 
-ClosedByClock = Callable[[StationRecord, datetime], str | None]
+ClosedByClock = Callable[[StationRecord, datetime], Reason | None]
 """Why the clock alone closes a station at an instant (outside its opening hours, a mobile
 unit between stops), or None."""
 
@@ -44,29 +45,44 @@ def counted_at(station: Station, record: StationRecord | None) -> GeoPoint:
 
 
 def station_state(
-    record: StationRecord, now: datetime, settings: Settings, closed_by_clock: str | None = None
+    record: StationRecord,
+    now: datetime,
+    settings: Settings,
+    closed_by_clock: Reason | None = None,
 ) -> tuple[StationState, str]:
-    """The effective state and a human reason. Closed beats silent: a closed station owes no
-    heartbeats; silent beats degraded: a station we cannot hear from is not counted on. The
-    clock closes a station (its hours) without anyone checking in."""
+    """The effective state and, in English, why."""
+    state, cause = station_cause(record, now, settings, closed_by_clock)
+    return state, cause.text()
+
+
+def station_cause(
+    record: StationRecord, now: datetime, settings: Settings, closed_by_clock: Reason | None = None
+) -> tuple[StationState, Reason]:
+    """The effective state and why, as a code and values. Closed beats silent: a closed
+    station owes no heartbeats; silent beats degraded: a station we cannot hear from is not
+    counted on. The clock closes a station (its hours) without anyone checking in."""
     heard = record.last_heard_at
     if heard is None:
-        return StationState.silent, "never heard from"
+        return StationState.silent, NEVER_HEARD_FROM
     if closed_by_clock is not None:
         return StationState.closed, closed_by_clock
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
-        return StationState.closed, f"checked in {record.check_in_status.value}"
+        status = record.check_in_status.value
+        return StationState.closed, Reason(code=ReasonCode.checked_in, values={"status": status})
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
-    if now - heard > timedelta(seconds=interval * settings.silence_missed_heartbeats):
-        return StationState.silent, f"no heartbeat since {heard.isoformat()}"
+    deadline = heard + timedelta(seconds=interval * settings.silence_missed_heartbeats)
+    if now > deadline:
+        since = heard.isoformat()
+        return StationState.silent, Reason(code=ReasonCode.no_heartbeat, values={"since": since})
     out = sorted(
         amenity.value
         for amenity, amenity_state in record.amenities.items()
         if amenity in settings.critical_amenities and amenity_state is AmenityState.out_of_service
     )
     if out:
-        return StationState.degraded, "out of service: " + ", ".join(out)
-    return StationState.available, "open and reporting"
+        cause = Reason(code=ReasonCode.amenities_out, values={"amenities": out})
+        return StationState.degraded, cause
+    return StationState.available, Reason(code=ReasonCode.open_and_reporting)
 
 
 def absorb(
@@ -224,7 +240,12 @@ class StationLedger:
         record = StationRecord(station_id=station_id, state_since=now)
         self.records[station_id] = record
         return StationStateChanged(
-            station_id=station_id, old=None, new=record.state, at=now, reason=record.state_reason
+            station_id=station_id,
+            old=None,
+            new=record.state,
+            at=now,
+            reason=record.state_reason,
+            cause=record.state_cause,
         )
 
     def settle(self, station_id: str, now: datetime) -> StationStateChanged | None:
@@ -236,17 +257,23 @@ class StationLedger:
         self, before: StationRecord, updated: StationRecord, now: datetime
     ) -> StationStateChanged | None:
         clock = self.closed_by_clock(updated, now) if self.closed_by_clock else None
-        state, reason = station_state(updated, now, self.settings, clock)
+        state, cause = station_cause(updated, now, self.settings, clock)
+        reason = cause.text()
         if state == before.state and before.station_id in self.records:
-            if updated is not before or reason != before.state_reason:
+            if updated is not before or cause != before.state_cause:
                 self.records[updated.station_id] = updated.model_copy(
-                    update={"state_reason": reason}
+                    update={"state_reason": reason, "state_cause": cause}
                 )
             return None
         old = before.state if before.station_id in self.records else None
         self.records[updated.station_id] = updated.model_copy(
-            update={"state": state, "state_since": now, "state_reason": reason}
+            update={
+                "state": state,
+                "state_since": now,
+                "state_reason": reason,
+                "state_cause": cause,
+            }
         )
         return StationStateChanged(
-            station_id=updated.station_id, old=old, new=state, at=now, reason=reason
+            station_id=updated.station_id, old=old, new=state, at=now, reason=reason, cause=cause
         )

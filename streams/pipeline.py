@@ -22,6 +22,7 @@ from schemas.events import Event, VisitEvent
 from schemas.lifecycle import StationChange
 from schemas.mobile import GeoPoint, stop_at
 from schemas.opening_hours import parse_opening_hours
+from schemas.reasons import Reason, ReasonCode
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from schemas.stations import Station, StationState
 from streams.alerts import AlertBook
@@ -195,7 +196,7 @@ class StationSteps:
         outcome.touched_cells |= previous
         return outcome
 
-    def closed_by_clock(self, record: StationRecord, now: datetime) -> str | None:
+    def closed_by_clock(self, record: StationRecord, now: datetime) -> Reason | None:
         """Outside its opening hours (in the district's time zone) a station is closed; a
         mobile unit is closed between its stops, unless a check-in said where it is."""
         station = self.registry.get(record.station_id)
@@ -203,12 +204,14 @@ class StationSteps:
             return None
         between_stops = record.check_in_location is None and stop_at(station.stops, now) is None
         if station.mobile and between_stops:
-            return "between stops"
+            return Reason(code=ReasonCode.between_stops)
         if station.opening_hours is None:
             return None
         if parse_opening_hours(station.opening_hours).is_open(now.astimezone(self.zone)):
             return None
-        return f"outside opening hours ({station.opening_hours})"
+        return Reason(
+            code=ReasonCode.outside_opening_hours, values={"hours": station.opening_hours}
+        )
 
     def position(self, station: Station) -> GeoPoint:
         return counted_at(station, self.ledger.records.get(station.station_id))
@@ -300,7 +303,9 @@ class StationSteps:
     ) -> list[AlertEvent]:
         record = self.ledger.records.get(station.station_id)
         heard_from = record is not None and record.last_heard_at is not None
-        evidence = AlertEvidence(detail=change.reason, stations=(station.station_id,))
+        evidence = AlertEvidence(
+            detail=change.reason, reason=change.cause, stations=(station.station_id,)
+        )
         events = self.alert_book.observe(
             AlertKind.station_silent,
             station.station_id,
@@ -323,15 +328,20 @@ class StationSteps:
     def _observe_load(self, station_id: str, visitors: int, now: datetime) -> list[AlertEvent]:
         station = self.registry[station_id]
         limit = self.visit_windows.limit(station.capacity)
-        detail = (
-            f"{visitors} visitors in the last {self.settings.overload_window_minutes:g} min "
-            f"for {station.capacity} seats (limit {limit:g})"
+        reason = Reason(
+            code=ReasonCode.over_capacity,
+            values={
+                "visitors": visitors,
+                "window_minutes": self.settings.overload_window_minutes,
+                "seats": station.capacity,
+                "limit": limit,
+            },
         )
         return self.alert_book.observe(
             AlertKind.station_overloaded,
             station_id,
             active=visitors > limit,
-            evidence=AlertEvidence(detail=detail, stations=(station_id,)),
+            evidence=AlertEvidence(detail=reason.text(), reason=reason, stations=(station_id,)),
             now=now,
             district=station.district,
         )
@@ -366,11 +376,16 @@ class ZoneSteps:
         if self.alert_book.is_active(AlertKind.zone_underserved, assessment.zone):
             threshold *= self.settings.zone_resolve_ratio  # hysteresis: harder to clear
         active = assessment.uncovered_demand_workers >= threshold
+        reason = Reason(
+            code=ReasonCode.uncovered_demand,
+            values={
+                "uncovered_workers": assessment.uncovered_demand_workers,
+                "demand_workers": assessment.demand_workers,
+            },
+        )
         evidence = AlertEvidence(
-            detail=(
-                f"{assessment.uncovered_demand_workers:g} of {assessment.demand_workers:g} "
-                "expected workers have no open station within reach"
-            ),
+            detail=reason.text(),
+            reason=reason,
             cells=assessment.uncovered_cells,
             uncovered_demand_workers=assessment.uncovered_demand_workers,
             stations=assessment.stations_down,
@@ -448,6 +463,7 @@ class Pipeline:
                     new=record.state,
                     at=record.state_since or now,
                     reason=record.state_reason,
+                    cause=record.state_cause,
                 )
                 outcome.extend(
                     self._route(self.stations.propagate(restored, now), now, judge_zones=False)
@@ -484,6 +500,7 @@ class Pipeline:
             new=record.state,
             at=record.state_since or now,
             reason=record.state_reason,
+            cause=record.state_cause,
         )
         if old is None or not moved:
             return self._route(self.stations.propagate(change, now), now)

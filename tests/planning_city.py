@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from geo.sample_city import SampleCity, generate_sample_city
+from demo.sample_city import SampleCity, generate_sample_city
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock

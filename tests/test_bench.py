@@ -14,9 +14,9 @@ import pytest
 from bench import embedded as bench_embedded
 from bench import run as bench_run
 from bench.results import Result
+from demo.sample_city import generate_sample_city
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
-from geo.sample_city import generate_sample_city
 from schemas.events import CheckInEvent, CheckInStatus, EventType, HealthCheckEvent, parse_event
 from store.repositories import canonical_json
 from waystation.settings import Settings

@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,12 @@ import pytest
 
 from bench import dashboard as bench_dashboard
 from bench.browser import VIEWPORT, chromium
-from geo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
+from demo.sample_city import (
+    DISTRICT_NAME,
+    WITHIN_OPENING_HOURS,
+    SampleCity,
+    generate_sample_city,
+)
 from schemas.auth import Role
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem
@@ -27,9 +32,6 @@ from streams.clock import ManualClock
 from tests.conftest import LiveServer, issue, serve, settings_for
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-# A Monday, 11:00 in Beijing: every sample station is within its opening hours, so only the
-# stations this test closes are closed.
-WITHIN_OPENING_HOURS = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 STATIONS = 300
 SUBDISTRICTS = 8
 LEFT_SILENT = 6  # stations that never report, so every state shows on the map

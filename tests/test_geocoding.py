@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from demo.sample_city import DISTRICT_NAME
 from geo.crs import Datum, from_wgs84
-from geo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from services.geocoding import AddressLocator
 from services.system import EmbeddedSystem

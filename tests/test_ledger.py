@@ -394,7 +394,7 @@ def test_a_change_is_emitted_exactly_when_the_state_changes(
 
 
 def record_fields(record: StationRecord) -> dict[str, Any]:
-    return record.model_dump(exclude={"state", "state_since", "state_reason"})
+    return record.model_dump(exclude={"state", "state_since", "state_reason", "state_cause"})
 
 
 def test_tied_check_ins_resolve_the_same_in_any_order() -> None:

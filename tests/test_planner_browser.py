@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bench.browser import VIEWPORT, chromium
-from geo.sample_city import DISTRICT_NAME
+from demo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from tests.conftest import LiveServer, issue, serve
 from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from shapely.geometry import Point, shape
 
-from geo.sample_city import DISTRICT_NAME
+from demo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from tests.conftest import LiveServer, bearer, issue, serve
 from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city

@@ -1,5 +1,6 @@
-"""Restarting `waystation run` (the real command, as a process) loses no acknowledged event
-and comes back with the same station states, coverage and open alerts."""
+"""Restarting the server (the real command, as a process: `waystation demo --no-simulate`,
+which serves like `waystation run` on the sample city it loads first) loses no acknowledged
+event and comes back with the same station states, coverage and open alerts."""
 
 from __future__ import annotations
 
@@ -35,12 +36,11 @@ class RunningSystem:
             **os.environ,
             "WAYSTATION_DATA_DIR": str(data_dir),
             "WAYSTATION_API_PORT": str(self.port),
-            "WAYSTATION_SIMULATE": "false",
             "WAYSTATION_SAMPLE_STATIONS": str(SAMPLE_STATIONS),
             "WAYSTATION_ALERT_OPEN_GRACE_MINUTES": "0",
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
+            [sys.executable, "-m", "services.cli", "demo", "--no-simulate"],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

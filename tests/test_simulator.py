@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from services.simulator import HEARTBEAT_INTERVAL_SECONDS, Simulator
+from demo.simulator import HEARTBEAT_INTERVAL_SECONDS, Simulator
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pyproj import Geod
 
+from demo.sample_city import SampleCity, generate_sample_city
 from geo.crs import Datum, from_wgs84
-from geo.sample_city import SampleCity, generate_sample_city
 from schemas.stations import Station
 from services.station_files import (
     STATION_CSV_COLUMNS,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geo.sample_city import DISTRICT_NAME
+from demo.sample_city import DISTRICT_NAME
 from schemas.planning import NewSite, ScenarioChanges
 from schemas.stations import StationState
 from services.readings import Readings

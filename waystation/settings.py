@@ -117,6 +117,40 @@ class Settings(BaseSettings):
         5.0, ge=0, description="A condition must stay clear this long before its alert resolves"
     )
 
+    # Coverage history
+    history_interval_minutes: float = Field(
+        5.0, gt=0, description="One history point per district and subdistrict this often"
+    )
+    history_fine_hours: float = Field(
+        48.0, gt=0, description="History points older than this are folded into hourly ones"
+    )
+    history_retention_days: float = Field(
+        400.0, gt=0, description="History older than this is deleted"
+    )
+
+    # Alert webhooks
+    webhook_timeout_seconds: float = Field(
+        5.0, gt=0, description="A webhook receiver must answer within this"
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts per delivery before it is logged as failed"
+    )
+    webhook_backoff_seconds: float = Field(
+        2.0, gt=0, description="Wait before the first retry; doubles after each failure"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        600.0, gt=0, description="The longest wait between two attempts"
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, gt=0, description="How often due retries are looked for"
+    )
+    webhook_escalation_ratio: float = Field(
+        1.5,
+        gt=1.0,
+        description="An open zone alert is escalated when its uncovered demand reaches this "
+        "multiple of what was last sent",
+    )
+
     # Ingest limits
     batch_max_events: int = Field(1000, ge=1, description="Most events in one POST")
     body_max_bytes: int = Field(2_000_000, ge=1024, description="Largest request body accepted")
@@ -158,7 +192,7 @@ class Settings(BaseSettings):
         "the OpenAPI document at /openapi.json is served either way",
     )
     demo_keys: bool = Field(
-        True, description="`waystation run` creates a demo key per role on first start"
+        True, description="`waystation demo` creates a demo key per role on first start"
     )
 
     # Worker self check-in (QR posters)
@@ -250,7 +284,9 @@ class Settings(BaseSettings):
         ge=0,
         description="The planners' coverage snapshot gathers changes this long before writing",
     )
-    simulate: bool = Field(True, description="Feed simulated station events in `waystation run`")
+    simulate: bool = Field(
+        False, description="Feed simulated station events (`waystation demo` always does)"
+    )
     sample_seed: int = Field(7, description="Seed of the generated sample city")
     sample_stations: int = Field(2000, ge=1, description="Stations in the generated sample city")
     sample_subdistricts: int = Field(40, ge=1, description="Subdistricts in the sample city")

@@ -22,6 +22,7 @@ from schemas.api import GapReport, ZoneGap
 from schemas.geography import BoundaryLevel
 from schemas.stations import StationState
 from services.readings import GapArea, Readings
+from services.station_tally import take_tally
 from streams.planner import ZoneFacts
 
 ACCESS_DECIMALS = 6
@@ -68,7 +69,14 @@ def gap_report(
 ) -> GapReport:
     """The one query behind every format: zones ranked by uncovered demand."""
     zones = readings.gaps(district, area)[:limit]
-    return GapReport(district=district, generated_at=now, zones=zones)
+    tally = take_tally(readings.runtime)
+    return GapReport(
+        district=district,
+        generated_at=now,
+        zones=zones,
+        stations_by_state=tally.stations_by_state(district),
+        open_alerts_by_kind=tally.open_alerts_by_kind(district),
+    )
 
 
 def live_zone_facts(readings: Readings, report: GapReport) -> dict[str, ZoneFacts]:

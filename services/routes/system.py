@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from schemas.api import Health
 from services.routes.deps import SystemDep
+from services.station_tally import take_tally
 from services.system import EmbeddedSystem
 
 router = APIRouter(tags=["system"])
@@ -25,9 +26,9 @@ class LiveGauges:
     def collect(self) -> Any:
         if not self.system.started:
             return
-        with self.system.store.transaction() as tx:
-            by_state = tx.records.counts_by_state()
-            by_kind = tx.alerts.count_open_by_kind()
+        tally = take_tally(self.system.runtime)
+        by_state = tally.stations_by_state()
+        by_kind = tally.open_alerts_by_kind()
         stations = GaugeMetricFamily(
             "waystation_stations", "Stations by effective state", labels=["state"]
         )

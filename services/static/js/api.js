@@ -37,6 +37,20 @@ WS.api = (() => {
     return response.json();
   }
 
+  async function post(path, body) {
+    const response = await fetch(new URL(path, location.origin), {
+      method: "POST",
+      headers: { ...headers(), "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    if (!response.ok) {
+      let detail = "";
+      try { detail = (await response.json()).detail; } catch (_) { /* not JSON */ }
+      throw new ApiError(response.status, detail);
+    }
+    return response.json();
+  }
+
   // Server-sent events over fetch. Calls onMessage(event, data, id) per message and
   // onState("live" | "reconnecting") as the connection comes and goes; reconnects by itself
   // until stop() is called.
@@ -108,5 +122,5 @@ WS.api = (() => {
     };
   }
 
-  return { key, get, stream, ApiError };
+  return { key, get, post, stream, ApiError };
 })();

@@ -7,6 +7,7 @@
   const { api, layers, panel } = WS;
   const $ = (id) => document.getElementById(id);
   const ALLOWED_ROLES = new Set(["union", "planner", "admin"]);
+  const ACTING_ROLES = new Set(["union", "admin"]); // may acknowledge, assign and note
   const STATION_FOCUS_ZOOM = 15;
   const HIT_SLOP_PX = 4;
   const SEVERITY = { closed: 0, degraded: 1, silent: 2, available: 3 };
@@ -14,7 +15,7 @@
 
   const model = {
     me: null, district: "", sub: "", seq: 0, states: [], statuses: [], subdistricts: [],
-    stations: null, cells: null, breaks: [], alerts: new Map(), zones: new Set(), kpis: null,
+    stations: null, cells: null, breaks: [], alerts: new Map(), handling: new Map(), zones: new Set(), kpis: null,
     boundaries: { type: "FeatureCollection", features: [] },
     cellStyle(i) {
       const status = this.statuses[this.cells.status[i]];
@@ -39,6 +40,7 @@
     $("app").hidden = true;
     $("controls").hidden = true;
     $("sign-out").hidden = true;
+    $("sample-banner").hidden = true;
     $("sign-in").hidden = false;
     $("sign-in-error").textContent = message || "";
     $("api-key").focus();
@@ -67,6 +69,7 @@
     $("app").hidden = false;
     $("controls").hidden = false;
     $("sign-out").hidden = false;
+    $("sample-banner").hidden = !me.sample_data;
     setupMap(me);
     fillDistricts();
     const first = me.districts.length === 1 || !me.all_districts ? me.districts[0] || "" : "";
@@ -92,6 +95,8 @@
     zoneLayer = L.layerGroup().addTo(map);
     tourLayer = L.layerGroup().addTo(map);
     map.on("click", (e) => onMapClick(e.containerPoint));
+    map.on("zoomend", fitLabels);
+    map.on("mousemove", (e) => hoverStation(e.containerPoint));
     WS.dashboard = { map, model, tourLayer }; // for tests, benchmarks and curious people at the console
   }
 
@@ -126,6 +131,21 @@
     }
   }
 
+  // A station's name (and state) in a tooltip when the pointer is on its marker.
+  let hoverTip = null, hovered = -1;
+  function hoverStation(point) {
+    const i = nearest(model.stations, point, layers.markerSize(map.getZoom()) + HIT_SLOP_PX);
+    if (i === hovered) return;
+    hovered = i;
+    if (hoverTip) { hoverTip.remove(); hoverTip = null; }
+    if (i < 0) return;
+    const s = model.stations;
+    const text = `${s.name[i]} · ${t(`state_${model.states[s.state[i]]}`)}`;
+    hoverTip = L.tooltip({ direction: "top", className: "station-tip", offset: [0, -6] })
+      .setLatLng([s.lat[i], s.lon[i]]).setContent(text).addTo(map);
+    hoverTip.getElement().dataset.station = s.id[i];
+  }
+
   function stationRow(i) {
     const s = model.stations;
     return { index: i, id: s.id[i], name: s.name[i], kind: s.kind[i], state: model.states[s.state[i]] };
@@ -158,7 +178,51 @@
     });
   }
 
+  // Names of districts and subdistricts, each shown only at zooms where it fits inside its
+  // outline (no basemap needed to tell where a zone is).
+  let labelLayer = null;
+  const LABEL_CHAR_PX = 13, LABEL_PAD_PX = 12;
+  function drawLabels() {
+    if (labelLayer) labelLayer.remove();
+    labelLayer = L.layerGroup().addTo(map);
+    for (const f of model.boundaries.features) {
+      if (!f.properties.label_at) continue;
+      const bounds = L.geoJSON(f).getBounds();
+      const level = f.properties.level;
+      const icon = L.divIcon({ className: `area-label area-label-${level}`, html: "<span></span>", iconSize: null });
+      const marker = L.marker(f.properties.label_at, { icon, interactive: false, keyboard: false });
+      marker.areaBounds = bounds;
+      marker.areaName = f.properties.name;
+      marker.areaLevel = level;
+      labelLayer.addLayer(marker);
+    }
+    fitLabels();
+  }
+
+  function fitLabels() {
+    if (!labelLayer) return;
+    const zoom = map.getZoom();
+    const fitting = (marker) => {
+      const nw = map.project(marker.areaBounds.getNorthWest(), zoom);
+      const se = map.project(marker.areaBounds.getSouthEast(), zoom);
+      return Math.abs(se.x - nw.x) >= marker.areaName.length * LABEL_CHAR_PX + LABEL_PAD_PX;
+    };
+    const markers = labelLayer.getLayers();
+    const subsShown = markers.some((m) => m.areaLevel === "subdistrict" && fitting(m));
+    for (const marker of markers) {
+      // A district's name gives way to its subdistricts' once those fit.
+      const fits = fitting(marker) && (marker.areaLevel !== "district" || !subsShown);
+      const el = marker.getElement();
+      if (!el) continue;
+      el.firstChild.textContent = marker.areaName;
+      el.hidden = !fits;
+      el.dataset.name = marker.areaName;
+      el.dataset.level = marker.areaLevel;
+    }
+  }
+
   function drawBoundaries() {
+    drawLabels();
     if (boundaryLayer) boundaryLayer.remove();
     boundaryLayer = L.geoJSON(model.boundaries, {
       renderer, interactive: false,
@@ -230,6 +294,7 @@
     });
     model.breaks = quantileBreaks(model.cells);
     model.alerts = new Map(s.open_alerts.map((a) => [a.alert_id, a]));
+    model.handling = new Map(Object.entries(s.alert_handling || {}));
     model.zones = new Set(s.underserved_zones);
     model.kpis = s.kpis;
     showAsOf(s.generated_at);
@@ -335,11 +400,23 @@
     fitTo(model.boundaries.features.filter((f) => f.properties.name === name));
   }
 
+  async function acknowledge(alert) {
+    try {
+      const done = await api.post(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/acknowledge`);
+      model.handling.set(alert.alert_id, done.handling);
+    } catch (error) {
+      if (error.status === 409) model.alerts.delete(alert.alert_id); // resolved meanwhile
+    }
+    renderPanel();
+  }
+
   function renderPanel() {
     if (!model.kpis) return;
     const scope = model.sub || model.district || t("allDistricts");
     panel.renderKpis(model.sub ? subdistrictKpis() : model.kpis, scope);
-    panel.renderAlerts([...model.alerts.values()].filter(inScope), describeAlert, locateAlert);
+    panel.renderAlerts([...model.alerts.values()].filter(inScope), describeAlert, locateAlert, {
+      handling: model.handling, mayAct: ACTING_ROLES.has(model.me.role), onAcknowledge: acknowledge,
+    });
     const s = model.stations, k = subIndex(), rows = [];
     for (let i = 0; i < s.n; i++) {
       const state = model.states[s.state[i]];
@@ -387,6 +464,10 @@
     if (event === "update") {
       if (pending) pending.push(data);
       else applyUpdate(data);
+    } else if (event === "handling") {
+      model.handling.set(data.alert_id, data);
+      dirty.panel = true;
+      scheduleRender();
     } else if (event === "resync") {
       setLiveStatus("resyncing");
       refresh(false);
@@ -426,6 +507,7 @@
     stationLayer.draw();
     renderPanel();
     panel.renderLegend(model.breaks);
+    WS.trends.load(model.district, model.sub);
     if (live) setLiveStatus(wasDown ? "reconnecting" : "live");
     requestAnimationFrame(() => {
       document.body.dataset.rendered = "true";
@@ -465,6 +547,7 @@
       map.closePopup();
       renderPanel();
       panel.renderLegend(model.breaks);
+      WS.trends.render();
     });
     $("district-select").addEventListener("change", (e) => loadDistrict(e.target.value));
     $("subdistrict-select").addEventListener("change", (e) => {
@@ -474,7 +557,9 @@
       fitTo(model.boundaries.features.filter((f) => f.properties.level === level
         && (!model.sub || f.properties.name === model.sub)));
       renderPanel();
+      WS.trends.load(model.district, model.sub);
     });
+    WS.trends.setup();
     const key = api.key.get();
     if (key) signIn(key);
     else showSignIn("");

@@ -77,7 +77,26 @@ WS.panel = (() => {
     }
   }
 
-  function renderAlerts(alerts, describe, onLocate) {
+  // Who acknowledged an alert, who has it, how many notes; or a button to acknowledge it.
+  function handlingOf(alert, acting) {
+    const box = el("div", "alert-handling");
+    const h = acting.handling.get(alert.alert_id);
+    if (h && h.acknowledged_at) {
+      box.dataset.acknowledged = "true";
+      box.append(el("span", "tag", t("acknowledgedBy", { who: h.acknowledged_by, time: formatTime(h.acknowledged_at) })));
+    } else if (acting.mayAct) {
+      const button = el("button", "button small", t("acknowledge"));
+      button.type = "button";
+      button.dataset.action = "acknowledge";
+      button.addEventListener("click", () => { button.disabled = true; acting.onAcknowledge(alert); });
+      box.append(button);
+    }
+    if (h && h.assignee) box.append(el("span", "tag", t("assignedTo", { who: h.assignee })));
+    if (h && h.notes) box.append(el("span", "tag", t("notes", { n: number(h.notes) })));
+    return box;
+  }
+
+  function renderAlerts(alerts, describe, onLocate, acting) {
     const feed = $("alert-feed");
     feed.replaceChildren();
     const sorted = [...alerts].sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
@@ -102,7 +121,8 @@ WS.panel = (() => {
       } else {
         body.textContent = subject.label;
       }
-      item.append(head, body, el("div", "alert-detail", alert.evidence.detail));
+      item.append(head, body, el("div", "alert-detail", reasonText(alert.evidence.reason, alert.evidence.detail)),
+        handlingOf(alert, acting));
       feed.append(item);
     }
     if (sorted.length > FEED_MAX) feed.append(el("li", "more", t("andMore", { n: sorted.length - FEED_MAX })));
@@ -133,11 +153,31 @@ WS.panel = (() => {
     dl.append(el("dt", "", label), el("dd", "", value));
   }
 
+  // The server sends codes and values; the words are the page's, in its language. Reasons
+  // stored before they had codes carry only English text, shown in the English page only.
+  function reasonText(reason, english) {
+    if (!reason) return WS.i18n.lang === "en" ? english || "" : "";
+    const v = reason.values || {};
+    return t(`reason_${reason.code}`, {
+      status: v.status ? t(`checkIn_${v.status}`) : "",
+      since: v.since ? formatTime(v.since) : "",
+      hours: v.hours || "",
+      amenities: (v.amenities || []).map((a) => t(`amenity_${a}`)).join(t("listSeparator")),
+      uncovered: number(v.uncovered_workers ?? 0, 1),
+      demand: number(v.demand_workers ?? 0, 1),
+      visitors: number(v.visitors ?? 0),
+      window: number(v.window_minutes ?? 0),
+      seats: number(v.seats ?? 0),
+      limit: number(v.limit ?? 0, 1),
+    });
+  }
+
   function eventSummary(e) {
-    if (e.type === "check_in") return e.payload.status;
-    if (e.type === "visit") return e.payload.worker_kind || "";
+    if (e.type === "check_in") return t(`checkIn_${e.payload.status}`);
+    if (e.type === "visit") return e.payload.worker_kind ? t(`workerKind_${e.payload.worker_kind}`) : "";
     const faults = Object.entries(e.payload.amenities || {}).filter(([, s]) => s !== "ok");
-    return faults.map(([a, s]) => `${t(`amenity_${a}`)}: ${s}`).join(", ") || "ok";
+    return faults.map(([a, s]) => t("labelValue", { label: t(`amenity_${a}`), value: t(`amenityState_${s}`) }))
+      .join(t("listSeparator")) || t("allOk");
   }
 
   // The popup of a station: what the map knows at once; amenities, the reason for its state
@@ -161,7 +201,8 @@ WS.panel = (() => {
     box.append(dl, el("h4", "", t("lastEvents")), events);
     details.then(({ view, events: found }) => {
       if (view.state_since) stateCell.append(el("span", "muted", ` ${t("since")} ${formatTime(view.state_since)}`));
-      if (view.state_reason) stateCell.append(el("div", "muted", view.state_reason));
+      const why = reasonText(view.state_cause, view.state_reason);
+      if (why) stateCell.append(el("div", "muted", why));
       amenities.textContent = view.station.amenities.map((a) => t(`amenity_${a}`)).join(" · ") || "–";
       events.replaceChildren();
       if (!found.length) events.append(el("li", "muted", t("noEvents")));

@@ -17,6 +17,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import h3
@@ -133,6 +134,9 @@ AMENITY_PROBABILITY_BY_KIND: dict[StationKind, dict[Amenity, float]] = {
 }
 
 ALL_DAY = "Mo-Su 00:00-24:00"
+# A Monday, 11:00 in Beijing: every sample station is within its opening hours, so a clock set
+# here closes none of them (benchmarks and browser tests that close stations themselves).
+WITHIN_OPENING_HOURS = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 OPENING_HOURS: dict[StationKind, tuple[tuple[str, float], ...]] = {
     StationKind.partner_store: (
         (ALL_DAY, 0.45),

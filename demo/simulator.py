@@ -11,6 +11,7 @@ import math
 import random
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,7 +30,6 @@ from schemas.events import (
     WorkerKind,
 )
 from schemas.stations import Station
-from services.ingest import EventSink
 from streams.backlog import RuntimeBusyError
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
@@ -66,10 +66,11 @@ class Simulator:
         clock: Clock,
         seed: int | None = None,
         *,
-        sink: EventSink | None = None,
+        submit: Callable[[Sequence[Event]], object] | None = None,
     ) -> None:
+        """`submit`: where the events go (the ingest's sink: the runtime, or the broker)."""
         self.runtime = runtime
-        self.sink: EventSink = sink or runtime
+        self.submit = submit or runtime.submit
         self.settings = settings
         self.clock = clock
         self.random = random.Random(settings.sample_seed if seed is None else seed)
@@ -102,7 +103,7 @@ class Simulator:
             limit = self.settings.batch_max_events
             for start in range(0, len(events), limit):
                 try:
-                    self.sink.submit(events[start : start + limit])
+                    self.submit(events[start : start + limit])
                 except RuntimeBusyError as exc:  # simulated events can be dropped; not the thread
                     log.warning("simulated events dropped: %s", exc)
 

@@ -1,0 +1,54 @@
+"""Coverage history of a district or subdistrict, for trend charts (24 h, 7 d, 30 d).
+
+No `from __future__ import annotations` here: FastAPI reads the routes' annotations."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from schemas.api import FieldError, Problem
+from schemas.auth import Role
+from schemas.history import History, HistoryRange
+from services.history import history
+from services.live import LiveHub
+from services.problems import problem
+from services.routes.deps import Caller
+
+router = APIRouter(prefix="/v1/history", tags=["history"])
+
+
+@router.get(
+    "",
+    response_model=History,
+    responses={403: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+)
+def coverage_history(
+    who: Caller,
+    request: Request,
+    district: str | None = None,
+    subdistrict: str | None = None,
+    range: HistoryRange = HistoryRange.day,
+) -> History | JSONResponse:
+    """Coverage share, uncovered demand, stations by state and open alerts over time: one
+    point per 5 minutes for 24 h, hourly averages for 7 and 30 days. `district` may be left
+    out by a key limited to one district."""
+    who.require(Role.union, Role.planner)
+    hub: LiveHub = request.app.state.live
+    scope = who.district_scope()
+    if district is None and scope is not None and len(scope) == 1:
+        district = next(iter(scope))
+    if district is None:
+        return problem(
+            422,
+            "Choose a district",
+            "history is kept per district: name one",
+            [FieldError(field="district", reason="is required")],
+        )
+    known = hub.data.known_districts()
+    if district not in known:
+        return problem(
+            404, "Unknown district", f"no district {district!r}; known: {', '.join(known)}"
+        )
+    who.check_district(district)
+    return history(
+        hub.runtime.store, hub.settings, district, subdistrict, range, hub.data.clock.now()
+    )

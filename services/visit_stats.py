@@ -1,0 +1,151 @@
+"""Service statistics kept as visits arrive: a follower reads the event archive after its
+cursor (each event once, never a rescan), adds each visit to the daily rollups and moves the
+cursor in the same transaction, so a restart neither loses nor double-counts a visit.
+
+Visits count on the local day (the district's time zone) they occurred; every archived visit
+counts, whatever processing made of it (a late visit was still a visit). Distinct workers
+come from the keyed hash of `worker_ref` made on ingest; the hash never leaves the store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import Counter
+from zoneinfo import ZoneInfo
+
+from schemas.events import EventType
+from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats, VisitStatsList
+from store.repositories import ArchivedEvent
+from store.unit_of_work import Store, UnitOfWork
+from streams.embedded import EmbeddedRuntime
+from streams.pipeline import StepOutcome
+from waystation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CURSOR_KEY = "visit_rollup_seq"
+PAGE_EVENTS = 5000
+WORKER_HASH_PREFIX = "h1:"
+HASH_HEX_CHARS = 64  # sha256
+KEY_HEX_CHARS = 16  # 64 bits
+SIGNED_OFFSET = 2**63  # unsigned 64-bit into a signed BIGINT
+HEX_DIGITS = frozenset("0123456789abcdef")
+WHOLE = "*"  # the period and area of a total
+IDLE_CHECK_SECONDS = 60.0
+
+
+class VisitRollupFollower:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.zone = ZoneInfo(settings.timezone)
+        self.runtime: EmbeddedRuntime | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, runtime: EmbeddedRuntime) -> None:
+        """Follows the archive, woken by the runtime's steps (and every minute regardless)."""
+        self.runtime = runtime
+        runtime.listeners.append(self.on_outcome)
+        self._thread = threading.Thread(target=self._run, name="waystation-visits", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.runtime is not None and self.on_outcome in self.runtime.listeners:
+            self.runtime.listeners.remove(self.on_outcome)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def on_outcome(self, _: StepOutcome) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=IDLE_CHECK_SECONDS)
+            self._wake.clear()
+            try:
+                self.catch_up()
+            except Exception:  # the next pass retries from the same cursor
+                log.exception("adding visits to the daily rollups failed")
+
+    def catch_up(self) -> int:
+        """Adds every visit archived since the cursor; returns how many events it read."""
+        read = 0
+        with self._lock:  # one pass at a time: the thread's and a caller's
+            while True:
+                with self.store.transaction() as tx:
+                    cursor = int(tx.meta.get(CURSOR_KEY) or 0)
+                    page = tx.events.after(cursor, PAGE_EVENTS)
+                    if not page:
+                        return read
+                    self._add(tx, page)
+                    last = page[-1].seq
+                    assert last is not None
+                    tx.meta.set(CURSOR_KEY, str(last))
+                read += len(page)
+        return read
+
+    def _add(self, tx: UnitOfWork, page: list[ArchivedEvent]) -> None:
+        visits: Counter[tuple[str, str, str]] = Counter()
+        people: Counter[tuple[str, str, str]] = Counter()
+        services: Counter[tuple[str, str, str]] = Counter()
+        workers: set[tuple[str, str, int]] = set()
+        for item in page:
+            if item.type != EventType.visit.value:
+                continue
+            payload = json.loads(item.body)["payload"]
+            day = item.occurred_at.astimezone(self.zone).date().isoformat()
+            key = (day, item.station_id, payload["worker_kind"])
+            visits[key] += 1
+            people[key] += int(payload.get("party_size") or 1)
+            for service in payload.get("services_used") or ():
+                services[(day, item.station_id, service)] += 1
+            ref = payload.get("worker_ref")
+            if ref:
+                workers.add((day, item.station_id, worker_key(ref)))
+        tx.visit_rollups.add({k: (visits[k], people[k]) for k in visits}, services, workers)
+
+
+def worker_key(ref: str) -> int:
+    """The first 64 bits of the ingest's keyed hash, as a signed 64-bit integer; a reference
+    stored before hashing existed is hashed here first (the key never leaves the store)."""
+    digest = ref.removeprefix(WORKER_HASH_PREFIX)
+    if len(digest) != HASH_HEX_CHARS or not set(digest) <= HEX_DIGITS:
+        digest = hashlib.sha256(ref.encode()).hexdigest()
+    return int(digest[:KEY_HEX_CHARS], 16) - SIGNED_OFFSET
+
+
+def visit_stats(
+    store: Store,
+    district: str,
+    start: str,
+    end: str,
+    period: StatsPeriod,
+    by: StatsArea,
+) -> VisitStatsList:
+    with store.transaction(readonly=True) as tx:
+        rows = tx.visit_rollups.stats(district, start, end, period, by)
+        distinct = tx.visit_rollups.distinct_workers(district, start, end)
+    kinds: Counter[str] = Counter()
+    services: Counter[str] = Counter()
+    for row in rows:  # the additive numbers of the total are the rows' sums
+        kinds.update(row.by_worker_kind)
+        services.update(row.services_used)
+    total = VisitStats(
+        period=WHOLE,
+        area=WHOLE,
+        visits=sum(r.visits for r in rows),
+        people=sum(r.people for r in rows),
+        distinct_workers=distinct,
+        by_worker_kind=dict(sorted(kinds.items())),
+        services_used=dict(sorted(services.items())),
+    )
+    return VisitStatsList(
+        district=district, period=period, by=by, start=start, end=end, rows=rows, total=total
+    )
