@@ -41,7 +41,7 @@ from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
 from geo.polygon_input import check_polygon_coordinates
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
-from services.geocoding import GeocoderUnavailableError, Located
+from services.geocoding import NO_MATCH_REASON, GeocoderUnavailableError, Located
 
 STATION_CSV_COLUMNS = (
     "station_id",
@@ -62,7 +62,6 @@ ADDRESS_FIELD = "address"
 STATION_CSV_READ_COLUMNS = (*STATION_CSV_COLUMNS, ADDRESS_FIELD)
 # A station CSV locates its stations by coordinates or by address: one of these column sets.
 STATION_CSV_LOCATED_BY = (frozenset({"lon", "lat"}), frozenset({ADDRESS_FIELD}))
-NO_MATCH_REASON = "the geocoder found no match for this address"
 DEMAND_CSV_COLUMNS = ("cell", "demand_workers", "district", "subdistrict")
 DEMAND_CSV_REQUIRED = frozenset({"cell", "demand_workers", "district"})
 AMENITY_SEPARATOR = ";"

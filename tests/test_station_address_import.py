@@ -22,9 +22,8 @@ from geo.crs import Datum
 from schemas.auth import Role
 from services import cli
 from services.bootstrap import load_city
-from services.geocoding import Located
+from services.geocoding import NO_MATCH_REASON, Located
 from services.station_files import (
-    NO_MATCH_REASON,
     StationFileError,
     read_stations,
     validate_station_rows,
@@ -272,9 +271,15 @@ def test_api_imports_by_address_lists_misses_and_uses_the_cache(
             body = answer.json()
             assert asked(known) == 3, "one request per distinct address without coordinates"
             again = client.post("/v1/stations", json=items)
+            with city.system.store.transaction(readonly=True) as tx:
+                given = tx.stations.get("P-4")
+            assert given is not None
+            first_p4 = (given.lat, given.lon)
             assert again.status_code == 200, again.text
             assert asked(known) == 3, "the second import is answered from the cache"
             all_missed = client.post("/v1/stations", json=[items[2]])
+            moved = client.patch("/v1/stations/P-4", json={"address": INSIDE})
+            not_moved = client.patch("/v1/stations/P-1", json={"address": UNKNOWN})
         with city.system.store.transaction(readonly=True) as tx:
             stored = {s.station_id: (s.lat, s.lon) for s in tx.stations.list()}
     assert body["imported"] == 2
@@ -287,11 +292,16 @@ def test_api_imports_by_address_lists_misses_and_uses_the_cache(
     assert "outside every district" in errors[4]["reason"]
     assert again.json()["errors"] == body["errors"]
     assert stored["P-1"] == pytest.approx(INSIDE_LAT_LON, abs=TOLERANCE_DEG)
-    assert stored["P-4"] == GIVEN_LAT_LON
+    assert first_p4 == GIVEN_LAT_LON
     assert not {"P-2", "P-3", "P-5"} & set(stored)
     assert all_missed.status_code == 422
     problem = all_missed.json()
     assert problem["errors"] == [{"field": "[0].address", "reason": NO_MATCH_REASON}]
+    assert moved.status_code == 200, moved.text
+    assert stored["P-4"] == pytest.approx(INSIDE_LAT_LON, abs=TOLERANCE_DEG), "moved by address"
+    assert not_moved.status_code == 422
+    assert not_moved.json()["errors"] == [{"field": "address", "reason": NO_MATCH_REASON}]
+    assert stored["P-1"] == pytest.approx(INSIDE_LAT_LON, abs=TOLERANCE_DEG)
 
 
 def test_cli_with_an_unreachable_geocoder_lists_address_rows_and_imports_the_rest(
