@@ -33,6 +33,7 @@ from services.auth import (
     RateLimiter,
 )
 from services.dashboard_data import DashboardData
+from services.geocoding import AddressLocator
 from services.ingest import BodyError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
@@ -119,7 +120,11 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.state.readings = Readings(system.runtime)
     app.state.dashboard_data = dashboard_data
     app.state.live = hub
-    app.state.station_importer = StationImporter(system.store, system.registry_changed)
+    app.state.station_importer = StationImporter(
+        system.store,
+        system.registry_changed,
+        AddressLocator(system.store, system.settings, system.clock).locate,
+    )
     app.state.gauges = gauges
     app.state.gatekeeper = Gatekeeper(
         KeyRing(system.store),

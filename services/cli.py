@@ -256,18 +256,28 @@ def import_stations(
         typer.Option(help="Text encoding (default: UTF-8, or GBK/GB18030 as Excel saves it)"),
     ] = None,
 ) -> None:
-    """Add or update stations from a file; bad rows are listed and the good ones imported."""
+    """Add or update stations from a file; bad rows are listed and the good ones imported.
+    Rows with an address and no lon/lat are geocoded (WAYSTATION_GEOCODER)."""
+    from services.geocoding import AddressLocator
     from services.station_files import StationFileError, read_stations
+    from services.station_import import refuse_misplaced
     from store.unit_of_work import Store
+    from streams.clock import SystemClock
 
     settings = Settings()
-    try:
-        result = read_stations(file, datum=Datum(crs.value), encoding=encoding)
-    except (StationFileError, OSError) as exc:
-        console.print(f"[red]Cannot read {file}:[/] {exc}")
-        raise typer.Exit(2) from exc
     store = Store.open(settings.resolved_database_url)
     try:
+        locator = AddressLocator(store, settings, SystemClock())
+        try:
+            read = read_stations(
+                file, datum=Datum(crs.value), encoding=encoding, locate=locator.locate
+            )
+        except (StationFileError, OSError) as exc:
+            console.print(f"[red]Cannot read {file}:[/] {exc}")
+            raise typer.Exit(2) from exc
+        with store.transaction(readonly=True) as tx:
+            districts = tx.boundaries.list(level=BoundaryLevel.district)
+        result = refuse_misplaced(read, districts, coordinates_too=False)
         with store.transaction() as tx, _progress("importing stations", result.stations) as chunks:
             now = datetime.now(UTC)
             changes = [

@@ -25,6 +25,7 @@ from waystation.settings import Settings
 DATUM = {"nominatim": Datum.wgs84, "baidu": Datum.bd09, "amap": Datum.gcj02}
 RETRIES = 2
 COORD_DECIMALS = 7
+NO_MATCH_REASON = "the geocoder found no match for this address"
 
 
 class GeocoderUnavailableError(RuntimeError):

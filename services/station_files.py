@@ -7,10 +7,17 @@ JSON, no usable header) raises `StationFileError`.
 
 Formats, chosen by suffix:
 - `.geojson` / `.json`: a FeatureCollection of Point features; `properties` hold the Station
-  fields except lat/lon, which come from the geometry (lat/lon in properties are ignored). Rows
-  are named `features[i]`.
-- `.csv`: the columns in `STATION_CSV_COLUMNS` (the optional ones may be left out), amenities
+  fields except lat/lon, which come from the geometry (lat/lon in properties are ignored). A
+  feature without geometry may give an `address` property instead. Rows are named
+  `features[i]`.
+- `.csv`: the columns in `STATION_CSV_READ_COLUMNS` (the optional ones may be left out), amenities
   separated by `;`, UTF-8 with or without a byte-order mark. Rows are named by line number.
+  A row gives lon and lat, or an `address` that is geocoded.
+
+Unions know many stations only by street address, so a row with an address and no coordinates
+is located through the same geocoder and cache as planners' candidate sites; its answer is
+already WGS84, so `datum` does not apply to it. A row with both keeps its coordinates. An
+address without a match is a RowError on `address`, never a silently missing station.
 
 Unknown properties or columns are errors rather than silently dropped, so that a misspelt
 optional field ("operater") is noticed. Coordinates may be in GCJ-02 or BD-09 (what Chinese map
@@ -22,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from geo.crs import Datum, from_wgs84, geometry_to_wgs84, to_wgs84
 from geo.polygon_input import check_polygon_coordinates
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.stations import Station
+from services.geocoding import NO_MATCH_REASON, GeocoderUnavailableError, Located
 
 STATION_CSV_COLUMNS = (
     "station_id",
@@ -48,9 +56,12 @@ STATION_CSV_COLUMNS = (
     "opening_hours",
     "operator",
 )
-STATION_CSV_REQUIRED = frozenset(
-    {"station_id", "name", "kind", "district", "lon", "lat", "capacity"}
-)
+STATION_CSV_REQUIRED = frozenset({"station_id", "name", "kind", "district", "capacity"})
+ADDRESS_FIELD = "address"
+# Read, not written: a written file always has the coordinates.
+STATION_CSV_READ_COLUMNS = (*STATION_CSV_COLUMNS, ADDRESS_FIELD)
+# A station CSV locates its stations by coordinates or by address: one of these column sets.
+STATION_CSV_LOCATED_BY = (frozenset({"lon", "lat"}), frozenset({ADDRESS_FIELD}))
 DEMAND_CSV_COLUMNS = ("cell", "demand_workers", "district", "subdistrict")
 DEMAND_CSV_REQUIRED = frozenset({"cell", "demand_workers", "district"})
 AMENITY_SEPARATOR = ";"
@@ -67,6 +78,10 @@ STATIONS_CSV = "stations.csv"
 DEMAND_CSV = "demand.csv"
 SUBDISTRICTS_GEOJSON = "subdistricts.geojson"
 DISTRICT_GEOJSON = "district.geojson"
+
+
+# Addresses to WGS84 answers (AddressLocator.locate); raises GeocoderUnavailableError.
+AddressLookup = Callable[[Sequence[str]], Mapping[str, Located]]
 
 
 class StationFileError(ValueError):
@@ -89,16 +104,22 @@ class StationFileResult:
     stations: list[Station] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     rows: list[int | str] = field(default_factory=list)  # the row of each valid station
+    geocoded: set[int | str] = field(default_factory=set)  # rows located by their address
 
 
 # --- reading stations -----------------------------------------------------------------------
 
 
 def read_stations(
-    path: Path, *, datum: Datum = Datum.wgs84, encoding: str | None = None
+    path: Path,
+    *,
+    datum: Datum = Datum.wgs84,
+    encoding: str | None = None,
+    locate: AddressLookup | None = None,
 ) -> StationFileResult:
-    """Read a station file (format by suffix), converting coordinates from `datum` to WGS84.
-    Without `encoding`, UTF-8 or GBK/GB18030 is recognised."""
+    """Read a station file (format by suffix), converting coordinates from `datum` to WGS84
+    and locating rows given by address with `locate`. Without `encoding`, UTF-8 or
+    GBK/GB18030 is recognised."""
     datum = Datum(datum)
     suffix = path.suffix.lower()
     rows: Iterator[tuple[int | str, dict[str, Any] | RowError]]
@@ -111,22 +132,28 @@ def read_stations(
             f"{path.name}: unknown station file type {suffix!r} (use .geojson or .csv)"
         )
 
-    return validate_station_rows(rows, datum)
+    return validate_station_rows(rows, datum, locate)
 
 
 def validate_station_rows(
-    rows: Iterable[tuple[int | str, dict[str, Any] | RowError]], datum: Datum
+    rows: Iterable[tuple[int | str, dict[str, Any] | RowError]],
+    datum: Datum,
+    locate: AddressLookup | None = None,
 ) -> StationFileResult:
     """Each row on its own: bad rows become RowErrors, good ones Stations (in WGS84); a
-    repeated station_id is an error of the later row."""
+    repeated station_id is an error of the later row. Rows with an address and no
+    coordinates are located with `locate` (all addresses in one call, so each is asked once)."""
+    listed = list(rows)
+    located, failure = _locate_addresses(listed, locate)
     result = StationFileResult()
     first_row_of: dict[str, int | str] = {}
-    for row, raw in rows:
+    for row, given in listed:
+        raw = _placed(row, given, datum, located, failure)
         if isinstance(raw, RowError):
             result.errors.append(raw)
             continue
         try:
-            station = Station.model_validate(_to_wgs84(raw, datum))
+            station = Station.model_validate(raw)
         except ValidationError as exc:
             result.errors.extend(_row_errors(row, exc))
             continue
@@ -139,7 +166,64 @@ def validate_station_rows(
         first_row_of[station.station_id] = row
         result.stations.append(station)
         result.rows.append(row)
+        if _wants_geocoding(given):
+            result.geocoded.add(row)
     return result
+
+
+def _has_coordinates(raw: Mapping[str, Any]) -> bool:
+    return any(raw.get(name) not in (None, "") for name in COORDINATE_FIELDS)
+
+
+def _wants_geocoding(raw: Mapping[str, Any] | RowError) -> bool:
+    """An address and no coordinates: coordinates, when given, win."""
+    return isinstance(raw, Mapping) and ADDRESS_FIELD in raw and not _has_coordinates(raw)
+
+
+def _locate_addresses(
+    rows: Sequence[tuple[int | str, dict[str, Any] | RowError]], locate: AddressLookup | None
+) -> tuple[Mapping[str, Located], str]:
+    """The answers for every address to geocode, or the reason there are none."""
+    wanted = [
+        raw[ADDRESS_FIELD]
+        for _, raw in rows
+        if _wants_geocoding(raw)
+        and isinstance(raw, Mapping)
+        and isinstance(raw[ADDRESS_FIELD], str)
+    ]
+    if not wanted:
+        return {}, ""
+    if locate is None:
+        return {}, "addresses cannot be geocoded here; give lon and lat"
+    try:
+        return locate(wanted), ""
+    except GeocoderUnavailableError as exc:
+        return {}, str(exc)
+
+
+def _placed(
+    row: int | str,
+    raw: dict[str, Any] | RowError,
+    datum: Datum,
+    located: Mapping[str, Located],
+    failure: str,
+) -> dict[str, Any] | RowError:
+    """The row's Station fields in WGS84: its coordinates converted from `datum`, or its
+    address's geocoded point; the address itself is not a Station field."""
+    if isinstance(raw, RowError):
+        return raw
+    fields = {key: value for key, value in raw.items() if key != ADDRESS_FIELD}
+    if not _wants_geocoding(raw):
+        return _to_wgs84(fields, datum)
+    address = raw[ADDRESS_FIELD]
+    if not isinstance(address, str) or not address.strip():
+        return RowError(row, ADDRESS_FIELD, "must be a non-empty text")
+    if failure:
+        return RowError(row, ADDRESS_FIELD, failure)
+    answer = located.get(address.strip())
+    if answer is None or not answer.found:
+        return RowError(row, ADDRESS_FIELD, NO_MATCH_REASON)
+    return {**fields, "lat": answer.lat, "lon": answer.lon}
 
 
 def _row_errors(row: int | str, exc: ValidationError) -> list[RowError]:
@@ -216,16 +300,23 @@ def _geojson_station_rows(
         if not isinstance(feature, dict) or feature.get("type") != "Feature":
             yield row, RowError(row, "feature", "not a GeoJSON Feature object")
             continue
-        coordinates = _point_coordinates(feature.get("geometry"))
-        if coordinates is None:
-            yield row, RowError(row, "geometry", "expected a Point with [lon, lat] coordinates")
-            continue
         properties = feature.get("properties") or {}
         if not isinstance(properties, dict):
             yield row, RowError(row, "properties", "expected an object")
             continue
         raw = {key: value for key, value in properties.items() if key not in COORDINATE_FIELDS}
-        raw["lon"], raw["lat"] = coordinates
+        geometry = feature.get("geometry")
+        coordinates = _point_coordinates(geometry)
+        if coordinates is not None:
+            raw["lon"], raw["lat"] = coordinates
+        elif geometry is not None or ADDRESS_FIELD not in raw:
+            yield (
+                row,
+                RowError(
+                    row, "geometry", "expected a Point with [lon, lat] coordinates, or an address"
+                ),
+            )
+            continue
         yield row, raw
 
 
@@ -242,7 +333,11 @@ def _point_coordinates(geometry: Any) -> tuple[float, float] | None:
 
 
 def _csv_records(
-    path: Path, columns: tuple[str, ...], required: frozenset[str], encoding: str | None = None
+    path: Path,
+    columns: tuple[str, ...],
+    required: frozenset[str],
+    encoding: str | None = None,
+    located_by: Sequence[frozenset[str]] = (),
 ) -> Iterator[tuple[int, dict[str, str] | RowError]]:
     """Non-blank CSV records as {column: text}, empty cells left out, by line number."""
     text = _read_text(path, encoding)
@@ -252,7 +347,7 @@ def _csv_records(
         if header is None:
             raise StationFileError(f"{path.name}: empty file, expected a header row")
         names = [name.strip().lower() for name in header]
-        _check_header(path, names, columns, required)
+        _check_header(path, names, columns, required, located_by)
         for record in reader:
             if not any(cell.strip() for cell in record):
                 continue
@@ -270,7 +365,11 @@ def _csv_records(
 
 
 def _check_header(
-    path: Path, names: list[str], columns: tuple[str, ...], required: frozenset[str]
+    path: Path,
+    names: list[str],
+    columns: tuple[str, ...],
+    required: frozenset[str],
+    located_by: Sequence[frozenset[str]] = (),
 ) -> None:
     expected = ", ".join(columns)
     duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -286,12 +385,18 @@ def _check_header(
         raise StationFileError(
             f"{path.name}: missing column(s) {', '.join(missing)}; expected {expected}"
         )
+    if located_by and not any(columns_set <= set(names) for columns_set in located_by):
+        ways = " or ".join(", ".join(sorted(c)) for c in located_by)
+        raise StationFileError(f"{path.name}: no column(s) to locate stations by; give {ways}")
 
 
 def _csv_station_rows(
     path: Path, encoding: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
-    for line, record in _csv_records(path, STATION_CSV_COLUMNS, STATION_CSV_REQUIRED, encoding):
+    records = _csv_records(
+        path, STATION_CSV_READ_COLUMNS, STATION_CSV_REQUIRED, encoding, STATION_CSV_LOCATED_BY
+    )
+    for line, record in records:
         if isinstance(record, RowError):
             yield line, record
             continue

@@ -74,7 +74,9 @@ async def import_stations(
 ) -> Response:
     """Add or update stations (one object or an array). Each is judged on its own: bad
     ones are listed with field and reason, good ones stored. With district outlines
-    loaded, a station outside every district is refused."""
+    loaded, a station outside every district is refused. A station may give `address`
+    instead of `lat`/`lon`: it is geocoded (WAYSTATION_GEOCODER, cached), and a miss or a
+    match outside its district is listed on `address`."""
     who.require()
     items, _ = await read_import_body(request, settings)
     result = await run_in_threadpool(importer.add, items, Datum(crs.value), actor=who.actor)

@@ -15,8 +15,9 @@ from geo.crs import Datum
 from schemas.api import FieldError, Problem
 from schemas.lifecycle import StationChange, StationChangeList
 from services.problems import problem
-from services.routes.deps import Caller, SystemDep
-from services.station_import import Crs, StationImporter
+from services.routes.deps import Caller, StationImporterDep, SystemDep
+from services.station_files import ADDRESS_FIELD, COORDINATE_FIELDS
+from services.station_import import Crs
 from services.system import EmbeddedSystem
 
 router = APIRouter(tags=["station lifecycle"])
@@ -42,11 +43,13 @@ async def update_station(
     station_id: str,
     who: Caller,
     system: SystemDep,
+    importer: StationImporterDep,
     changes: Annotated[dict[str, Any], Body(description="Station fields to change")],
     crs: Crs = Crs.wgs84,
 ) -> JSONResponse:
     """(admin) Change some fields of a station (location, seats, kind, amenities, hours...);
-    the change is versioned with who and when, and moves the station's catchment live."""
+    the change is versioned with who and when, and moves the station's catchment live. An
+    `address` without lat/lon moves the station to where that address is geocoded."""
     who.require()
     for name in FIXED_FIELDS:
         if name in changes and changes[name] != station_id:
@@ -61,6 +64,9 @@ async def update_station(
     if current is None:
         return _not_found(station_id, "active")
     merged = current.model_dump(mode="json") | changes
+    if ADDRESS_FIELD in changes and not (changes.keys() & set(COORDINATE_FIELDS)):
+        # Without the old coordinates the new address is geocoded, not ignored.
+        merged = {k: v for k, v in merged.items() if k not in COORDINATE_FIELDS}
     if crs is not Crs.wgs84 and not ({"lat", "lon"} <= changes.keys()):
         return problem(
             422,
@@ -68,7 +74,6 @@ async def update_station(
             "lat: a datum other than wgs84 needs both lat and lon",
             [FieldError(field="lat", reason="give lat and lon together with crs")],
         )
-    importer = StationImporter(system.store, system.registry_changed)
     result = await run_in_threadpool(
         importer.add, [merged], Datum(crs.value), actor=who.actor, at=system.clock.now()
     )
