@@ -143,8 +143,9 @@ class Health(BaseModel):
     queue_depth: int
     lag_events: int = 0  # acknowledged, not yet applied
     lag_seconds: float = 0.0  # age of the oldest of those
-    stations: int
-    open_alerts: dict[AlertKind, int]
+    # None while the processor holds the live state too long to be read
+    stations: int | None
+    open_alerts: dict[AlertKind, int] | None
 
 
 class FailedEvent(BaseModel):

@@ -76,10 +76,11 @@ def open_only(alerts: Iterable[Alert]) -> tuple[Alert, ...]:
     return tuple(a for a in alerts if a.status is AlertStatus.open)
 
 
-def take_tally(runtime: EmbeddedRuntime) -> Tally:
+def take_tally(runtime: EmbeddedRuntime, timeout_s: float | None = None) -> Tally:
+    """The counts now; with `timeout_s`, ProcessorBusyError if the live state stays held."""
     with runtime.store.transaction(readonly=True) as tx:
         areas = tx.stations.areas_of_each()
-    with runtime.reading() as pipeline:
+    with runtime.reading(timeout_s) as pipeline:
         records = dict(pipeline.ledger.records)
         alerts = open_only(pipeline.alert_book.alerts.values())
     return Tally(records=records, areas=areas, open_alerts=alerts)

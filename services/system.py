@@ -24,7 +24,7 @@ from services.visit_stats import VisitRollupFollower
 from services.webhooks import WebhookDispatcher
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
-from streams.embedded import EmbeddedRuntime
+from streams.embedded import EmbeddedRuntime, ProcessorBusyError
 from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,14 @@ class LedgerWatermarks:
         self.runtime = runtime
 
     def last_heard(self, ids: Sequence[str]) -> dict[str, datetime]:
-        if self.runtime.pipeline is None:
+        pipeline = self.runtime.pipeline
+        if pipeline is None:
             return {}
-        with self.runtime.reading() as pipeline:
-            records = pipeline.ledger.records
-            heard = {i: records[i].last_heard_at for i in ids if i in records}
+        # Read without holding the processor still: ingest must never queue behind a batch.
+        # Each look-up is one dict read of an immutable record; at worst a record applied a
+        # moment later is missed and the answer says `accepted` where `late` was due.
+        records = pipeline.ledger.records
+        heard = {i: record.last_heard_at for i in ids if (record := records.get(i)) is not None}
         return {i: at for i, at in heard.items() if at is not None}
 
 
@@ -126,7 +129,9 @@ class EmbeddedSystem:
 
     def health(self) -> Health:
         """`lagging` when the processor is behind: the oldest unapplied event is older than
-        `lagging_after_seconds`, or the backlog is full (posts are being refused). Counts come
+        `lagging_after_seconds`, or the backlog is full (posts are being refused). The counts
+        are left out while the processor holds the live state longer than
+        `health_read_timeout_seconds`. Counts come
         from the same tally as every other view once the system has started."""
         lag = self.runtime.lag
         if not self.started:
@@ -139,11 +144,21 @@ class EmbeddedSystem:
                     stations=tx.stations.count(),
                     open_alerts=tx.alerts.count_open_by_kind(),
                 )
-        tally = take_tally(self.runtime)
         behind = (
             lag.seconds > self.settings.lagging_after_seconds
             or lag.events >= self.settings.max_unapplied_events
         )
+        try:
+            tally = take_tally(self.runtime, self.settings.health_read_timeout_seconds)
+        except ProcessorBusyError:  # a health check answers; it does not queue behind
+            return Health(
+                status="lagging" if behind else "ok",
+                queue_depth=self.runtime.queue_depth,
+                lag_events=lag.events,
+                lag_seconds=round(lag.seconds, 3),
+                stations=None,
+                open_alerts=None,
+            )
         return Health(
             status="lagging" if behind else "ok",
             queue_depth=self.runtime.queue_depth,

@@ -50,6 +50,12 @@ from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+class ProcessorBusyError(Exception):
+    """The live state could not be read in time: the processor held it (a long batch, or
+    stuck), which a health check reports instead of waiting."""
+
+
 _STOP_TIMEOUT_S = 30.0
 
 
@@ -374,11 +380,16 @@ class EmbeddedRuntime:
         return self._queue.qsize()
 
     @contextmanager
-    def reading(self) -> Iterator[Pipeline]:
-        """Hold the processor still while reading live state."""
+    def reading(self, timeout_s: float | None = None) -> Iterator[Pipeline]:
+        """Hold the processor still while reading live state; with `timeout_s`, a processor
+        busy for longer raises ProcessorBusyError instead of keeping the reader waiting."""
         assert self.pipeline is not None, "start() first"
-        with self.lock:
+        if not self.lock.acquire(timeout=-1 if timeout_s is None else timeout_s):
+            raise ProcessorBusyError(f"the processor held its state over {timeout_s:g} s")
+        try:
             yield self.pipeline
+        finally:
+            self.lock.release()
 
     # the processor thread ----------------------------------------------------------------
 

@@ -258,6 +258,12 @@ class Settings(BaseSettings):
     backlog_retry_after_seconds: int = Field(
         2, ge=1, description="Retry-After sent with a 503 when the backlog is full"
     )
+    health_read_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="/healthz waits at most this long for the processor to let it read the "
+        "live counts; longer, it answers without them",
+    )
     lagging_after_seconds: float = Field(
         5.0, gt=0, description="/healthz says lagging when the oldest unapplied event is older"
     )

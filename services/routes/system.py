@@ -13,6 +13,7 @@ from schemas.api import Health
 from services.routes.deps import SystemDep
 from services.station_tally import take_tally
 from services.system import EmbeddedSystem
+from streams.embedded import ProcessorBusyError
 
 router = APIRouter(tags=["system"])
 
@@ -26,7 +27,15 @@ class LiveGauges:
     def collect(self) -> Any:
         if not self.system.started:
             return
-        tally = take_tally(self.system.runtime)
+        depth = GaugeMetricFamily("waystation_queue_depth", "Events waiting to be processed")
+        depth.add_metric([], self.system.runtime.queue_depth)
+        try:
+            tally = take_tally(
+                self.system.runtime, self.system.settings.health_read_timeout_seconds
+            )
+        except ProcessorBusyError:  # a scrape does not queue behind the processor
+            yield depth
+            return
         by_state = tally.stations_by_state()
         by_kind = tally.open_alerts_by_kind()
         stations = GaugeMetricFamily(
@@ -37,8 +46,6 @@ class LiveGauges:
         alerts = GaugeMetricFamily("waystation_open_alerts", "Open alerts by kind", labels=["kind"])
         for kind, count in by_kind.items():
             alerts.add_metric([kind.value], count)
-        depth = GaugeMetricFamily("waystation_queue_depth", "Events waiting to be processed")
-        depth.add_metric([], self.system.runtime.queue_depth)
         yield from (stations, alerts, depth)
 
 
