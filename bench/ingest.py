@@ -1,11 +1,11 @@
 """HTTP ingest benchmarks: events per second and request latency through the real server
 over loopback, as station operators' systems post them.
 
-`waystation run` (the real command, embedded runtime, SQLite with synchronous=FULL, sample
-city of SAMPLE_STATIONS stations, no simulator) in its own process. The load comes from this
-process: plain HTTP/1.1 keep-alive connections on asyncio streams (a light client, so that
-the load generator takes as little of the machine's CPU as it can), each posting its next
-request as soon as the previous one is answered. Bodies are made beforehand.
+`waystation demo --no-simulate` (the real server, embedded runtime, SQLite with
+synchronous=FULL, sample city of SAMPLE_STATIONS stations, no simulator) in its own process.
+The load comes from this process: plain HTTP/1.1 keep-alive connections on asyncio streams
+(a light client, so that the load generator takes as little of the machine's CPU as it can),
+each posting its next request as soon as the previous one is answered. Bodies are made beforehand.
 
 - single: SINGLE_CLIENTS connections, one event per request;
 - batch500: BATCH_CLIENTS connections, 500 events per request.
@@ -75,7 +75,8 @@ def _free_port() -> int:
 
 @contextmanager
 def running_server(data_dir: Path) -> Iterator[tuple[int, str, list[str]]]:
-    """`waystation run` on a free port: yields the port, an admin key and the station ids."""
+    """`waystation demo --no-simulate` on a free port: yields the port, an admin key and the
+    station ids."""
     port = _free_port()
     env = {
         **os.environ,
@@ -87,7 +88,7 @@ def running_server(data_dir: Path) -> Iterator[tuple[int, str, list[str]]]:
         "WAYSTATION_RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "run"],
+        [sys.executable, "-m", "services.cli", "demo", "--no-simulate"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -98,14 +99,14 @@ def running_server(data_dir: Path) -> Iterator[tuple[int, str, list[str]]]:
         with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError("waystation run exited during start-up")
+                    raise RuntimeError("the server exited during start-up")
                 try:
                     if client.get("/healthz").json()["status"] == "ok":
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise TimeoutError("waystation run did not become healthy")
+                    raise TimeoutError("the server did not become healthy")
                 time.sleep(0.2)
             keys = json.loads((data_dir / "demo-keys.json").read_text())
             key = keys["admin"]["key"]
@@ -229,7 +230,8 @@ def run(quick: bool) -> list[Result]:
     single_events = QUICK_SINGLE_EVENTS if quick else SINGLE_EVENTS
     batch_requests = QUICK_BATCH_REQUESTS if quick else BATCH_REQUESTS
     setup = (
-        "`waystation run` (embedded runtime, SQLite with WAL and synchronous=FULL: each "
+        "`waystation demo --no-simulate` (embedded runtime, SQLite with WAL and "
+        "synchronous=FULL: each "
         f"answer only after its events are durable), the sample city of {SAMPLE_STATIONS:,} "
         "stations, no simulator, in its own process on loopback; visits for random stations "
         "posted by an admin key (rate limit lifted for the run), each connection posting its "
