@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.browser import chromium
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
 from schemas.auth import Role
@@ -297,3 +298,16 @@ def event(clock: ManualClock) -> EventFactory:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module; under CI=true a chromium that cannot start fails the test."""
+    try:
+        with chromium() as launched:
+            yield launched
+    except Exception as exc:  # no playwright, no chromium, or it cannot start
+        message = f"chromium could not start: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

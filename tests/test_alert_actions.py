@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
 from schemas.auth import Role
 from services.bootstrap import load_city
@@ -359,18 +358,6 @@ def test_webhooks_only_for_known_districts_within_the_keys_scope(
 
 
 # --- the page --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_acknowledging_from_the_page(browser: Any, city: City) -> None:

@@ -5,7 +5,6 @@ this skips on a developer's machine; under CI=true it fails."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
 from tests.conftest import T0, LiveServer, load, serve, settings_for, tiny_city
 
 RENDER_TIMEOUT_MS = 20_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def running(tmp_path: Path, **overrides: Any) -> EmbeddedSystem:

@@ -7,7 +7,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from bench import dashboard as bench_dashboard
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import (
     DISTRICT_NAME,
     WITHIN_OPENING_HOURS,
@@ -45,18 +44,6 @@ POPUP_FADE_MS = 400  # Leaflet fades popups in
 COLOUR_TOLERANCE = 40  # per channel: antialiasing and the white outline blend at the edges
 AVAILABLE_RGB = (0x00, 0x9E, 0x73)
 CLOSED_RGB = (0xD5, 0x5E, 0x00)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def events_for(city: SampleCity, now: datetime) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ hourly; the dashboard draws its trend charts from those points (chromium)."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import DISTRICT_NAME, generate_sample_city
 from schemas.history import HistoryPoint
 from schemas.stations import StationState
@@ -194,18 +193,6 @@ def test_folding_averages_each_hour(values: list[tuple[float, int]]) -> None:
             assert got.open_alerts == pytest.approx(want.open_alerts)
     finally:
         store.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_trend_charts_are_drawn_from_the_recorded_history(

@@ -4,7 +4,6 @@ without a basemap. Skipped without chromium on a developer's machine; fails unde
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, shape
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import generate_sample_city
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem
@@ -22,18 +21,6 @@ from tests.test_dashboard_browser import STATIONS, SUBDISTRICTS, events_for, sig
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CLOSE_ZOOM = 15
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import Counter
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
 from services.bootstrap import load_city
 from services.live import LiveHub
@@ -46,18 +45,6 @@ STEP_MINUTES = 1
 UNWATCHED_CLOSURES = 30  # enough closures that coverage must drop
 FEED_LIMIT = 50  # the alert feed shows at most this many
 METRIC = re.compile(r'^waystation_(stations|open_alerts)\{(state|kind)="(\w+)"\} ([0-9.]+)$')
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import generate_sample_city
 from services.bootstrap import load_city
 from services.system import EmbeddedSystem
@@ -47,18 +46,6 @@ ZONE_THRESHOLD_WORKERS = 150.0  # few zones alert, so that every alert fits in t
 ALLOWED_LATIN = {"waystation", "Leaflet", "API", "AED", "English"}
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_'-]+")
 H3_CELL = re.compile(r"\b[0-9a-f]{15}\b")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def visit(station_id: str, clock: ManualClock) -> dict[str, Any]:

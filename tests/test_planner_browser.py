@@ -7,14 +7,13 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from tests.conftest import LiveServer, issue, serve
@@ -22,18 +21,6 @@ from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 RENDER_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")

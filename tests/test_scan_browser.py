@@ -8,14 +8,13 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from schemas.auth import Role
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
@@ -26,18 +25,6 @@ PHONE = {"width": 360, "height": 740}
 RENDER_TIMEOUT_MS = 30_000
 UPDATE_TIMEOUT_MS = 10_000
 DEVICE_BURST = 2
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
