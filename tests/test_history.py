@@ -16,23 +16,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.browser import VIEWPORT
-from demo.sample_city import DISTRICT_NAME, generate_sample_city
+from demo.sample_city import DISTRICT_NAME
 from schemas.history import HistoryPoint
 from schemas.stations import StationState
-from services.bootstrap import load_city
 from services.history import bucket
-from services.system import EmbeddedSystem
 from store.history import average
 from store.unit_of_work import Store
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, serve, settings_for
+from tests.conftest import T0, LiveServer
+from tests.served_city import alerting_settings, envelope, served_sample_city, settle
 from tests.test_dashboard_browser import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
     SUBDISTRICTS,
-    envelope,
     events_for,
     sign_in,
 )
@@ -44,33 +42,14 @@ CLOSURES = 12
 
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
-    config = settings_for(
-        tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
-        zone_uncovered_demand_workers=10.0,
-    )
-    clock = ManualClock(T0)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(config, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-            assert answer.status_code == 200
-            settle(live)
-            opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-            yield live, clock, opened
-    finally:
-        system.stop()
-
-
-def settle(live: LiveServer) -> None:
-    live.system.runtime.drain()
-    live.system.runtime.tick()
-    live.system.runtime.drain()
+    config = alerting_settings(tmp_path, zone_uncovered_demand_workers=10.0)
+    with served_sample_city(config, T0, stations=STATIONS, subdistricts=SUBDISTRICTS) as served:
+        live, sample, clock = served.live, served.city, served.clock
+        answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
+        assert answer.status_code == 200
+        settle(live)
+        opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
+        yield live, clock, opened
 
 
 def record_next(live: LiveServer, clock: ManualClock) -> None:

@@ -12,11 +12,8 @@ import pytest
 from shapely.geometry import Point, shape
 
 from bench.browser import VIEWPORT
-from demo.sample_city import generate_sample_city
-from services.bootstrap import load_city
-from services.system import EmbeddedSystem
-from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, serve, settings_for
+from tests.conftest import T0, LiveServer, settings_for
+from tests.served_city import served_sample_city
 from tests.test_dashboard_browser import STATIONS, SUBDISTRICTS, events_for, sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -25,18 +22,13 @@ CLOSE_ZOOM = 15
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    clock = ManualClock(T0)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings_for(tmp_path), clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as server:
-            assert server.client.post("/v1/events", json=events_for(sample, T0)).status_code == 200
-            system.runtime.drain()
-            yield server
-    finally:
-        system.stop()
+    with served_sample_city(
+        settings_for(tmp_path), T0, stations=STATIONS, subdistricts=SUBDISTRICTS
+    ) as served:
+        answer = served.live.client.post("/v1/events", json=events_for(served.city, T0))
+        assert answer.status_code == 200
+        served.live.system.runtime.drain()
+        yield served.live
 
 
 def shown_labels(page: Any) -> dict[str, dict[str, Any]]:

@@ -18,19 +18,17 @@ from typing import Any
 import pytest
 
 from bench.browser import VIEWPORT
-from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
-from services.bootstrap import load_city
+from demo.sample_city import WITHIN_OPENING_HOURS
 from services.live import LiveHub
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import LiveServer, serve, settings_for
+from tests.conftest import LiveServer
+from tests.served_city import alerting_settings, envelope, post, served_sample_city, settle
 from tests.test_dashboard_browser import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
     SUBDISTRICTS,
-    envelope,
     events_for,
     sign_in,
 )
@@ -49,42 +47,21 @@ METRIC = re.compile(r'^waystation_(stations|open_alerts)\{(state|kind)="(\w+)"\}
 
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
-    settings = settings_for(
+    settings = alerting_settings(
         tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
         zone_uncovered_demand_workers=10.0,
         zone_scheme="h3",
         live_keepalive_seconds=KEEPALIVE_S,
     )
-    clock = ManualClock(WITHIN_OPENING_HOURS)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-            assert answer.status_code == 200, answer.text
-            settle(live)
-            opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-            yield live, clock, opened
-    finally:
-        system.stop()
-
-
-def settle(live: LiveServer) -> None:
-    live.system.runtime.drain()
-    live.system.runtime.tick()
-    live.system.runtime.drain()
-
-
-def post(live: LiveServer, events: list[dict[str, Any]]) -> None:
-    """Posts a step's events (made after the last step's) and lets the runtime apply them."""
-    answer = live.client.post("/v1/events", json=events)
-    assert answer.status_code in (200, 202), answer.text
-    settle(live)
+    with served_sample_city(
+        settings, WITHIN_OPENING_HOURS, stations=STATIONS, subdistricts=SUBDISTRICTS
+    ) as served:
+        live, sample, clock = served.live, served.city, served.clock
+        answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
+        assert answer.status_code == 200, answer.text
+        settle(live)
+        opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
+        yield live, clock, opened
 
 
 def later(clock: ManualClock) -> ManualClock:
