@@ -197,14 +197,23 @@ def settings(tmp_path: Path) -> Settings:
     return settings_for(tmp_path)
 
 
-@pytest.fixture
-def system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
-    """A started embedded system over the tiny city; the clock only moves when told to."""
+@contextmanager
+def tiny_system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
+    """A started embedded system over the tiny city, stopped on exit."""
     built = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
     load(built, tiny_city(settings))
     built.start()
-    yield built
-    built.stop()
+    try:
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture
+def system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
+    """A started embedded system over the tiny city; the clock only moves when told to."""
+    with tiny_system(settings, clock) as built:
+        yield built
 
 
 def free_port() -> int:
@@ -252,6 +261,13 @@ def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def served_tiny_city(settings: Settings, clock: ManualClock) -> Iterator[LiveServer]:
+    """`tiny_system` behind the real HTTP server, for tests that need their own settings."""
+    with tiny_system(settings, clock) as system, serve(system) as server:
+        yield server
 
 
 @pytest.fixture

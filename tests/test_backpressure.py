@@ -21,7 +21,15 @@ from services.system import EmbeddedSystem
 from streams.backlog import Backlog, BacklogFullError
 from streams.clock import ManualClock
 from streams.group_commit import CommitTimeoutError, GroupCommit
-from tests.conftest import EventFactory, LiveServer, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    EventFactory,
+    LiveServer,
+    load,
+    serve,
+    settings_for,
+    tiny_city,
+    tiny_system,
+)
 from waystation.settings import Settings
 
 LIMIT = 5
@@ -210,24 +218,21 @@ def held_commits(
 ) -> Iterator[tuple[LiveServer, threading.Event, threading.Event]]:
     """A served tiny city whose commits wait until released; yields the server, an event set
     once a commit has begun, and the event that releases it (set again on the way out)."""
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    entered, release = threading.Event(), threading.Event()
-    commit = system.runtime._commits._commit
+    with tiny_system(settings, clock) as system:
+        entered, release = threading.Event(), threading.Event()
+        commit = system.runtime._commits._commit
 
-    def slow_commit(items: list[Any]) -> Any:
-        entered.set()
-        assert release.wait(WAIT_S)
-        return commit(items)
+        def slow_commit(items: list[Any]) -> Any:
+            entered.set()
+            assert release.wait(WAIT_S)
+            return commit(items)
 
-    monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
-    try:
-        with serve(system) as live:
-            yield live, entered, release
-    finally:
-        release.set()
-        system.stop()
+        monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
+        try:
+            with serve(system) as live:
+                yield live, entered, release
+        finally:
+            release.set()
 
 
 def test_a_post_that_waits_too_long_to_commit_is_refused_and_stored_nowhere(

@@ -27,10 +27,8 @@ from tests.conftest import (
     LiveServer,
     bearer,
     issue,
-    load,
-    serve,
+    served_tiny_city,
     settings_for,
-    tiny_city,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -53,14 +51,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         batch_max_events=BATCH_MAX_EVENTS,
         json_max_depth_levels=MAX_DEPTH,
     )
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
