@@ -238,6 +238,11 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def as_key(live: LiveServer, key: str) -> httpx.Client:
+    """A client of the live server that sends this key (close it, or use it in a `with`)."""
+    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
+
+
 @contextmanager
 def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
     """The real HTTP server on a free loopback port, in a thread; its client holds an admin

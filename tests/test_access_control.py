@@ -16,15 +16,12 @@ from tests.conftest import (
     DISTRICT,
     EventFactory,
     LiveServer,
+    as_key,
     bearer,
     issue,
     served_tiny_city,
     settings_for,
 )
-
-
-def as_key(live: LiveServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
 
 
 def test_operator_posts_only_for_its_own_stations(live: LiveServer, event: EventFactory) -> None:

@@ -23,7 +23,7 @@ from streams.clock import ManualClock
 from tests.conftest import (
     T0,
     LiveServer,
-    bearer,
+    as_key,
     issue,
     served_tiny_city,
     settings_for,
@@ -105,7 +105,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 @pytest.fixture(scope="module")
 def operator(live: LiveServer) -> Iterator[httpx.Client]:
     key = issue(live.system, Role.operator, stations=["T-0001", "T-0002"])
-    with httpx.Client(base_url=live.url, timeout=10, headers=bearer(key)) as client:
+    with as_key(live, key) as client:
         yield client
 
 
