@@ -21,6 +21,11 @@ from tests.conftest import LiveServer, serve, settings_for
 from waystation.settings import Settings
 
 SEED = 7
+STATIONS = 300
+SUBDISTRICTS = 8
+LEFT_SILENT = 6  # stations that never report, so every state shows on the map
+CLOSED = 4
+DEGRADED = 4
 HEARTBEAT_INTERVAL_S = 3600  # longer than any test: no station falls silent on its own
 
 
@@ -43,6 +48,34 @@ def envelope(kind: str, station_id: str, now: datetime, payload: dict[str, Any])
         "occurred_at": now.isoformat(),
         "payload": payload,
     }
+
+
+def events_for(city: SampleCity, now: datetime) -> list[dict[str, Any]]:
+    """Open every station but a few: some never report, some close, some lose water."""
+    events: list[dict[str, Any]] = []
+    stations = city.stations[LEFT_SILENT:]
+    for n, station in enumerate(stations):
+        closed = n < CLOSED
+        degraded = CLOSED <= n < CLOSED + DEGRADED
+        water = "out_of_service" if degraded else "ok"
+        events += [
+            envelope(
+                "check_in",
+                station.station_id,
+                now,
+                {"status": "closed" if closed else "open", "seats_available": 6, "staffed": True},
+            ),
+            envelope(
+                "health_check",
+                station.station_id,
+                now,
+                {
+                    "amenities": {"drinking_water": water, "rest_seats": "ok"},
+                    "next_check_in_seconds": 3600,
+                },
+            ),
+        ]
+    return events
 
 
 @dataclass
@@ -101,3 +134,22 @@ def post(live: LiveServer, events: list[dict[str, Any]]) -> None:
     answer = live.client.post("/v1/events", json=events)
     assert answer.status_code in (200, 202), answer.text
     settle(live)
+
+
+@contextmanager
+def opened_sample_city(settings: Settings, start: datetime) -> Iterator[ServedCity]:
+    """A served city of STATIONS after `events_for`: stations in every state on the map."""
+    with served_sample_city(
+        settings, start, stations=STATIONS, subdistricts=SUBDISTRICTS
+    ) as served:
+        now = served.clock.now()
+        answer = served.live.client.post("/v1/events", json=events_for(served.city, now))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["rejected"] == 0
+        settle(served.live)
+        yield served
+
+
+def opened(city: SampleCity) -> list[str]:
+    """The stations `events_for` left open."""
+    return [s.station_id for s in city.stations[LEFT_SILENT + CLOSED + DEGRADED :]]

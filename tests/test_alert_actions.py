@@ -26,16 +26,16 @@ from schemas.auth import Role
 from services.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from streams.clock import ManualClock
 from tests.conftest import T0, LiveServer, bearer, issue
-from tests.served_city import alerting_settings, envelope, post, served_sample_city
-from tests.test_dashboard_browser import (
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
-    STATIONS,
-    SUBDISTRICTS,
-    events_for,
-    sign_in,
+    alerting_settings,
+    envelope,
+    opened_sample_city,
+    post,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WAIT_S = 15.0
@@ -109,10 +109,8 @@ def city(tmp_path: Path) -> Iterator[City]:
         webhook_backoff_seconds=BACKOFF_S,
         webhook_poll_seconds=POLL_S,
     )
-    with served_sample_city(settings, T0, stations=STATIONS, subdistricts=SUBDISTRICTS) as served:
-        here = City(served.live, served.city, served.clock)
-        here.post(events_for(served.city, served.clock.now()))
-        yield here
+    with opened_sample_city(settings, T0) as served:
+        yield City(served.live, served.city, served.clock)
 
 
 def open_alerts(live: LiveServer, kind: str | None = None) -> list[dict[str, Any]]:

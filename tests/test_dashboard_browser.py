@@ -8,7 +8,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,22 @@ from bench.browser import VIEWPORT
 from demo.sample_city import (
     DISTRICT_NAME,
     WITHIN_OPENING_HOURS,
-    SampleCity,
 )
 from schemas.auth import Role
 from tests.conftest import LiveServer, issue
-from tests.served_city import ServedCity, alerting_settings, envelope, served_sample_city
+from tests.served_city import (
+    CLOSED,
+    DEGRADED,
+    LEFT_SILENT,
+    STATIONS,
+    SUBDISTRICTS,
+    ServedCity,
+    alerting_settings,
+    envelope,
+    opened_sample_city,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-STATIONS = 300
-SUBDISTRICTS = 8
-LEFT_SILENT = 6  # stations that never report, so every state shows on the map
-CLOSED = 4
-DEGRADED = 4
 ZONE_THRESHOLD_WORKERS = 10.0
 UPDATE_TIMEOUT_MS = 10_000
 RENDER_TIMEOUT_MS = 30_000
@@ -41,34 +44,6 @@ AVAILABLE_RGB = (0x00, 0x9E, 0x73)
 CLOSED_RGB = (0xD5, 0x5E, 0x00)
 
 
-def events_for(city: SampleCity, now: datetime) -> list[dict[str, Any]]:
-    """Open every station but a few: some never report, some close, some lose water."""
-    events: list[dict[str, Any]] = []
-    stations = city.stations[LEFT_SILENT:]
-    for n, station in enumerate(stations):
-        closed = n < CLOSED
-        degraded = CLOSED <= n < CLOSED + DEGRADED
-        water = "out_of_service" if degraded else "ok"
-        events += [
-            envelope(
-                "check_in",
-                station.station_id,
-                now,
-                {"status": "closed" if closed else "open", "seats_available": 6, "staffed": True},
-            ),
-            envelope(
-                "health_check",
-                station.station_id,
-                now,
-                {
-                    "amenities": {"drinking_water": water, "rest_seats": "ok"},
-                    "next_check_in_seconds": 3600,
-                },
-            ),
-        ]
-    return events
-
-
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[ServedCity]:
     settings = alerting_settings(
@@ -76,15 +51,7 @@ def city(tmp_path: Path) -> Iterator[ServedCity]:
         zone_uncovered_demand_workers=ZONE_THRESHOLD_WORKERS,
         zone_scheme="h3",  # small zones: closing one station can tip one over
     )
-    with served_sample_city(
-        settings, WITHIN_OPENING_HOURS, stations=STATIONS, subdistricts=SUBDISTRICTS
-    ) as served:
-        live, sample, clock = served.live, served.city, served.clock
-        answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["rejected"] == 0
-        live.system.runtime.drain()
-        live.system.runtime.tick()
+    with opened_sample_city(settings, WITHIN_OPENING_HOURS) as served:
         yield served
 
 

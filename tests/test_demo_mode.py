@@ -21,7 +21,8 @@ from services.system import EmbeddedSystem
 from store.unit_of_work import Store
 from streams.clock import ManualClock
 from tests.conftest import T0, serve, settings_for
-from tests.test_dashboard_browser import ARTIFACTS, STATIONS, sign_in
+from tests.served_city import STATIONS
+from tests.test_dashboard_browser import ARTIFACTS, sign_in
 
 runner = CliRunner()
 

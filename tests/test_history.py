@@ -24,16 +24,14 @@ from store.history import average
 from store.unit_of_work import Store
 from streams.clock import ManualClock
 from tests.conftest import T0, LiveServer
-from tests.served_city import alerting_settings, envelope, served_sample_city, settle
-from tests.test_dashboard_browser import (
-    CLOSED,
-    DEGRADED,
-    LEFT_SILENT,
-    STATIONS,
-    SUBDISTRICTS,
-    events_for,
-    sign_in,
+from tests.served_city import (
+    alerting_settings,
+    envelope,
+    opened,
+    opened_sample_city,
+    settle,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FIVE_MIN = timedelta(minutes=5)
@@ -43,13 +41,8 @@ CLOSURES = 12
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
     config = alerting_settings(tmp_path, zone_uncovered_demand_workers=10.0)
-    with served_sample_city(config, T0, stations=STATIONS, subdistricts=SUBDISTRICTS) as served:
-        live, sample, clock = served.live, served.city, served.clock
-        answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-        assert answer.status_code == 200
-        settle(live)
-        opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-        yield live, clock, opened
+    with opened_sample_city(config, T0) as served:
+        yield served.live, served.clock, opened(served.city)
 
 
 def record_next(live: LiveServer, clock: ManualClock) -> None:

@@ -13,8 +13,8 @@ from shapely.geometry import Point, shape
 
 from bench.browser import VIEWPORT
 from tests.conftest import T0, LiveServer, settings_for
-from tests.served_city import served_sample_city
-from tests.test_dashboard_browser import STATIONS, SUBDISTRICTS, events_for, sign_in
+from tests.served_city import STATIONS, SUBDISTRICTS, events_for, served_sample_city
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CLOSE_ZOOM = 15

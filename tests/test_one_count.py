@@ -22,16 +22,18 @@ from demo.sample_city import WITHIN_OPENING_HOURS
 from services.live import LiveHub
 from streams.clock import ManualClock
 from tests.conftest import LiveServer
-from tests.served_city import alerting_settings, envelope, post, served_sample_city, settle
-from tests.test_dashboard_browser import (
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
-    SUBDISTRICTS,
-    events_for,
-    sign_in,
+    alerting_settings,
+    envelope,
+    opened,
+    opened_sample_city,
+    post,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 STATES = ("available", "degraded", "closed", "silent")
@@ -53,15 +55,8 @@ def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
         zone_scheme="h3",
         live_keepalive_seconds=KEEPALIVE_S,
     )
-    with served_sample_city(
-        settings, WITHIN_OPENING_HOURS, stations=STATIONS, subdistricts=SUBDISTRICTS
-    ) as served:
-        live, sample, clock = served.live, served.city, served.clock
-        answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-        assert answer.status_code == 200, answer.text
-        settle(live)
-        opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-        yield live, clock, opened
+    with opened_sample_city(settings, WITHIN_OPENING_HOURS) as served:
+        yield served.live, served.clock, opened(served.city)
 
 
 def later(clock: ManualClock) -> ManualClock:

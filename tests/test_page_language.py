@@ -17,16 +17,18 @@ import pytest
 from bench.browser import VIEWPORT
 from streams.clock import ManualClock
 from tests.conftest import T0, LiveServer
-from tests.served_city import alerting_settings, envelope, served_sample_city
-from tests.test_dashboard_browser import (
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
     SUBDISTRICTS,
+    alerting_settings,
+    envelope,
     events_for,
-    sign_in,
+    served_sample_city,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 KINDS = ("zone_underserved", "station_silent", "station_degraded", "station_overloaded")
