@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from schemas.alerts import Alert, AlertKind
 from schemas.reasons import Reason, ReasonCode
+from services.amenity_words import AMENITIES_ZH
 
 TRANSITIONS = {"opened": "新警报", "escalated": "警报升级", "resolved": "警报解除"}
 KINDS = {
@@ -15,20 +16,6 @@ KINDS = {
     AlertKind.station_overloaded: "驿站超负荷",
 }
 CHECK_IN = {"open": "开放", "paused": "暂停", "closed": "关闭"}
-AMENITIES = {
-    "drinking_water": "饮用水",
-    "microwave": "微波炉",
-    "phone_charging": "手机充电",
-    "ebike_charging": "电动车充电",
-    "restroom": "卫生间",
-    "rest_seats": "休息座椅",
-    "air_conditioning": "空调",
-    "heating": "暖气",
-    "first_aid": "急救用品",
-    "aed": "AED",
-    "wifi": "无线网络",
-    "lockers": "储物柜",
-}
 
 
 def reason_text(reason: Reason | None) -> str:
@@ -43,7 +30,7 @@ def reason_text(reason: Reason | None) -> str:
         case ReasonCode.no_heartbeat:
             return f"自 {v['since']} 起没有心跳"
         case ReasonCode.amenities_out:
-            names = [AMENITIES.get(a, a) for a in v["amenities"]]  # type: ignore[union-attr]
+            names = [AMENITIES_ZH.get(a, a) for a in v["amenities"]]  # type: ignore[union-attr]
             return "停用：" + "、".join(names)
         case ReasonCode.open_and_reporting:
             return "开放，上报正常"

@@ -5,22 +5,18 @@ hourly ones after `history_fine_hours`. Also what the API serves for trend chart
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from schemas.alerts import AlertKind
 from schemas.history import History, HistoryPoint, HistoryRange
 from services.station_tally import Tally, take_tally
+from services.step_follower import StepFollower
 from store.history import average
 from store.unit_of_work import Store
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
-from streams.pipeline import StepOutcome
 from waystation.settings import Settings
-
-log = logging.getLogger(__name__)
 
 HOUR_S = 3600
 DISTRICT_WIDE = ""  # the subdistrict under which a whole district's points are kept
@@ -99,37 +95,18 @@ class HistoryRecorder:
         self.clock = clock
         self.interval_s = round(settings.history_interval_minutes * 60)
         self._last: datetime | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._follower = StepFollower(
+            "waystation-history",
+            self.record_due,
+            self.interval_s,
+            "recording a history point failed; the next one is tried",
+        )
 
     def start(self) -> None:
-        self.runtime.listeners.append(self.on_outcome)
-        self._thread = threading.Thread(target=self._run, name="waystation-history", daemon=True)
-        self._thread.start()
+        self._follower.start(self.runtime)
 
     def stop(self) -> None:
-        if self.on_outcome in self.runtime.listeners:
-            self.runtime.listeners.remove(self.on_outcome)
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def on_outcome(self, _: StepOutcome) -> None:
-        self._wake.set()  # the clock ticks through the runtime: look whether a point is due
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(timeout=self.interval_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.record_due()
-            except Exception:  # a failed point must not end the history
-                log.exception("recording a history point failed; the next one is tried")
+        self._follower.stop()
 
     def record_due(self) -> bool:
         """Records the current interval's point unless it has one; returns whether it did."""

@@ -24,6 +24,7 @@ from typing import Any
 from schemas.alerts import AlertEvent
 from schemas.state import StationStateChanged
 from services.dashboard_data import STATE_INDEX, DashboardData
+from services.inbox import take_waiting
 from services.kpi_book import KpiBook
 from services.station_tally import Tally, take_tally
 from streams.embedded import EmbeddedRuntime
@@ -154,15 +155,7 @@ class LiveHub:
 
     def _run(self) -> None:
         while True:
-            try:
-                items = [self._inbox.get(timeout=self.settings.live_visits_refresh_seconds)]
-            except queue.Empty:
-                items = []
-            while True:
-                try:
-                    items.append(self._inbox.get_nowait())
-                except queue.Empty:
-                    break
+            items = take_waiting(self._inbox, self.settings.live_visits_refresh_seconds)
             outcomes = [i for i in items if isinstance(i, StepOutcome)]
             try:
                 self._publish(outcomes)

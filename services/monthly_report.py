@@ -12,6 +12,7 @@ from enum import StrEnum
 from schemas.events import Service, WorkerKind
 from schemas.stations import Amenity
 from schemas.visit_stats import VisitStats, VisitStatsList
+from services.amenity_words import AMENITIES_ZH
 
 
 class ReportLanguage(StrEnum):
@@ -62,18 +63,7 @@ SERVICE_WORDS = {
         "health_screening": "健康筛查",
         "legal_aid": "法律援助",
         "counselling": "心理疏导",
-        "drinking_water": "饮用水",
-        "microwave": "微波炉",
-        "phone_charging": "手机充电",
-        "ebike_charging": "电动车充电",
-        "restroom": "卫生间",
-        "rest_seats": "休息座椅",
-        "air_conditioning": "空调",
-        "heating": "暖气",
-        "first_aid": "急救用品",
-        "aed": "AED",
-        "wifi": "无线网络",
-        "lockers": "储物柜",
+        **AMENITIES_ZH,
     },
     ReportLanguage.en: {
         s.value: s.value.replace("_", " ")

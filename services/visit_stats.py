@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 from collections import Counter
 from zoneinfo import ZoneInfo
 
 from schemas.events import EventType
 from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats, VisitStatsList
+from services.step_follower import StepFollower
 from store.repositories import ArchivedEvent
 from store.unit_of_work import Store, UnitOfWork
 from streams.embedded import EmbeddedRuntime
-from streams.pipeline import StepOutcome
 from waystation.settings import Settings
-
-log = logging.getLogger(__name__)
 
 CURSOR_KEY = "visit_rollup_seq"
 PAGE_EVENTS = 5000
@@ -40,39 +37,20 @@ class VisitRollupFollower:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.zone = ZoneInfo(settings.timezone)
-        self.runtime: EmbeddedRuntime | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._follower = StepFollower(
+            "waystation-visits",
+            self.catch_up,
+            IDLE_CHECK_SECONDS,
+            "adding visits to the daily rollups failed",  # the next pass retries from the cursor
+        )
 
     def start(self, runtime: EmbeddedRuntime) -> None:
         """Follows the archive, woken by the runtime's steps (and every minute regardless)."""
-        self.runtime = runtime
-        runtime.listeners.append(self.on_outcome)
-        self._thread = threading.Thread(target=self._run, name="waystation-visits", daemon=True)
-        self._thread.start()
+        self._follower.start(runtime)
 
     def stop(self) -> None:
-        if self.runtime is not None and self.on_outcome in self.runtime.listeners:
-            self.runtime.listeners.remove(self.on_outcome)
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def on_outcome(self, _: StepOutcome) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(timeout=IDLE_CHECK_SECONDS)
-            self._wake.clear()
-            try:
-                self.catch_up()
-            except Exception:  # the next pass retries from the same cursor
-                log.exception("adding visits to the daily rollups failed")
+        self._follower.stop()
 
     def catch_up(self) -> int:
         """Adds every visit archived since the cursor; returns how many events it read."""

@@ -29,6 +29,7 @@ import httpx
 from schemas.alert_actions import Delivery, DeliveryStatus, Webhook, WebhookFlavour
 from schemas.alerts import Alert, AlertEvent, AlertKind, AlertTransition
 from services import alert_words
+from services.inbox import take_waiting
 from store.unit_of_work import Store
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
@@ -157,15 +158,7 @@ class WebhookDispatcher:
     def _run(self) -> None:
         with self._client_factory() as client:
             while True:
-                try:
-                    items = [self._inbox.get(timeout=self.settings.webhook_poll_seconds)]
-                except queue.Empty:
-                    items = []
-                while True:
-                    try:
-                        items.append(self._inbox.get_nowait())
-                    except queue.Empty:
-                        break
+                items = take_waiting(self._inbox, self.settings.webhook_poll_seconds)
                 try:
                     for item in items:
                         if isinstance(item, list):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.browser import chromium
 from geo.catchment import CircleCatchments
 from geo.grid import Grid
 from schemas.auth import Role
@@ -196,14 +197,23 @@ def settings(tmp_path: Path) -> Settings:
     return settings_for(tmp_path)
 
 
-@pytest.fixture
-def system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
-    """A started embedded system over the tiny city; the clock only moves when told to."""
+@contextmanager
+def tiny_system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
+    """A started embedded system over the tiny city, stopped on exit."""
     built = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
     load(built, tiny_city(settings))
     built.start()
-    yield built
-    built.stop()
+    try:
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture
+def system(settings: Settings, clock: ManualClock) -> Iterator[EmbeddedSystem]:
+    """A started embedded system over the tiny city; the clock only moves when told to."""
+    with tiny_system(settings, clock) as built:
+        yield built
 
 
 def free_port() -> int:
@@ -226,6 +236,11 @@ def issue(system: EmbeddedSystem, role: Role, **scope: Any) -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def as_key(live: LiveServer, key: str) -> httpx.Client:
+    """A client of the live server that sends this key (close it, or use it in a `with`)."""
+    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
 
 
 @contextmanager
@@ -251,6 +266,13 @@ def serve(system: EmbeddedSystem) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def served_tiny_city(settings: Settings, clock: ManualClock) -> Iterator[LiveServer]:
+    """`tiny_system` behind the real HTTP server, for tests that need their own settings."""
+    with tiny_system(settings, clock) as system, serve(system) as server:
+        yield server
 
 
 @pytest.fixture
@@ -297,3 +319,16 @@ def event(clock: ManualClock) -> EventFactory:
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module; under CI=true a chromium that cannot start fails the test."""
+    try:
+        with chromium() as launched:
+            yield launched
+    except Exception as exc:  # no playwright, no chromium, or it cannot start
+        message = f"chromium could not start: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)

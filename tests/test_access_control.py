@@ -11,23 +11,17 @@ import httpx
 import pytest
 
 from schemas.auth import Role
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
 from tests.conftest import (
     DISTRICT,
     EventFactory,
     LiveServer,
+    as_key,
     bearer,
     issue,
-    load,
-    serve,
+    served_tiny_city,
     settings_for,
-    tiny_city,
 )
-
-
-def as_key(live: LiveServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
 
 
 def test_operator_posts_only_for_its_own_stations(live: LiveServer, event: EventFactory) -> None:
@@ -125,14 +119,8 @@ def strict_live(tmp_path: Path, clock: ManualClock) -> Iterator[LiveServer]:
         rate_limit_burst=3,
         cors_origins=("https://dashboard.example.org",),
     )
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, clock) as server:
+        yield server
 
 
 def test_rate_limit_answers_429_with_retry_after(strict_live: LiveServer) -> None:
@@ -170,14 +158,8 @@ def test_security_headers_and_documented_scheme(live: LiveServer) -> None:
 
 def test_a_request_over_its_time_budget_is_answered_503(tmp_path: Path, clock: ManualClock) -> None:
     settings = settings_for(tmp_path, request_timeout_seconds=1e-6)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            answer = server.client.get("/v1/coverage")
-            assert answer.status_code == 503
-            assert answer.headers["retry-after"]
-            assert answer.json()["title"] == "Request timed out"
-    finally:
-        system.stop()
+    with served_tiny_city(settings, clock) as server:
+        answer = server.client.get("/v1/coverage")
+        assert answer.status_code == 503
+        assert answer.headers["retry-after"]
+        assert answer.json()["title"] == "Request timed out"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -21,24 +20,22 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
-from demo.sample_city import DISTRICT_NAME, SampleCity, generate_sample_city
+from bench.browser import VIEWPORT
+from demo.sample_city import DISTRICT_NAME, SampleCity
 from schemas.auth import Role
-from services.bootstrap import load_city
-from services.system import EmbeddedSystem
 from services.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, bearer, issue, serve, settings_for
-from tests.test_dashboard_browser import (
+from tests.conftest import T0, LiveServer, bearer, issue
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
-    STATIONS,
-    SUBDISTRICTS,
+    alerting_settings,
     envelope,
-    events_for,
-    sign_in,
+    opened_sample_city,
+    post,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WAIT_S = 15.0
@@ -97,12 +94,7 @@ class City:
     clock: ManualClock
 
     def post(self, events: list[dict[str, Any]]) -> None:
-        answer = self.live.client.post("/v1/events", json=events)
-        assert answer.status_code in (200, 202), answer.text
-        runtime = self.live.system.runtime
-        runtime.drain()
-        runtime.tick()
-        runtime.drain()
+        post(self.live, events)
 
     def open_station(self, offset: int) -> str:
         return self.city.stations[LEFT_SILENT + CLOSED + DEGRADED + offset].station_id
@@ -110,28 +102,15 @@ class City:
 
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[City]:
-    settings = settings_for(
+    settings = alerting_settings(
         tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
         zone_uncovered_demand_workers=10.0,
         zone_scheme="h3",
         webhook_backoff_seconds=BACKOFF_S,
         webhook_poll_seconds=POLL_S,
     )
-    clock = ManualClock(T0)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            here = City(live, sample, clock)
-            here.post(events_for(sample, clock.now()))
-            yield here
-    finally:
-        system.stop()
+    with opened_sample_city(settings, T0) as served:
+        yield City(served.live, served.city, served.clock)
 
 
 def open_alerts(live: LiveServer, kind: str | None = None) -> list[dict[str, Any]]:
@@ -359,18 +338,6 @@ def test_webhooks_only_for_known_districts_within_the_keys_scope(
 
 
 # --- the page --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_acknowledging_from_the_page(browser: Any, city: City) -> None:

@@ -5,7 +5,6 @@ this skips on a developer's machine; under CI=true it fails."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,42 +12,17 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.browser import VIEWPORT, chromium
-from services.system import EmbeddedSystem
+from bench.browser import VIEWPORT
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, load, serve, settings_for, tiny_city
+from tests.conftest import T0, LiveServer, served_tiny_city, settings_for
 
 RENDER_TIMEOUT_MS = 20_000
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def running(tmp_path: Path, **overrides: Any) -> EmbeddedSystem:
-    settings = settings_for(tmp_path, **overrides)
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    return system
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    system = running(tmp_path)
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings_for(tmp_path), ManualClock(T0)) as server:
+        yield server
 
 
 def test_docs_render_offline_under_the_strict_policy(live: LiveServer, browser: Any) -> None:
@@ -78,11 +52,7 @@ def test_docs_render_offline_under_the_strict_policy(live: LiveServer, browser: 
 
 
 def test_docs_can_be_turned_off(tmp_path: Path) -> None:
-    system = running(tmp_path, api_docs=False)
-    try:
-        with serve(system) as live:
-            assert httpx.get(f"{live.url}/docs").status_code == 404
-            assert httpx.get(f"{live.url}/redoc").status_code == 404
-            assert httpx.get(f"{live.url}/openapi.json").status_code == 200
-    finally:
-        system.stop()
+    with served_tiny_city(settings_for(tmp_path, api_docs=False), ManualClock(T0)) as live:
+        assert httpx.get(f"{live.url}/docs").status_code == 404
+        assert httpx.get(f"{live.url}/redoc").status_code == 404
+        assert httpx.get(f"{live.url}/openapi.json").status_code == 200

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,16 @@ from services.system import EmbeddedSystem
 from streams.backlog import Backlog, BacklogFullError
 from streams.clock import ManualClock
 from streams.group_commit import CommitTimeoutError, GroupCommit
-from tests.conftest import EventFactory, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    EventFactory,
+    LiveServer,
+    load,
+    serve,
+    settings_for,
+    tiny_city,
+    tiny_system,
+)
+from waystation.settings import Settings
 
 LIMIT = 5
 WAIT_S = 10.0
@@ -202,45 +212,53 @@ def test_over_the_backlog_limit_posts_are_refused_and_healthz_says_lagging(
         assert stored_ids(system, first + over) == {b["event_id"] for b in first + over}
 
 
+@contextmanager
+def held_commits(
+    settings: Settings, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LiveServer, threading.Event, threading.Event]]:
+    """A served tiny city whose commits wait until released; yields the server, an event set
+    once a commit has begun, and the event that releases it (set again on the way out)."""
+    with tiny_system(settings, clock) as system:
+        entered, release = threading.Event(), threading.Event()
+        commit = system.runtime._commits._commit
+
+        def slow_commit(items: list[Any]) -> Any:
+            entered.set()
+            assert release.wait(WAIT_S)
+            return commit(items)
+
+        monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
+        try:
+            with serve(system) as live:
+                yield live, entered, release
+        finally:
+            release.set()
+
+
 def test_a_post_that_waits_too_long_to_commit_is_refused_and_stored_nowhere(
     tmp_path: Path, clock: ManualClock, event: EventFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_for(tmp_path, commit_wait_seconds=0.2)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    entered, release = threading.Event(), threading.Event()
-    commit = system.runtime._commits._commit
-
-    def slow_commit(items: list[Any]) -> Any:
-        entered.set()
-        assert release.wait(WAIT_S)
-        return commit(items)
-
-    monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
-    try:
-        with serve(system) as live:
-            first = event("visit", "T-0001")
-            holder = threading.Thread(
-                target=live.client.post, args=("/v1/events",), kwargs={"json": first}
-            )
-            holder.start()
-            assert entered.wait(WAIT_S)
-            late = [event("visit", "T-0002"), event("visit", "T-0001")]
-            refused = live.client.post("/v1/events", json=late)
-            assert refused.status_code == 503
-            assert refused.json()["title"] == "Not committed in time"
-            assert "nothing of this request was stored" in refused.json()["detail"]
-            assert int(refused.headers["Retry-After"]) >= 1
-            release.set()
-            holder.join(WAIT_S)
-            system.runtime.drain()
-            assert stored_ids(system, late) == set()
-            assert stored_ids(system, [first]) == {first["event_id"]}
-            assert system.runtime.lag.events == 0  # the refused post gave its room back
-    finally:
+    with held_commits(settings, clock, monkeypatch) as (live, entered, release):
+        system = live.system
+        first = event("visit", "T-0001")
+        holder = threading.Thread(
+            target=live.client.post, args=("/v1/events",), kwargs={"json": first}
+        )
+        holder.start()
+        assert entered.wait(WAIT_S)
+        late = [event("visit", "T-0002"), event("visit", "T-0001")]
+        refused = live.client.post("/v1/events", json=late)
+        assert refused.status_code == 503
+        assert refused.json()["title"] == "Not committed in time"
+        assert "nothing of this request was stored" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) >= 1
         release.set()
-        system.stop()
+        holder.join(WAIT_S)
+        system.runtime.drain()
+        assert stored_ids(system, late) == set()
+        assert stored_ids(system, [first]) == {first["event_id"]}
+        assert system.runtime.lag.events == 0  # the refused post gave its room back
 
 
 def test_a_client_that_disconnects_mid_body_is_not_a_server_error(
@@ -267,37 +285,22 @@ def test_a_request_running_out_of_time_is_answered_before_the_timeout_with_nothi
     """The request's own deadline (its timeout less the margin) ends its wait for a commit,
     so it is answered 'not committed', truthfully, before the timeout could answer for it."""
     settings = settings_for(tmp_path, request_timeout_seconds=2.0, request_store_margin_seconds=1.5)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    entered, release = threading.Event(), threading.Event()
-    commit = system.runtime._commits._commit
-
-    def slow_commit(items: list[Any]) -> Any:
-        entered.set()
-        assert release.wait(WAIT_S)
-        return commit(items)
-
-    monkeypatch.setattr(system.runtime._commits, "_commit", slow_commit)
-    try:
-        with serve(system) as live:
-            holder = threading.Thread(
-                target=system.runtime.submit,
-                args=([parse_event(json.dumps(event("visit")), now=clock.now())],),
-            )
-            holder.start()
-            assert entered.wait(WAIT_S)
-            late = [event("visit", "T-0002")]
-            started = time.monotonic()
-            refused = live.client.post("/v1/events", json=late)
-            waited = time.monotonic() - started
-            assert refused.status_code == 503
-            assert refused.json()["title"] == "Not committed in time"
-            assert waited < settings.request_timeout_seconds
-            release.set()
-            holder.join(WAIT_S)
-            system.runtime.drain()
-            assert stored_ids(system, late) == set()
-    finally:
+    with held_commits(settings, clock, monkeypatch) as (live, entered, release):
+        system = live.system
+        holder = threading.Thread(
+            target=system.runtime.submit,
+            args=([parse_event(json.dumps(event("visit")), now=clock.now())],),
+        )
+        holder.start()
+        assert entered.wait(WAIT_S)
+        late = [event("visit", "T-0002")]
+        started = time.monotonic()
+        refused = live.client.post("/v1/events", json=late)
+        waited = time.monotonic() - started
+        assert refused.status_code == 503
+        assert refused.json()["title"] == "Not committed in time"
+        assert waited < settings.request_timeout_seconds
         release.set()
-        system.stop()
+        holder.join(WAIT_S)
+        system.runtime.drain()
+        assert stored_ids(system, late) == set()

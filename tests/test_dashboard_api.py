@@ -19,17 +19,13 @@ from schemas.geography import Boundary, BoundaryLevel
 from services.app import SECURITY_HEADERS, content_security_policy
 from services.live import KEEPALIVE, RESYNC, Subscription
 from services.system import EmbeddedSystem
-from tests.conftest import DISTRICT, EventFactory, LiveServer, bearer, issue, serve
+from tests.conftest import DISTRICT, EventFactory, LiveServer, as_key, bearer, issue, serve
 
 STREAM_TIMEOUT_S = 10.0
 SQUARE = {
     "type": "Polygon",
     "coordinates": [[[116.4, 39.9], [116.6, 39.9], [116.6, 40.0], [116.4, 40.0], [116.4, 39.9]]],
 }
-
-
-def as_key(live: LiveServer, key: str) -> httpx.Client:
-    return httpx.Client(base_url=live.url, timeout=10, headers=bearer(key))
 
 
 def test_whoami_names_the_keys_districts(live: LiveServer) -> None:

@@ -7,36 +7,33 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import dashboard as bench_dashboard
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import (
     DISTRICT_NAME,
     WITHIN_OPENING_HOURS,
-    SampleCity,
-    generate_sample_city,
 )
 from schemas.auth import Role
-from services.bootstrap import load_city
-from services.system import EmbeddedSystem
-from streams.clock import ManualClock
-from tests.conftest import LiveServer, issue, serve, settings_for
+from tests.conftest import LiveServer, issue
+from tests.served_city import (
+    CLOSED,
+    DEGRADED,
+    LEFT_SILENT,
+    STATIONS,
+    SUBDISTRICTS,
+    ServedCity,
+    alerting_settings,
+    envelope,
+    opened_sample_city,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-STATIONS = 300
-SUBDISTRICTS = 8
-LEFT_SILENT = 6  # stations that never report, so every state shows on the map
-CLOSED = 4
-DEGRADED = 4
 ZONE_THRESHOLD_WORKERS = 10.0
 UPDATE_TIMEOUT_MS = 10_000
 RENDER_TIMEOUT_MS = 30_000
@@ -47,89 +44,15 @@ AVAILABLE_RGB = (0x00, 0x9E, 0x73)
 CLOSED_RGB = (0xD5, 0x5E, 0x00)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def events_for(city: SampleCity, now: datetime) -> list[dict[str, Any]]:
-    """Open every station but a few: some never report, some close, some lose water."""
-    events: list[dict[str, Any]] = []
-    stations = city.stations[LEFT_SILENT:]
-    for n, station in enumerate(stations):
-        closed = n < CLOSED
-        degraded = CLOSED <= n < CLOSED + DEGRADED
-        water = "out_of_service" if degraded else "ok"
-        events += [
-            envelope(
-                "check_in",
-                station.station_id,
-                now,
-                {"status": "closed" if closed else "open", "seats_available": 6, "staffed": True},
-            ),
-            envelope(
-                "health_check",
-                station.station_id,
-                now,
-                {
-                    "amenities": {"drinking_water": water, "rest_seats": "ok"},
-                    "next_check_in_seconds": 3600,
-                },
-            ),
-        ]
-    return events
-
-
-def envelope(kind: str, station_id: str, now: datetime, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "type": kind,
-        "schema_version": 1,
-        "station_id": station_id,
-        "occurred_at": now.isoformat(),
-        "payload": payload,
-    }
-
-
-@dataclass
-class City:
-    live: LiveServer
-    city: SampleCity
-    clock: ManualClock
-
-
 @pytest.fixture
-def city(tmp_path: Path) -> Iterator[City]:
-    settings = settings_for(
+def city(tmp_path: Path) -> Iterator[ServedCity]:
+    settings = alerting_settings(
         tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
         zone_uncovered_demand_workers=ZONE_THRESHOLD_WORKERS,
-        heartbeat_interval_seconds=3600,
         zone_scheme="h3",  # small zones: closing one station can tip one over
     )
-    clock = ManualClock(WITHIN_OPENING_HOURS)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-            assert answer.status_code == 200, answer.text
-            assert answer.json()["rejected"] == 0
-            system.runtime.drain()
-            system.runtime.tick()
-            yield City(live, sample, clock)
-    finally:
-        system.stop()
+    with opened_sample_city(settings, WITHIN_OPENING_HOURS) as served:
+        yield served
 
 
 def sign_in(page: Any, live: LiveServer) -> None:
@@ -193,7 +116,7 @@ def close_to(rgb: tuple[int, ...], expected: tuple[int, int, int]) -> bool:
     return all(abs(a - b) <= COLOUR_TOLERANCE for a, b in zip(rgb, expected, strict=True))
 
 
-def test_sign_in_shows_the_citys_stations_and_kpis(browser: Any, city: City) -> None:
+def test_sign_in_shows_the_citys_stations_and_kpis(browser: Any, city: ServedCity) -> None:
     live = city.live
     page = browser.new_page(viewport=VIEWPORT)
     sign_in(page, live)
@@ -232,7 +155,7 @@ def test_sign_in_shows_the_citys_stations_and_kpis(browser: Any, city: City) -> 
 
 
 def test_a_closed_station_changes_on_the_map_and_raises_an_alert_live(
-    browser: Any, city: City
+    browser: Any, city: ServedCity
 ) -> None:
     live = city.live
     station_id, margin = station_to_close(live)
@@ -290,7 +213,7 @@ def test_a_closed_station_changes_on_the_map_and_raises_an_alert_live(
     page.close()
 
 
-def test_language_switch(browser: Any, city: City) -> None:
+def test_language_switch(browser: Any, city: ServedCity) -> None:
     page = browser.new_page(viewport=VIEWPORT)
     sign_in(page, city.live)
     assert page.locator("#kpi-heading").inner_text().startswith("概况")

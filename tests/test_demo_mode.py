@@ -7,15 +7,13 @@ CI=true)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import generate_sample_city
 from services import cli
 from services.bootstrap import SAMPLE_CITY_KEY, ensure_sample_city, load_city
@@ -23,7 +21,8 @@ from services.system import EmbeddedSystem
 from store.unit_of_work import Store
 from streams.clock import ManualClock
 from tests.conftest import T0, serve, settings_for
-from tests.test_dashboard_browser import ARTIFACTS, STATIONS, sign_in
+from tests.served_city import STATIONS
+from tests.test_dashboard_browser import ARTIFACTS, sign_in
 
 runner = CliRunner()
 
@@ -84,18 +83,6 @@ def test_demo_refuses_a_store_with_real_stations(
     assert result.exit_code == 2
     assert "real stations" in result.output
     assert served == []
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.mark.parametrize("sample", [True, False])

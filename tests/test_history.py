@@ -5,7 +5,6 @@ hourly; the dashboard draws its trend charts from those points (chromium)."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,27 +15,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.browser import VIEWPORT, chromium
-from demo.sample_city import DISTRICT_NAME, generate_sample_city
+from bench.browser import VIEWPORT
+from demo.sample_city import DISTRICT_NAME
 from schemas.history import HistoryPoint
 from schemas.stations import StationState
-from services.bootstrap import load_city
 from services.history import bucket
-from services.system import EmbeddedSystem
 from store.history import average
 from store.unit_of_work import Store
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, serve, settings_for
-from tests.test_dashboard_browser import (
-    CLOSED,
-    DEGRADED,
-    LEFT_SILENT,
-    STATIONS,
-    SUBDISTRICTS,
+from tests.conftest import T0, LiveServer
+from tests.served_city import (
+    alerting_settings,
     envelope,
-    events_for,
-    sign_in,
+    opened,
+    opened_sample_city,
+    settle,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FIVE_MIN = timedelta(minutes=5)
@@ -45,33 +40,9 @@ CLOSURES = 12
 
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
-    config = settings_for(
-        tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
-        zone_uncovered_demand_workers=10.0,
-    )
-    clock = ManualClock(T0)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(config, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-            assert answer.status_code == 200
-            settle(live)
-            opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-            yield live, clock, opened
-    finally:
-        system.stop()
-
-
-def settle(live: LiveServer) -> None:
-    live.system.runtime.drain()
-    live.system.runtime.tick()
-    live.system.runtime.drain()
+    config = alerting_settings(tmp_path, zone_uncovered_demand_workers=10.0)
+    with opened_sample_city(config, T0) as served:
+        yield served.live, served.clock, opened(served.city)
 
 
 def record_next(live: LiveServer, clock: ManualClock) -> None:
@@ -194,18 +165,6 @@ def test_folding_averages_each_hour(values: list[tuple[float, int]]) -> None:
             assert got.open_alerts == pytest.approx(want.open_alerts)
     finally:
         store.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_trend_charts_are_drawn_from_the_recorded_history(

@@ -11,7 +11,14 @@ import httpx
 from schemas.auth import Role
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, bearer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    T0,
+    LiveServer,
+    bearer,
+    issue,
+    served_tiny_city,
+    settings_for,
+)
 
 FAILURES_BURST = 5
 
@@ -20,38 +27,27 @@ def test_failed_authentications_are_rate_limited_per_address(tmp_path: Path) -> 
     settings = settings_for(
         tmp_path, auth_failures_burst=FAILURES_BURST, auth_failures_per_minute=1
     )
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as live:
-            good = bearer(issue(system, Role.union, districts=["Test District"]))
-            guesses = [
-                httpx.get(f"{live.url}/v1/me", headers=bearer(f"wsk_{i:012x}_guess"))
-                for i in range(FAILURES_BURST)
-            ]
-            assert [r.status_code for r in guesses] == [401] * FAILURES_BURST
-            slowed = httpx.get(f"{live.url}/v1/me", headers=bearer("wsk_000000000000_guess"))
-            assert slowed.status_code == 429
-            assert int(slowed.headers["retry-after"]) >= 1
-            assert "failed authentications" in slowed.json()["detail"]
-            # While slowed, the address is refused before any key is looked at.
-            assert httpx.get(f"{live.url}/v1/me", headers=good).status_code == 429
-            assert httpx.get(f"{live.url}/v1/me").status_code == 429
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as live:
+        system = live.system
+        good = bearer(issue(system, Role.union, districts=["Test District"]))
+        guesses = [
+            httpx.get(f"{live.url}/v1/me", headers=bearer(f"wsk_{i:012x}_guess"))
+            for i in range(FAILURES_BURST)
+        ]
+        assert [r.status_code for r in guesses] == [401] * FAILURES_BURST
+        slowed = httpx.get(f"{live.url}/v1/me", headers=bearer("wsk_000000000000_guess"))
+        assert slowed.status_code == 429
+        assert int(slowed.headers["retry-after"]) >= 1
+        assert "failed authentications" in slowed.json()["detail"]
+        # While slowed, the address is refused before any key is looked at.
+        assert httpx.get(f"{live.url}/v1/me", headers=good).status_code == 429
+        assert httpx.get(f"{live.url}/v1/me").status_code == 429
 
 
 def test_successful_requests_do_not_count_as_failures(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, auth_failures_burst=1, auth_failures_per_minute=1)
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as live:
-            assert all(live.client.get("/v1/me").status_code == 200 for _ in range(20))
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as live:
+        assert all(live.client.get("/v1/me").status_code == 200 for _ in range(20))
 
 
 def test_api_answers_are_never_cached(live: LiveServer) -> None:

@@ -19,9 +19,15 @@ from pydantic import ValidationError
 
 from schemas.auth import Role
 from schemas.events import EVENT_ADAPTER, ingest_context, validate_event
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, bearer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    T0,
+    LiveServer,
+    as_key,
+    issue,
+    served_tiny_city,
+    settings_for,
+)
 
 EXAMPLES = 120
 PROBLEM_JSON = "application/problem+json"
@@ -92,20 +98,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         rate_limit_per_minute=1_000_000,
         rate_limit_burst=100_000,
     )
-    system = EmbeddedSystem(settings_, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings_))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings_, ManualClock(T0)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def operator(live: LiveServer) -> Iterator[httpx.Client]:
     key = issue(live.system, Role.operator, stations=["T-0001", "T-0002"])
-    with httpx.Client(base_url=live.url, timeout=10, headers=bearer(key)) as client:
+    with as_key(live, key) as client:
         yield client
 
 

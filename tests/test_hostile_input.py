@@ -25,12 +25,10 @@ from tests.conftest import (
     DISTRICT,
     T0,
     LiveServer,
-    bearer,
+    as_key,
     issue,
-    load,
-    serve,
+    served_tiny_city,
     settings_for,
-    tiny_city,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -53,20 +51,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         batch_max_events=BATCH_MAX_EVENTS,
         json_max_depth_levels=MAX_DEPTH,
     )
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def operator(live: LiveServer) -> Iterator[httpx.Client]:
     key = issue(live.system, Role.operator, stations=["T-0001", "T-0002"])
-    with httpx.Client(base_url=live.url, timeout=10, headers=bearer(key)) as client:
+    with as_key(live, key) as client:
         yield client
 
 

@@ -17,9 +17,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from schemas.auth import Role
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    T0,
+    LiveServer,
+    issue,
+    served_tiny_city,
+    settings_for,
+)
 
 BODY_MAX_BYTES = 16_384
 IMPORT_BODY_MAX_BYTES = 65_536
@@ -37,14 +42,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         body_max_bytes=BODY_MAX_BYTES,
         import_body_max_bytes=IMPORT_BODY_MAX_BYTES,
     )
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as server:
+        yield server
 
 
 def connect(live: LiveServer) -> socket.socket:

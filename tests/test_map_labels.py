@@ -4,7 +4,6 @@ without a basemap. Skipped without chromium on a developer's machine; fails unde
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,44 +11,24 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, shape
 
-from bench.browser import VIEWPORT, chromium
-from demo.sample_city import generate_sample_city
-from services.bootstrap import load_city
-from services.system import EmbeddedSystem
-from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, serve, settings_for
-from tests.test_dashboard_browser import STATIONS, SUBDISTRICTS, events_for, sign_in
+from bench.browser import VIEWPORT
+from tests.conftest import T0, LiveServer, settings_for
+from tests.served_city import STATIONS, SUBDISTRICTS, events_for, served_sample_city
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CLOSE_ZOOM = 15
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveServer]:
-    clock = ManualClock(T0)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings_for(tmp_path), clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as server:
-            assert server.client.post("/v1/events", json=events_for(sample, T0)).status_code == 200
-            system.runtime.drain()
-            yield server
-    finally:
-        system.stop()
+    with served_sample_city(
+        settings_for(tmp_path), T0, stations=STATIONS, subdistricts=SUBDISTRICTS
+    ) as served:
+        answer = served.live.client.post("/v1/events", json=events_for(served.city, T0))
+        assert answer.status_code == 200
+        served.live.system.runtime.drain()
+        yield served.live
 
 
 def shown_labels(page: Any) -> dict[str, dict[str, Any]]:

@@ -7,15 +7,13 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from schemas.auth import Role
 from schemas.mobile import MobileStop
 from schemas.stations import StationKind
@@ -28,18 +26,6 @@ STOP_ZOOM = 15
 POPUP_FADE_MS = 400
 STOP_A = (CENTRE[0] + 0.004, CENTRE[1] + 0.01)
 STOP_B = (CENTRE[0] - 0.004, CENTRE[1] + 0.05)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def bus_position(page: Any) -> tuple[float, float]:

@@ -7,7 +7,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections import Counter
@@ -18,23 +17,23 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
-from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
-from services.bootstrap import load_city
+from bench.browser import VIEWPORT
+from demo.sample_city import WITHIN_OPENING_HOURS
 from services.live import LiveHub
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import LiveServer, serve, settings_for
-from tests.test_dashboard_browser import (
+from tests.conftest import LiveServer
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
-    SUBDISTRICTS,
+    alerting_settings,
     envelope,
-    events_for,
-    sign_in,
+    opened,
+    opened_sample_city,
+    post,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 STATES = ("available", "degraded", "closed", "silent")
@@ -48,56 +47,16 @@ FEED_LIMIT = 50  # the alert feed shows at most this many
 METRIC = re.compile(r'^waystation_(stations|open_alerts)\{(state|kind)="(\w+)"\} ([0-9.]+)$')
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 def city(tmp_path: Path) -> Iterator[tuple[LiveServer, ManualClock, list[str]]]:
-    settings = settings_for(
+    settings = alerting_settings(
         tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
         zone_uncovered_demand_workers=10.0,
         zone_scheme="h3",
         live_keepalive_seconds=KEEPALIVE_S,
     )
-    clock = ManualClock(WITHIN_OPENING_HOURS)
-    sample = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, sample)
-    system.start()
-    try:
-        with serve(system) as live:
-            answer = live.client.post("/v1/events", json=events_for(sample, clock.now()))
-            assert answer.status_code == 200, answer.text
-            settle(live)
-            opened = [s.station_id for s in sample.stations[LEFT_SILENT + CLOSED + DEGRADED :]]
-            yield live, clock, opened
-    finally:
-        system.stop()
-
-
-def settle(live: LiveServer) -> None:
-    live.system.runtime.drain()
-    live.system.runtime.tick()
-    live.system.runtime.drain()
-
-
-def post(live: LiveServer, events: list[dict[str, Any]]) -> None:
-    """Posts a step's events (made after the last step's) and lets the runtime apply them."""
-    answer = live.client.post("/v1/events", json=events)
-    assert answer.status_code in (200, 202), answer.text
-    settle(live)
+    with opened_sample_city(settings, WITHIN_OPENING_HOURS) as served:
+        yield served.live, served.clock, opened(served.city)
 
 
 def later(clock: ManualClock) -> ManualClock:

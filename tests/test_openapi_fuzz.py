@@ -18,9 +18,8 @@ from schemathesis.checks import (
 )
 
 from schemas.auth import Role
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import T0, bearer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import T0, bearer, issue, served_tiny_city, settings_for
 
 EXAMPLES_PER_OPERATION = 25
 # No 5xx, and every answer as documented. Whether schema-valid input is accepted is not
@@ -44,15 +43,10 @@ def fuzzed(
         rate_limit_per_minute=100_000,
         rate_limit_burst=10_000,
     )
-    system = EmbeddedSystem(settings, clock=ManualClock(T0), autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-            yield schema, bearer(issue(system, Role.admin))
-    finally:
-        system.stop()
+    with served_tiny_city(settings, ManualClock(T0)) as server:
+        system = server.system
+        schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+        yield schema, bearer(issue(system, Role.admin))
 
 
 def test_no_server_errors_and_documented_answers(

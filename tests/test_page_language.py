@@ -6,7 +6,6 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,22 +14,21 @@ from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
-from demo.sample_city import generate_sample_city
-from services.bootstrap import load_city
-from services.system import EmbeddedSystem
+from bench.browser import VIEWPORT
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer, serve, settings_for
-from tests.test_dashboard_browser import (
+from tests.conftest import T0, LiveServer
+from tests.served_city import (
     CLOSED,
     DEGRADED,
     LEFT_SILENT,
     STATIONS,
     SUBDISTRICTS,
+    alerting_settings,
     envelope,
     events_for,
-    sign_in,
+    served_sample_city,
 )
+from tests.test_dashboard_browser import sign_in
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 KINDS = ("zone_underserved", "station_silent", "station_degraded", "station_overloaded")
@@ -49,18 +47,6 @@ LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_'-]+")
 H3_CELL = re.compile(r"\b[0-9a-f]{15}\b")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def visit(station_id: str, clock: ManualClock) -> dict[str, Any]:
     return envelope(
         "visit",
@@ -73,57 +59,47 @@ def visit(station_id: str, clock: ManualClock) -> dict[str, Any]:
 @pytest.fixture
 def every_kind_open(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     """A city with an alert of every kind open; returns the stations in each state."""
-    settings = settings_for(
+    settings = alerting_settings(
         tmp_path,
-        alert_open_grace_minutes=0,
-        alert_resolve_grace_minutes=0,
-        heartbeat_interval_seconds=3600,
         zone_uncovered_demand_workers=ZONE_THRESHOLD_WORKERS,
         zone_scheme="h3",
         overload_visits_per_seat=OVERLOAD_VISITS_PER_SEAT,
     )
-    clock = ManualClock(T0)
-    city = generate_sample_city(seed=7, stations=STATIONS, subdistricts=SUBDISTRICTS)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load_city(system.store, city)
-    system.start()
-    try:
-        with serve(system) as live:
-            client = live.client
-            assert client.post("/v1/events", json=events_for(city, clock.now())).status_code == 200
-            opened = city.stations[LEFT_SILENT + CLOSED + DEGRADED :]
-            quiet, busy, *rest = opened
-            clock.advance(STEP)
-            closing = [
-                envelope("check_in", s.station_id, clock.now(), {"status": "closed"})
-                for s in rest[:ZONE_CLOSURES]
-            ]
-            heartbeat = envelope(
-                "health_check",
-                quiet.station_id,
-                clock.now(),
-                {"amenities": {"drinking_water": "ok"}, "next_check_in_seconds": SHORT_HEARTBEAT_S},
-            )
-            crowd = [
-                visit(busy.station_id, clock)
-                for _ in range(int(busy.capacity * OVERLOAD_VISITS_PER_SEAT) + 1)
-            ]
-            for batch in ([*closing, heartbeat], crowd):
-                answer = client.post("/v1/events", json=batch)
-                assert answer.status_code == 200, answer.text
-            clock.advance(SILENCE_AFTER)
-            system.runtime.drain()
-            system.runtime.tick()
-            system.runtime.drain()
-            states = {
-                "silent": quiet.station_id,
-                "closed": rest[0].station_id,
-                "degraded": city.stations[LEFT_SILENT + CLOSED].station_id,
-                "never_heard": city.stations[0].station_id,
-            }
-            yield live, states
-    finally:
-        system.stop()
+    with served_sample_city(settings, T0, stations=STATIONS, subdistricts=SUBDISTRICTS) as served:
+        live, city, clock, system = served.live, served.city, served.clock, served.live.system
+        client = live.client
+        assert client.post("/v1/events", json=events_for(city, clock.now())).status_code == 200
+        opened = city.stations[LEFT_SILENT + CLOSED + DEGRADED :]
+        quiet, busy, *rest = opened
+        clock.advance(STEP)
+        closing = [
+            envelope("check_in", s.station_id, clock.now(), {"status": "closed"})
+            for s in rest[:ZONE_CLOSURES]
+        ]
+        heartbeat = envelope(
+            "health_check",
+            quiet.station_id,
+            clock.now(),
+            {"amenities": {"drinking_water": "ok"}, "next_check_in_seconds": SHORT_HEARTBEAT_S},
+        )
+        crowd = [
+            visit(busy.station_id, clock)
+            for _ in range(int(busy.capacity * OVERLOAD_VISITS_PER_SEAT) + 1)
+        ]
+        for batch in ([*closing, heartbeat], crowd):
+            answer = client.post("/v1/events", json=batch)
+            assert answer.status_code == 200, answer.text
+        clock.advance(SILENCE_AFTER)
+        system.runtime.drain()
+        system.runtime.tick()
+        system.runtime.drain()
+        states = {
+            "silent": quiet.station_id,
+            "closed": rest[0].station_id,
+            "degraded": city.stations[LEFT_SILENT + CLOSED].station_id,
+            "never_heard": city.stations[0].station_id,
+        }
+        yield live, states
 
 
 def names_in(live: LiveServer) -> list[str]:

@@ -7,37 +7,25 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from demo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from tests.conftest import LiveServer, issue, serve
-from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city
+from tests.planning_city import CLOSED, LEFT_SILENT, planning_city
+from tests.served_city import RunningCity
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 RENDER_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningCity, LiveServer]]:
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCity, LiveServer]]:
     with (
         planning_city(tmp_path_factory.mktemp("planner-browser")) as built,
         serve(built.system) as live,
@@ -45,7 +33,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningCit
         yield built, live
 
 
-def test_html_gap_report_renders(browser: Any, city: tuple[PlanningCity, LiveServer]) -> None:
+def test_html_gap_report_renders(browser: Any, city: tuple[RunningCity, LiveServer]) -> None:
     built, live = city
     key = issue(built.system, Role.planner, districts=[DISTRICT_NAME])
     headers = {"Authorization": f"Bearer {key}"}
@@ -75,7 +63,7 @@ def test_html_gap_report_renders(browser: Any, city: tuple[PlanningCity, LiveSer
     page.close()
 
 
-def test_planner_page_sites_and_whatif(browser: Any, city: tuple[PlanningCity, LiveServer]) -> None:
+def test_planner_page_sites_and_whatif(browser: Any, city: tuple[RunningCity, LiveServer]) -> None:
     built, live = city
     key = issue(built.system, Role.planner, districts=[DISTRICT_NAME])
     page = browser.new_page(viewport=VIEWPORT)
@@ -115,7 +103,7 @@ def test_planner_page_sites_and_whatif(browser: Any, city: tuple[PlanningCity, L
     page.close()
 
 
-def test_dashboard_links_to_the_planner(city: tuple[PlanningCity, LiveServer]) -> None:
+def test_dashboard_links_to_the_planner(city: tuple[RunningCity, LiveServer]) -> None:
     _, live = city
     assert 'href="/planner"' in live.client.get("/").text
     assert live.client.get("/planner").status_code == 200

@@ -16,11 +16,12 @@ from shapely.geometry import Point, shape
 from demo.sample_city import DISTRICT_NAME
 from schemas.auth import Role
 from tests.conftest import LiveServer, bearer, issue, serve
-from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city
+from tests.planning_city import CLOSED, LEFT_SILENT, planning_city
+from tests.served_city import RunningCity
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningCity, LiveServer]]:
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCity, LiveServer]]:
     with (
         planning_city(tmp_path_factory.mktemp("planning-api")) as built,
         serve(built.system) as live,
@@ -29,7 +30,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningCit
 
 
 @pytest.fixture(scope="module")
-def planner(city: tuple[PlanningCity, LiveServer]) -> Iterator[httpx.Client]:
+def planner(city: tuple[RunningCity, LiveServer]) -> Iterator[httpx.Client]:
     built, live = city
     key = issue(built.system, Role.planner, districts=[DISTRICT_NAME])
     with httpx.Client(base_url=live.url, timeout=60, headers=bearer(key)) as client:
@@ -125,7 +126,7 @@ def test_candidate_files(planner: httpx.Client) -> None:
 
 
 def test_whatif_saved_listed_rerun_and_exported(
-    city: tuple[PlanningCity, LiveServer], planner: httpx.Client
+    city: tuple[RunningCity, LiveServer], planner: httpx.Client
 ) -> None:
     built, _ = city
     closing = [s.station_id for s in built.city.stations[LEFT_SILENT + CLOSED :][:20]]
@@ -157,7 +158,7 @@ def test_whatif_saved_listed_rerun_and_exported(
 
 
 def test_scenarios_of_another_district_are_refused(
-    city: tuple[PlanningCity, LiveServer], planner: httpx.Client
+    city: tuple[RunningCity, LiveServer], planner: httpx.Client
 ) -> None:
     built, live = city
     saved = planner.post(
@@ -176,7 +177,7 @@ def test_scenarios_of_another_district_are_refused(
 
 
 def test_signed_report_links_open_without_a_key(
-    city: tuple[PlanningCity, LiveServer], planner: httpx.Client
+    city: tuple[RunningCity, LiveServer], planner: httpx.Client
 ) -> None:
     _, live = city
     link = planner.post("/v1/planning/report-links", json={"format": "csv"})
@@ -198,7 +199,7 @@ def test_signed_report_links_open_without_a_key(
 
 
 def test_siting_leaves_the_live_catchment_cache_alone_and_follows_the_travel_mode(
-    city: tuple[PlanningCity, LiveServer], planner: httpx.Client
+    city: tuple[RunningCity, LiveServer], planner: httpx.Client
 ) -> None:
     built, _ = city
     catchments = built.system.runtime.pipeline.catchments

@@ -14,13 +14,14 @@ from typer.testing import CliRunner
 from schemas.auth import Role
 from services.cli import app
 from tests.conftest import LiveServer, issue, serve
-from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city
+from tests.planning_city import CLOSED, LEFT_SILENT, planning_city
+from tests.served_city import RunningCity
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningCity, LiveServer]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningCity, LiveServer]]:
     with (
         planning_city(tmp_path_factory.mktemp("planning-cli")) as built,
         serve(built.system) as live,
@@ -28,14 +29,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PlanningC
         yield built, live
 
 
-def invoke(server: tuple[PlanningCity, LiveServer], *args: str) -> tuple[int, str]:
+def invoke(server: tuple[RunningCity, LiveServer], *args: str) -> tuple[int, str]:
     built, live = server
     key = issue(built.system, Role.planner)
     result = runner.invoke(app, [*args, "--url", live.url, "--key", key])
     return result.exit_code, result.output
 
 
-def test_report_gaps_as_csv(server: tuple[PlanningCity, LiveServer], tmp_path: Path) -> None:
+def test_report_gaps_as_csv(server: tuple[RunningCity, LiveServer], tmp_path: Path) -> None:
     out = tmp_path / "gaps.csv"
     code, output = invoke(server, "report", "gaps", "--format", "csv", "--out", str(out))
     assert code == 0, output
@@ -44,7 +45,7 @@ def test_report_gaps_as_csv(server: tuple[PlanningCity, LiveServer], tmp_path: P
     assert [r["zone"] for r in rows] == [z["zone"] for z in report["zones"]]
 
 
-def test_plan_sites_prints_ranked_sites(server: tuple[PlanningCity, LiveServer]) -> None:
+def test_plan_sites_prints_ranked_sites(server: tuple[RunningCity, LiveServer]) -> None:
     code, output = invoke(server, "plan", "sites", "--k", "4", "--json")
     assert code == 0, output
     answer = json.loads(output[output.index("{") :])
@@ -55,7 +56,7 @@ def test_plan_sites_prints_ranked_sites(server: tuple[PlanningCity, LiveServer])
 
 
 def test_plan_sites_from_a_candidate_file(
-    server: tuple[PlanningCity, LiveServer], tmp_path: Path
+    server: tuple[RunningCity, LiveServer], tmp_path: Path
 ) -> None:
     built, _ = server
     stations = built.city.stations
@@ -73,7 +74,7 @@ def test_plan_sites_from_a_candidate_file(
     assert {p["site_id"] for p in answer["picks"]} <= {f"C{n}" for n in range(6)}
 
 
-def test_plan_whatif(server: tuple[PlanningCity, LiveServer]) -> None:
+def test_plan_whatif(server: tuple[RunningCity, LiveServer]) -> None:
     built, _ = server
     station = built.city.stations[LEFT_SILENT + CLOSED].station_id
     code, output = invoke(server, "plan", "whatif", "--close", station, "--name", "one less")

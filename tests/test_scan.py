@@ -12,9 +12,14 @@ import pytest
 from PIL import Image
 
 from schemas.auth import Role
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import LiveServer, bearer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    LiveServer,
+    bearer,
+    issue,
+    served_tiny_city,
+    settings_for,
+)
 
 FORM = {"worker_kind": "food_delivery", "services": ["drinking_water", "phone_charging"]}
 
@@ -22,14 +27,8 @@ FORM = {"worker_kind": "food_delivery", "services": ["drinking_water", "phone_ch
 @pytest.fixture
 def scan_live(tmp_path: Path, clock: ManualClock) -> Iterator[LiveServer]:
     settings = settings_for(tmp_path, scan_device_burst=3, scan_device_per_hour=1)
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, clock) as server:
+        yield server
 
 
 def link(live: LiveServer, station_id: str = "T-0001") -> str:

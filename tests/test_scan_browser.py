@@ -8,36 +8,28 @@ Without chromium these tests skip on a developer's machine; under CI=true they f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.browser import VIEWPORT, chromium
+from bench.browser import VIEWPORT
 from schemas.auth import Role
-from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from tests.conftest import DISTRICT, LiveServer, issue, load, serve, settings_for, tiny_city
+from tests.conftest import (
+    DISTRICT,
+    LiveServer,
+    issue,
+    served_tiny_city,
+    settings_for,
+)
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 PHONE = {"width": 360, "height": 740}
 RENDER_TIMEOUT_MS = 30_000
 UPDATE_TIMEOUT_MS = 10_000
 DEVICE_BURST = 2
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        with chromium() as launched:
-            yield launched
-    except Exception as exc:  # no playwright, no chromium, or it cannot start
-        message = f"chromium could not start: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -48,14 +40,8 @@ def live(tmp_path: Path, clock: ManualClock) -> Iterator[LiveServer]:
         scan_device_per_hour=1,
         live_visits_refresh_seconds=0.05,
     )
-    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-    load(system, tiny_city(settings))
-    system.start()
-    try:
-        with serve(system) as server:
-            yield server
-    finally:
-        system.stop()
+    with served_tiny_city(settings, clock) as server:
+        yield server
 
 
 def scan_path(live: LiveServer, station_id: str = "T-0001") -> str:

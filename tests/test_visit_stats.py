@@ -25,7 +25,7 @@ from services.bootstrap import load_city
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
 from tests.conftest import T0, LiveServer, serve, settings_for
-from tests.test_dashboard_browser import envelope
+from tests.served_city import envelope
 
 STATIONS = 60
 VISITS = 400

@@ -17,21 +17,22 @@ from schemas.planning import NewSite, ScenarioChanges
 from schemas.stations import StationState
 from services.readings import Readings
 from streams.planner import Planner, PlanningError
-from tests.planning_city import CLOSED, LEFT_SILENT, PlanningCity, planning_city
+from tests.planning_city import CLOSED, LEFT_SILENT, planning_city
+from tests.served_city import RunningCity
 
 
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlanningCity]:
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningCity]:
     # H3 zones (about 5 km2): small enough that closing stations tips some over.
     with planning_city(tmp_path_factory.mktemp("whatif"), zone_scheme="h3") as built:
         yield built
 
 
-def open_stations(city: PlanningCity) -> list[str]:
+def open_stations(city: RunningCity) -> list[str]:
     return [s.station_id for s in city.city.stations[LEFT_SILENT + CLOSED :]]
 
 
-def live_view(city: PlanningCity) -> dict[str, Any]:
+def live_view(city: RunningCity) -> dict[str, Any]:
     runtime = city.system.runtime
     with runtime.reading():
         cells = {
@@ -41,7 +42,7 @@ def live_view(city: PlanningCity) -> dict[str, Any]:
     return {"cells": cells, "zones": zones}
 
 
-def stored(city: PlanningCity) -> dict[str, Any]:
+def stored(city: RunningCity) -> dict[str, Any]:
     with city.system.store.transaction(readonly=True) as tx:
         return {
             "records": tx.records.load_all(),
@@ -53,7 +54,7 @@ def stored(city: PlanningCity) -> dict[str, Any]:
         }
 
 
-def test_close_then_reopen_is_exactly_live(city: PlanningCity) -> None:
+def test_close_then_reopen_is_exactly_live(city: RunningCity) -> None:
     runtime = city.system.runtime
     planner = Planner(runtime)
     closing = open_stations(city)[:12]
@@ -81,7 +82,7 @@ def test_close_then_reopen_is_exactly_live(city: PlanningCity) -> None:
             assert scenario.assess(zone_id) == pipeline.zone_book.assess(zone_id)
 
 
-def test_whatif_diff_and_nothing_live_moves(city: PlanningCity) -> None:
+def test_whatif_diff_and_nothing_live_moves(city: RunningCity) -> None:
     runtime = city.system.runtime
     readings = Readings(runtime)
     before_view = live_view(city)
@@ -149,14 +150,14 @@ def test_whatif_diff_and_nothing_live_moves(city: PlanningCity) -> None:
         ),
     ],
 )
-def test_bad_changes_name_the_field(city: PlanningCity, changes: dict, field: str) -> None:
+def test_bad_changes_name_the_field(city: RunningCity, changes: dict, field: str) -> None:
     planner = Planner(city.system.runtime)
     with pytest.raises(PlanningError) as raised:
         planner.whatif(ScenarioChanges(**changes), DISTRICT_NAME, city.clock.now())
     assert raised.value.field == field
 
 
-def test_station_of_another_district_is_refused(city: PlanningCity) -> None:
+def test_station_of_another_district_is_refused(city: RunningCity) -> None:
     planner = Planner(city.system.runtime)
     with pytest.raises(PlanningError) as raised:
         planner.whatif(ScenarioChanges(close=["SD-0001"]), "Elsewhere", city.clock.now())
@@ -164,7 +165,7 @@ def test_station_of_another_district_is_refused(city: PlanningCity) -> None:
     assert "not a station of Elsewhere" in raised.value.reason
 
 
-def test_uncovered_cells_zone_by_zone_match_cell_by_cell(city: PlanningCity) -> None:
+def test_uncovered_cells_zone_by_zone_match_cell_by_cell(city: RunningCity) -> None:
     runtime = city.system.runtime
     planner = Planner(runtime)
     with runtime.reading() as pipeline:
@@ -182,7 +183,7 @@ def test_uncovered_cells_zone_by_zone_match_cell_by_cell(city: PlanningCity) -> 
             assert scenario.uncovered(district) == expected
 
 
-def test_the_collector_is_paused_only_while_planning(city: PlanningCity) -> None:
+def test_the_collector_is_paused_only_while_planning(city: RunningCity) -> None:
     planner = Planner(city.system.runtime)
     seen: list[bool] = []
     real = city.system.runtime.reading
@@ -200,7 +201,7 @@ def test_the_collector_is_paused_only_while_planning(city: PlanningCity) -> None
     assert gc.isenabled()
 
 
-def brute_force(city: PlanningCity, states: dict[str, Any], sites: list[NewSite]) -> Any:
+def brute_force(city: RunningCity, states: dict[str, Any], sites: list[NewSite]) -> Any:
     """Coverage and 2SFCA access from scratch, station by station: the oracle."""
     runtime = city.system.runtime
     demand = runtime.demand.demand
@@ -231,7 +232,7 @@ def brute_force(city: PlanningCity, states: dict[str, Any], sites: list[NewSite]
     sites=st.lists(st.tuples(st.integers(0, 159), st.integers(1, 30)), max_size=4),
 )
 def test_scenarios_match_a_from_scratch_oracle(
-    city: PlanningCity, closing: list[int], sites: list[tuple[int, int]]
+    city: RunningCity, closing: list[int], sites: list[tuple[int, int]]
 ) -> None:
     runtime = city.system.runtime
     planner = Planner(runtime)

@@ -75,13 +75,15 @@ def _act(
     return answer
 
 
-def _still_open(alert: Alert) -> JSONResponse | None:
-    if alert.status is AlertStatus.open:
-        return None
+def _find_open(hub: LiveHub, who: Principal, alert_id: str) -> Alert | JSONResponse:
+    """`_find`, and a 409 for a resolved alert: nothing is left to acknowledge or assign."""
+    found = _find(hub, who, alert_id)
+    if isinstance(found, JSONResponse) or found.status is AlertStatus.open:
+        return found
     return problem(
         409,
         "Alert resolved",
-        f"alert {alert.alert_id!r} resolved at {alert.resolved_at}: nothing left to act on",
+        f"alert {found.alert_id!r} resolved at {found.resolved_at}: nothing left to act on",
     )
 
 
@@ -105,12 +107,9 @@ def acknowledge(
     again changes nothing (a retry is safe)."""
     who.require(Role.union)
     hub = _hub(request)
-    found = _find(hub, who, alert_id)
+    found = _find_open(hub, who, alert_id)
     if isinstance(found, JSONResponse):
         return found
-    refused = _still_open(found)
-    if refused is not None:
-        return refused
     current = _actions(hub, found)
     if current.handling.acknowledged_at is not None:
         return current
@@ -125,12 +124,9 @@ def assign(
     """Give the alert to a person or team (free text: the union's own names)."""
     who.require(Role.union)
     hub = _hub(request)
-    found = _find(hub, who, alert_id)
+    found = _find_open(hub, who, alert_id)
     if isinstance(found, JSONResponse):
         return found
-    refused = _still_open(found)
-    if refused is not None:
-        return refused
     return _act(hub, who, found, ActionKind.assigned, assignee=body.assignee)
 
 

@@ -5,13 +5,13 @@ No `from __future__ import annotations` here: FastAPI reads the routes' annotati
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from schemas.api import FieldError, Problem
+from schemas.api import Problem
 from schemas.auth import Role
 from schemas.history import History, HistoryRange
 from services.history import history
 from services.live import LiveHub
-from services.problems import problem
 from services.routes.deps import Caller
+from services.routes.district_choice import one_district
 
 router = APIRouter(prefix="/v1/history", tags=["history"])
 
@@ -33,22 +33,7 @@ def coverage_history(
     out by a key limited to one district."""
     who.require(Role.union, Role.planner)
     hub: LiveHub = request.app.state.live
-    scope = who.district_scope()
-    if district is None and scope is not None and len(scope) == 1:
-        district = next(iter(scope))
-    if district is None:
-        return problem(
-            422,
-            "Choose a district",
-            "history is kept per district: name one",
-            [FieldError(field="district", reason="is required")],
-        )
-    known = hub.data.known_districts()
-    if district not in known:
-        return problem(
-            404, "Unknown district", f"no district {district!r}; known: {', '.join(known)}"
-        )
-    who.check_district(district)
-    return history(
-        hub.runtime.store, hub.settings, district, subdistrict, range, hub.data.clock.now()
-    )
+    found = one_district(hub, who, district, "history is kept")
+    if isinstance(found, JSONResponse):
+        return found
+    return history(hub.runtime.store, hub.settings, found, subdistrict, range, hub.data.clock.now())

@@ -13,11 +13,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from schemas.api import FieldError, Problem
 from schemas.auth import Role
 from schemas.visit_stats import StatsArea, StatsPeriod, VisitStatsList
-from services.auth import Principal
 from services.live import LiveHub
 from services.monthly_report import ReportLanguage, report_csv, report_html
 from services.problems import problem
 from services.routes.deps import Caller
+from services.routes.district_choice import one_district
 from services.visit_stats import visit_stats
 
 router = APIRouter(prefix="/v1/stats", tags=["statistics"])
@@ -30,25 +30,6 @@ ERRORS = {403: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Probl
 class ReportFormat(StrEnum):
     html = "html"
     csv = "csv"
-
-
-def _district(hub: LiveHub, who: Principal, district: str | None) -> str | JSONResponse:
-    scope = who.district_scope()
-    if district is None and scope is not None and len(scope) == 1:
-        district = next(iter(scope))
-    if district is None:
-        return problem(
-            422,
-            "Choose a district",
-            "statistics are per district: name one",
-            [FieldError(field="district", reason="is required")],
-        )
-    known = hub.data.known_districts()
-    if district not in known:
-        listed = ", ".join(known)
-        return problem(404, "Unknown district", f"no district {district!r}; known: {listed}")
-    who.check_district(district)
-    return district
 
 
 @router.get("", response_model=VisitStatsList, responses=ERRORS)
@@ -65,7 +46,7 @@ def stats(
     and `period` (days in the district's time zone), with the district's total."""
     who.require(Role.union, Role.planner)
     hub: LiveHub = request.app.state.live
-    found = _district(hub, who, district)
+    found = one_district(hub, who, district, "statistics are kept")
     if isinstance(found, JSONResponse):
         return found
     if end < start:
@@ -91,7 +72,7 @@ def monthly_report(
     CSV (UTF-8 with a byte order mark, which Excel needs to read Chinese)."""
     who.require(Role.union, Role.planner)
     hub: LiveHub = request.app.state.live
-    found = _district(hub, who, district)
+    found = one_district(hub, who, district, "statistics are kept")
     if isinstance(found, JSONResponse):
         return found
     if not re.match(MONTH, month):
