@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from services.station_tally import take_tally
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from streams.ledger import counted_at
+from streams.pipeline import StepOutcome
 from waystation.settings import Settings
 
 STATES = list(StationState)
@@ -64,6 +66,47 @@ class CellCentres:
         return [self._centres[cell] for cell in cells]
 
 
+class CoverageVersion:
+    """Counts the runtime's outcomes that can change a cell's coverage, so that the cells of
+    the map (200,000 in a city, seconds to read one by one) are read again only after such a
+    change. The same outcome fields the live stream sends cell updates for, plus alerts (an
+    underserved zone colours its cells) and registry changes."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def on_outcome(self, outcome: StepOutcome) -> None:
+        if (
+            outcome.station_changes
+            or outcome.flipped_cells
+            or outcome.touched_cells
+            or outcome.alert_events
+            or outcome.registry_changes
+            or outcome.relocated
+        ):
+            self.value += 1
+
+
+@dataclass(frozen=True)
+class CellColumns:
+    """The `cells` object of a district's map as JSON, with what the KPIs need from it."""
+
+    key: tuple[object, ...]
+    cells: list[str]
+    subdistricts: frozenset[str]
+    demand_workers: float
+    covered_workers: float
+    encoded: str
+
+
+@dataclass(frozen=True)
+class StationRows:
+    """A district's registered stations as of a registry version (change log seq, count)."""
+
+    key: tuple[object, ...]
+    stations: list[Station]
+
+
 class DashboardData:
     def __init__(self, runtime: EmbeddedRuntime, settings: Settings, clock: Clock) -> None:
         self.runtime = runtime
@@ -72,6 +115,10 @@ class DashboardData:
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.centres = CellCentres()
+        self.coverage_version = CoverageVersion()
+        runtime.listeners.append(self.coverage_version.on_outcome)
+        self._cells: dict[str | None, CellColumns] = {}
+        self._stations: dict[str | None, StationRows] = {}
 
     # scope ---------------------------------------------------------------------------------
 
@@ -107,34 +154,85 @@ class DashboardData:
         with self.store.transaction() as tx:
             return tx.events.count_by_station_since(self.midnight(now), type=EventType.visit.value)
 
+    def stations_of(self, district: str | None) -> list[Station]:
+        """The district's stations, loaded again only when the registry changed (loading
+        20,000 stations takes seconds; every change goes through the change log)."""
+        with self.store.transaction(readonly=True) as tx:
+            key = (tx.station_changes.last_seq(), tx.stations.count())
+            cached = self._stations.get(district)
+            if cached is not None and cached.key == key:
+                return cached.stations
+            stations = tx.stations.list(district=district)
+        self._stations[district] = StationRows(key, stations)
+        return stations
+
+    def cell_columns(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
+        """The district's cells as the map sends them, read from the coverage map again only
+        when its coverage or demand layer changed since the last time."""
+        version = self.coverage_version.value  # before reading: a change meanwhile rebuilds
+        runtime = self.runtime
+        demand = runtime.demand
+        key = (id(demand), version, tuple(sub_index.items()))
+        cached = self._cells.get(district)
+        if cached is not None and cached.key == key:
+            return cached
+        with runtime.reading():
+            demand = runtime.demand
+            cells = demand.cells_of_district(district)
+            views = [runtime.coverage_map.view(cell) for cell in cells]
+        centres = self.centres.of(demand, cells)
+        columns = {
+            "id": cells,
+            "lat": [c[0] for c in centres],
+            "lon": [c[1] for c in centres],
+            "demand": [round(v.demand_workers, 2) for v in views],
+            "status": [STATUS_INDEX[v.status] for v in views],
+            "access": [_round_sig(v.access_score) for v in views],
+            "covered": [int(v.covered) for v in views],
+            "subdistrict": [sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells],
+        }
+        built = CellColumns(
+            key=(id(demand), version, key[2]),
+            cells=cells,
+            subdistricts=frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""},
+            demand_workers=sum(v.demand_workers for v in views),
+            covered_workers=sum(v.demand_workers for v in views if v.covered),
+            encoded=_json(columns),
+        )
+        self._cells[district] = built
+        return built
+
+    def cell_subdistricts(self, district: str | None) -> frozenset[str]:
+        """Subdistricts the district's demand cells lie in (the demand layer's, static)."""
+        demand = self.runtime.demand
+        cached = self._cells.get(district)
+        if cached is not None and cached.key[0] == id(demand):
+            return cached.subdistricts
+        cells = demand.cells_of_district(district)
+        return frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""}
+
     def snapshot_json(self, district: str | None, seq: int) -> bytes:
         """The whole map of a district (every district for None) as JSON bytes matching
-        `MapSnapshot`; built by hand because pydantic would take seconds at city scale."""
+        `MapSnapshot`; built by hand because pydantic would take seconds at city scale. The
+        cells, most of the document, come from `cell_columns`."""
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            stations = tx.stations.list(district=district)
+        stations = self.stations_of(district)
         tally = take_tally(self.runtime)
         open_alerts = tally.alerts(district)
         with self.store.transaction(readonly=True) as tx:
             actions = tx.alert_actions.for_alerts([a.alert_id for a in open_alerts])
         handling = handling_by_alert(actions)
         visits = self.visits_by_station(now)
-        runtime = self.runtime
-        with runtime.reading():
-            demand = runtime.demand
-            cells = demand.cells_of_district(district)
-            views = [runtime.coverage_map.view(cell) for cell in cells]
         open_zones = sorted(a.subject for a in open_alerts if a.kind is AlertKind.zone_underserved)
         subdistricts = sorted(
-            {s.subdistrict for s in stations if s.subdistrict}
-            | {demand.subdistrict_of_cell[c] or "" for c in cells} - {""}
+            {s.subdistrict for s in stations if s.subdistrict} | self.cell_subdistricts(district)
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
+        cells = self.cell_columns(district, sub_index)
         states = [tally.state_of(s.station_id) for s in stations]
         positions = [counted_at(s, tally.records.get(s.station_id)) for s in stations]  # buses move
-        centres = self.centres.of(demand, cells)
-        demand_total = sum(v.demand_workers for v in views)
-        covered_total = sum(v.demand_workers for v in views if v.covered)
+        demand_total = cells.demand_workers
+        covered_total = cells.covered_workers
         kpis = Kpis(
             district=district,
             stations_total=tally.stations_total(district),
@@ -164,24 +262,14 @@ class DashboardData:
                 "state": [STATE_INDEX[s] for s in states],
                 "subdistrict": [sub_index.get(s.subdistrict or "", -1) for s in stations],
             },
-            "cells": {
-                "id": cells,
-                "lat": [c[0] for c in centres],
-                "lon": [c[1] for c in centres],
-                "demand": [round(v.demand_workers, 2) for v in views],
-                "status": [STATUS_INDEX[v.status] for v in views],
-                "access": [_round_sig(v.access_score) for v in views],
-                "covered": [int(v.covered) for v in views],
-                "subdistrict": [
-                    sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells
-                ],
-            },
             "underserved_zones": open_zones,
             "open_alerts": [a.model_dump(mode="json") for a in open_alerts],
             "alert_handling": {k: h.model_dump(mode="json") for k, h in handling.items()},
             "kpis": kpis.model_dump(mode="json"),
         }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        # The cached cells go in as they are: the document is an object, so they are added
+        # as its last member instead of being encoded again.
+        return (_json(body)[:-1] + ',"cells":' + cells.encoded + "}").encode()
 
     def cell_updates(self, cells: Iterable[str]) -> list[dict[str, Any]]:
         """The current state of some cells, as live updates carry them."""
@@ -239,6 +327,10 @@ class DashboardData:
                 )
             )
         return StationEvents(station_id=station.station_id, events=events)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def visits_by_subdistrict(stations: Iterable[Station], visits: dict[str, int]) -> dict[str, int]:
