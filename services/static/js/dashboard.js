@@ -265,12 +265,22 @@
 
   // ---- data ------------------------------------------------------------------------------
 
+  // The id -> row index is built on first use: a city's 200,000 cells need it only once a
+  // live update names one, not for the first render.
   function columns(source, extra) {
     const n = source.id.length;
     const { xs, ys } = layers.project(source.lat, source.lon);
-    const index = new Map();
-    source.id.forEach((id, i) => index.set(id, i));
-    return { ...source, ...extra, n, xs, ys, index };
+    let index = null;
+    return {
+      ...source, ...extra, n, xs, ys,
+      get index() {
+        if (!index) {
+          index = new Map();
+          source.id.forEach((id, i) => index.set(id, i));
+        }
+        return index;
+      },
+    };
   }
 
   function quantileBreaks(cells) {
