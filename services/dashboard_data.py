@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,37 +67,28 @@ class CellCentres:
         return [self._centres[cell] for cell in cells]
 
 
-class CoverageVersion:
-    """Counts the runtime's outcomes that can change a cell's coverage, so that the cells of
-    the map (200,000 in a city, seconds to read one by one) are read again only after such a
-    change. The same outcome fields the live stream sends cell updates for, plus alerts (an
-    underserved zone colours its cells) and registry changes."""
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def on_outcome(self, outcome: StepOutcome) -> None:
-        if (
-            outcome.station_changes
-            or outcome.flipped_cells
-            or outcome.touched_cells
-            or outcome.alert_events
-            or outcome.registry_changes
-            or outcome.relocated
-        ):
-            self.value += 1
-
-
-@dataclass(frozen=True)
+@dataclass
 class CellColumns:
-    """The `cells` object of a district's map as JSON, with what the KPIs need from it."""
+    """A district's `cells` columns as the map sends them, kept between requests. The columns
+    that change with coverage (status, access, covered) are patched for the cells an outcome
+    named; the rest is encoded once per demand layer."""
 
     key: tuple[object, ...]
     cells: list[str]
+    row_of: dict[str, int]
+    live: dict[str, list[Any]]
+    encoded_static: str
     subdistricts: frozenset[str]
     demand_workers: float
-    covered_workers: float
-    encoded: str
+    cell_demand: list[float]
+    dirty_cells: set[str] = field(default_factory=set)
+    dirty_stations: set[str] = field(default_factory=set)
+    whole: bool = False
+
+    @property
+    def covered_workers(self) -> float:
+        covered = self.live["covered"]
+        return sum(d for d, c in zip(self.cell_demand, covered, strict=True) if c)
 
 
 @dataclass(frozen=True)
@@ -115,9 +107,9 @@ class DashboardData:
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.centres = CellCentres()
-        self.coverage_version = CoverageVersion()
-        runtime.listeners.append(self.coverage_version.on_outcome)
         self._cells: dict[str | None, CellColumns] = {}
+        self._cells_lock = threading.Lock()
+        runtime.listeners.append(self.on_outcome)
         self._stations: dict[str | None, StationRows] = {}
 
     # scope ---------------------------------------------------------------------------------
@@ -166,47 +158,92 @@ class DashboardData:
         self._stations[district] = StationRows(key, stations)
         return stations
 
+    def on_outcome(self, outcome: StepOutcome) -> None:
+        """The runtime's listener: note which kept cells an outcome may have changed (the
+        cells the live stream sends updates for); what cannot be pinned to cells (an
+        underserved zone, a station added, moved or retired) marks the whole district."""
+        whole = bool(
+            outcome.registry_changes
+            or outcome.relocated
+            or any(e.alert.kind is AlertKind.zone_underserved for e in outcome.alert_events)
+        )
+        with self._cells_lock:
+            for kept in self._cells.values():
+                kept.whole |= whole
+                kept.dirty_cells.update(outcome.flipped_cells)
+                kept.dirty_cells |= outcome.touched_cells
+                kept.dirty_stations.update(c.station_id for c in outcome.station_changes)
+
     def cell_columns(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
-        """The district's cells as the map sends them, read from the coverage map again only
-        when its coverage or demand layer changed since the last time."""
-        version = self.coverage_version.value  # before reading: a change meanwhile rebuilds
+        """The district's cells as the map sends them: read whole once per demand layer, then
+        patched where outcomes changed coverage (reading 200,000 cells takes seconds)."""
+        with self._cells_lock:
+            kept = self._cells.get(district)
+            key = (id(self.runtime.demand), tuple(sub_index.items()))
+            if kept is not None and kept.key == key and not kept.whole:
+                dirty = self._catchments_of(kept.dirty_stations) | kept.dirty_cells
+                kept.dirty_cells, kept.dirty_stations = set(), set()
+                if len(dirty) <= self.settings.live_max_cells_per_update:
+                    self._patch(kept, dirty)
+                    return kept
+            kept = self._read_cells(district, sub_index)
+            self._cells[district] = kept
+            return kept
+
+    def _catchments_of(self, station_ids: Iterable[str]) -> set[str]:
+        registry = self.runtime.registry
+        cells: set[str] = set()
+        with self.runtime.reading() as pipeline:
+            for station_id in station_ids:
+                station = registry.get(station_id) if registry is not None else None
+                if station is not None:
+                    cells |= pipeline.catchments.cells(station.lat, station.lon)
+        return cells
+
+    def _patch(self, kept: CellColumns, cells: Iterable[str]) -> None:
+        rows = [(kept.row_of[c], c) for c in cells if c in kept.row_of]
+        with self.runtime.reading():
+            views = [(row, self.runtime.coverage_map.view(cell)) for row, cell in rows]
+        live = kept.live
+        for row, view in views:
+            live["status"][row] = STATUS_INDEX[view.status]
+            live["access"][row] = _round_sig(view.access_score)
+            live["covered"][row] = int(view.covered)
+
+    def _read_cells(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
         runtime = self.runtime
-        demand = runtime.demand
-        key = (id(demand), version, tuple(sub_index.items()))
-        cached = self._cells.get(district)
-        if cached is not None and cached.key == key:
-            return cached
         with runtime.reading():
             demand = runtime.demand
             cells = demand.cells_of_district(district)
             views = [runtime.coverage_map.view(cell) for cell in cells]
         centres = self.centres.of(demand, cells)
-        columns = {
+        static = {
             "id": cells,
             "lat": [c[0] for c in centres],
             "lon": [c[1] for c in centres],
             "demand": [round(v.demand_workers, 2) for v in views],
-            "status": [STATUS_INDEX[v.status] for v in views],
-            "access": [_round_sig(v.access_score) for v in views],
-            "covered": [int(v.covered) for v in views],
             "subdistrict": [sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells],
         }
-        built = CellColumns(
-            key=(id(demand), version, key[2]),
+        return CellColumns(
+            key=(id(demand), tuple(sub_index.items())),
             cells=cells,
+            row_of={cell: row for row, cell in enumerate(cells)},
+            live={
+                "status": [STATUS_INDEX[v.status] for v in views],
+                "access": [_round_sig(v.access_score) for v in views],
+                "covered": [int(v.covered) for v in views],
+            },
+            encoded_static=_json(static)[1:-1],
             subdistricts=frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""},
             demand_workers=sum(v.demand_workers for v in views),
-            covered_workers=sum(v.demand_workers for v in views if v.covered),
-            encoded=_json(columns),
+            cell_demand=[v.demand_workers for v in views],
         )
-        self._cells[district] = built
-        return built
 
     def cell_subdistricts(self, district: str | None) -> frozenset[str]:
         """Subdistricts the district's demand cells lie in (the demand layer's, static)."""
         demand = self.runtime.demand
         cached = self._cells.get(district)
-        if cached is not None and cached.key[0] == id(demand):
+        if cached is not None and cached.key[0] == id(demand) and not cached.whole:
             return cached.subdistricts
         cells = demand.cells_of_district(district)
         return frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""}
@@ -229,6 +266,7 @@ class DashboardData:
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
         cells = self.cell_columns(district, sub_index)
+        cells_json = "{" + cells.encoded_static + "," + _json(cells.live)[1:]
         states = [tally.state_of(s.station_id) for s in stations]
         positions = [counted_at(s, tally.records.get(s.station_id)) for s in stations]  # buses move
         demand_total = cells.demand_workers
@@ -269,7 +307,7 @@ class DashboardData:
         }
         # The cached cells go in as they are: the document is an object, so they are added
         # as its last member instead of being encoded again.
-        return (_json(body)[:-1] + ',"cells":' + cells.encoded + "}").encode()
+        return (_json(body)[:-1] + ',"cells":' + cells_json + "}").encode()
 
     def cell_updates(self, cells: Iterable[str]) -> list[dict[str, Any]]:
         """The current state of some cells, as live updates carry them."""
