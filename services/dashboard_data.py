@@ -68,6 +68,16 @@ class CellCentres:
 
 
 @dataclass
+class CellChanges:
+    """What outcomes changed since a district's cells were last read: cells, stations whose
+    catchments moved, or something that cannot be pinned to cells (`whole`)."""
+
+    cells: set[str] = field(default_factory=set)
+    stations: set[str] = field(default_factory=set)
+    whole: bool = False
+
+
+@dataclass
 class CellColumns:
     """A district's `cells` columns as the map sends them, kept between requests. The columns
     that change with coverage (status, access, covered) are patched for the cells an outcome
@@ -81,14 +91,22 @@ class CellColumns:
     subdistricts: frozenset[str]
     demand_workers: float
     cell_demand: list[float]
-    dirty_cells: set[str] = field(default_factory=set)
-    dirty_stations: set[str] = field(default_factory=set)
-    whole: bool = False
 
-    @property
     def covered_workers(self) -> float:
         covered = self.live["covered"]
         return sum(d for d, c in zip(self.cell_demand, covered, strict=True) if c)
+
+    def encoded(self) -> str:
+        return "{" + self.encoded_static + "," + _json(self.live)[1:]
+
+
+@dataclass(frozen=True)
+class CellsDocument:
+    """The `cells` member of a map as sent, with the totals the KPIs take from it."""
+
+    encoded: str
+    demand_workers: float
+    covered_workers: float
 
 
 @dataclass(frozen=True)
@@ -108,7 +126,9 @@ class DashboardData:
         self.zone = ZoneInfo(settings.timezone)
         self.centres = CellCentres()
         self._cells: dict[str | None, CellColumns] = {}
-        self._cells_lock = threading.Lock()
+        self._changes: dict[str | None, CellChanges] = {}
+        self._changes_lock = threading.Lock()  # short: the runtime's worker takes it
+        self._reading_lock = threading.Lock()  # one request reads or patches cells at a time
         runtime.listeners.append(self.on_outcome)
         self._stations: dict[str | None, StationRows] = {}
 
@@ -167,28 +187,36 @@ class DashboardData:
             or outcome.relocated
             or any(e.alert.kind is AlertKind.zone_underserved for e in outcome.alert_events)
         )
-        with self._cells_lock:
-            for kept in self._cells.values():
-                kept.whole |= whole
-                kept.dirty_cells.update(outcome.flipped_cells)
-                kept.dirty_cells |= outcome.touched_cells
-                kept.dirty_stations.update(c.station_id for c in outcome.station_changes)
+        with self._changes_lock:
+            for changes in self._changes.values():
+                changes.whole |= whole
+                changes.cells.update(outcome.flipped_cells)
+                changes.cells |= outcome.touched_cells
+                changes.stations.update(c.station_id for c in outcome.station_changes)
 
-    def cell_columns(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
-        """The district's cells as the map sends them: read whole once per demand layer, then
-        patched where outcomes changed coverage (reading 200,000 cells takes seconds)."""
-        with self._cells_lock:
-            kept = self._cells.get(district)
-            key = (id(self.runtime.demand), tuple(sub_index.items()))
-            if kept is not None and kept.key == key and not kept.whole:
-                dirty = self._catchments_of(kept.dirty_stations) | kept.dirty_cells
-                kept.dirty_cells, kept.dirty_stations = set(), set()
-                if len(dirty) <= self.settings.live_max_cells_per_update:
-                    self._patch(kept, dirty)
-                    return kept
-            kept = self._read_cells(district, sub_index)
-            self._cells[district] = kept
-            return kept
+    def cells_document(self, district: str | None, sub_index: Mapping[str, int]) -> CellsDocument:
+        """The district's cells as the map sends them, encoded while no other request patches
+        them."""
+        with self._reading_lock:
+            kept = self._cell_columns(district, sub_index)
+            return CellsDocument(kept.encoded(), kept.demand_workers, kept.covered_workers())
+
+    def _cell_columns(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
+        """The district's cells: read whole once per demand layer, then patched where
+        outcomes changed coverage (reading 200,000 cells takes seconds; call with the lock)."""
+        with self._changes_lock:  # noted from here on: for the next request
+            changes = self._changes.get(district)
+            self._changes[district] = CellChanges()
+        kept = self._cells.get(district)
+        key = (id(self.runtime.demand), tuple(sub_index.items()))
+        if kept is not None and changes is not None and kept.key == key and not changes.whole:
+            dirty = self._catchments_of(changes.stations) | changes.cells
+            if len(dirty) <= self.settings.live_max_cells_per_update:
+                self._patch(kept, dirty)
+                return kept
+        kept = self._read_cells(district, sub_index)
+        self._cells[district] = kept
+        return kept
 
     def _catchments_of(self, station_ids: Iterable[str]) -> set[str]:
         registry = self.runtime.registry
@@ -243,7 +271,7 @@ class DashboardData:
         """Subdistricts the district's demand cells lie in (the demand layer's, static)."""
         demand = self.runtime.demand
         cached = self._cells.get(district)
-        if cached is not None and cached.key[0] == id(demand) and not cached.whole:
+        if cached is not None and cached.key[0] == id(demand):
             return cached.subdistricts
         cells = demand.cells_of_district(district)
         return frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""}
@@ -251,7 +279,7 @@ class DashboardData:
     def snapshot_json(self, district: str | None, seq: int) -> bytes:
         """The whole map of a district (every district for None) as JSON bytes matching
         `MapSnapshot`; built by hand because pydantic would take seconds at city scale. The
-        cells, most of the document, come from `cell_columns`."""
+        cells, most of the document, come from `cells_document`."""
         now = self.clock.now()
         stations = self.stations_of(district)
         tally = take_tally(self.runtime)
@@ -265,8 +293,7 @@ class DashboardData:
             {s.subdistrict for s in stations if s.subdistrict} | self.cell_subdistricts(district)
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
-        cells = self.cell_columns(district, sub_index)
-        cells_json = "{" + cells.encoded_static + "," + _json(cells.live)[1:]
+        cells = self.cells_document(district, sub_index)
         states = [tally.state_of(s.station_id) for s in stations]
         positions = [counted_at(s, tally.records.get(s.station_id)) for s in stations]  # buses move
         demand_total = cells.demand_workers
@@ -307,7 +334,7 @@ class DashboardData:
         }
         # The cached cells go in as they are: the document is an object, so they are added
         # as its last member instead of being encoded again.
-        return (_json(body)[:-1] + ',"cells":' + cells_json + "}").encode()
+        return (_json(body)[:-1] + ',"cells":' + cells.encoded + "}").encode()
 
     def cell_updates(self, cells: Iterable[str]) -> list[dict[str, Any]]:
         """The current state of some cells, as live updates carry them."""
