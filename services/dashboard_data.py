@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +35,7 @@ from services.station_tally import take_tally
 from streams.clock import Clock
 from streams.embedded import EmbeddedRuntime
 from streams.ledger import counted_at
+from streams.pipeline import StepOutcome
 from waystation.settings import Settings
 
 STATES = list(StationState)
@@ -64,6 +67,56 @@ class CellCentres:
         return [self._centres[cell] for cell in cells]
 
 
+@dataclass
+class CellChanges:
+    """What outcomes changed since a district's cells were last read: cells, stations whose
+    catchments moved, or something that cannot be pinned to cells (`whole`)."""
+
+    cells: set[str] = field(default_factory=set)
+    stations: set[str] = field(default_factory=set)
+    whole: bool = False
+
+
+@dataclass
+class CellColumns:
+    """A district's `cells` columns as the map sends them, kept between requests. The columns
+    that change with coverage (status, access, covered) are patched for the cells an outcome
+    named; the rest is encoded once per demand layer."""
+
+    key: tuple[object, ...]
+    cells: list[str]
+    row_of: dict[str, int]
+    live: dict[str, list[Any]]
+    encoded_static: str
+    subdistricts: frozenset[str]
+    demand_workers: float
+    cell_demand: list[float]
+
+    def covered_workers(self) -> float:
+        covered = self.live["covered"]
+        return sum(d for d, c in zip(self.cell_demand, covered, strict=True) if c)
+
+    def encoded(self) -> str:
+        return "{" + self.encoded_static + "," + _json(self.live)[1:]
+
+
+@dataclass(frozen=True)
+class CellsDocument:
+    """The `cells` member of a map as sent, with the totals the KPIs take from it."""
+
+    encoded: str
+    demand_workers: float
+    covered_workers: float
+
+
+@dataclass(frozen=True)
+class StationRows:
+    """A district's registered stations as of a registry version (change log seq, count)."""
+
+    key: tuple[object, ...]
+    stations: list[Station]
+
+
 class DashboardData:
     def __init__(self, runtime: EmbeddedRuntime, settings: Settings, clock: Clock) -> None:
         self.runtime = runtime
@@ -72,6 +125,12 @@ class DashboardData:
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.centres = CellCentres()
+        self._cells: dict[str | None, CellColumns] = {}
+        self._changes: dict[str | None, CellChanges] = {}
+        self._changes_lock = threading.Lock()  # short: the runtime's worker takes it
+        self._reading_lock = threading.Lock()  # one request reads or patches cells at a time
+        runtime.listeners.append(self.on_outcome)
+        self._stations: dict[str | None, StationRows] = {}
 
     # scope ---------------------------------------------------------------------------------
 
@@ -107,34 +166,138 @@ class DashboardData:
         with self.store.transaction() as tx:
             return tx.events.count_by_station_since(self.midnight(now), type=EventType.visit.value)
 
+    def stations_of(self, district: str | None) -> list[Station]:
+        """The district's stations, loaded again only when the registry changed (loading
+        20,000 stations takes seconds; every change goes through the change log)."""
+        with self.store.transaction(readonly=True) as tx:
+            key = (tx.station_changes.last_seq(), tx.stations.count())
+            cached = self._stations.get(district)
+            if cached is not None and cached.key == key:
+                return cached.stations
+            stations = tx.stations.list(district=district)
+        self._stations[district] = StationRows(key, stations)
+        return stations
+
+    def on_outcome(self, outcome: StepOutcome) -> None:
+        """The runtime's listener: note which kept cells an outcome may have changed (the
+        cells the live stream sends updates for); what cannot be pinned to cells (an
+        underserved zone, a station added, moved or retired) marks the whole district."""
+        whole = bool(
+            outcome.registry_changes
+            or outcome.relocated
+            or any(e.alert.kind is AlertKind.zone_underserved for e in outcome.alert_events)
+        )
+        with self._changes_lock:
+            for changes in self._changes.values():
+                changes.whole |= whole
+                changes.cells.update(outcome.flipped_cells)
+                changes.cells |= outcome.touched_cells
+                changes.stations.update(c.station_id for c in outcome.station_changes)
+
+    def cells_document(self, district: str | None, sub_index: Mapping[str, int]) -> CellsDocument:
+        """The district's cells as the map sends them, encoded while no other request patches
+        them."""
+        with self._reading_lock:
+            kept = self._cell_columns(district, sub_index)
+            return CellsDocument(kept.encoded(), kept.demand_workers, kept.covered_workers())
+
+    def _cell_columns(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
+        """The district's cells: read whole once per demand layer, then patched where
+        outcomes changed coverage (reading 200,000 cells takes seconds; call with the lock)."""
+        with self._changes_lock:  # noted from here on: for the next request
+            changes = self._changes.get(district)
+            self._changes[district] = CellChanges()
+        kept = self._cells.get(district)
+        key = (id(self.runtime.demand), tuple(sub_index.items()))
+        if kept is not None and changes is not None and kept.key == key and not changes.whole:
+            dirty = self._catchments_of(changes.stations) | changes.cells
+            if len(dirty) <= self.settings.live_max_cells_per_update:
+                self._patch(kept, dirty)
+                return kept
+        kept = self._read_cells(district, sub_index)
+        self._cells[district] = kept
+        return kept
+
+    def _catchments_of(self, station_ids: Iterable[str]) -> set[str]:
+        registry = self.runtime.registry
+        cells: set[str] = set()
+        with self.runtime.reading() as pipeline:
+            for station_id in station_ids:
+                station = registry.get(station_id) if registry is not None else None
+                if station is not None:
+                    cells |= pipeline.catchments.cells(station.lat, station.lon)
+        return cells
+
+    def _patch(self, kept: CellColumns, cells: Iterable[str]) -> None:
+        rows = [(kept.row_of[c], c) for c in cells if c in kept.row_of]
+        with self.runtime.reading():
+            views = [(row, self.runtime.coverage_map.view(cell)) for row, cell in rows]
+        live = kept.live
+        for row, view in views:
+            live["status"][row] = STATUS_INDEX[view.status]
+            live["access"][row] = _round_sig(view.access_score)
+            live["covered"][row] = int(view.covered)
+
+    def _read_cells(self, district: str | None, sub_index: Mapping[str, int]) -> CellColumns:
+        runtime = self.runtime
+        with runtime.reading():
+            demand = runtime.demand
+            cells = demand.cells_of_district(district)
+            views = [runtime.coverage_map.view(cell) for cell in cells]
+        centres = self.centres.of(demand, cells)
+        static = {
+            "id": cells,
+            "lat": [c[0] for c in centres],
+            "lon": [c[1] for c in centres],
+            "demand": [round(v.demand_workers, 2) for v in views],
+            "subdistrict": [sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells],
+        }
+        return CellColumns(
+            key=(id(demand), tuple(sub_index.items())),
+            cells=cells,
+            row_of={cell: row for row, cell in enumerate(cells)},
+            live={
+                "status": [STATUS_INDEX[v.status] for v in views],
+                "access": [_round_sig(v.access_score) for v in views],
+                "covered": [int(v.covered) for v in views],
+            },
+            encoded_static=_json(static)[1:-1],
+            subdistricts=frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""},
+            demand_workers=sum(v.demand_workers for v in views),
+            cell_demand=[v.demand_workers for v in views],
+        )
+
+    def cell_subdistricts(self, district: str | None) -> frozenset[str]:
+        """Subdistricts the district's demand cells lie in (the demand layer's, static)."""
+        demand = self.runtime.demand
+        cached = self._cells.get(district)
+        if cached is not None and cached.key[0] == id(demand):
+            return cached.subdistricts
+        cells = demand.cells_of_district(district)
+        return frozenset(demand.subdistrict_of_cell[c] or "" for c in cells) - {""}
+
     def snapshot_json(self, district: str | None, seq: int) -> bytes:
         """The whole map of a district (every district for None) as JSON bytes matching
-        `MapSnapshot`; built by hand because pydantic would take seconds at city scale."""
+        `MapSnapshot`; built by hand because pydantic would take seconds at city scale. The
+        cells, most of the document, come from `cells_document`."""
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            stations = tx.stations.list(district=district)
+        stations = self.stations_of(district)
         tally = take_tally(self.runtime)
         open_alerts = tally.alerts(district)
         with self.store.transaction(readonly=True) as tx:
             actions = tx.alert_actions.for_alerts([a.alert_id for a in open_alerts])
         handling = handling_by_alert(actions)
         visits = self.visits_by_station(now)
-        runtime = self.runtime
-        with runtime.reading():
-            demand = runtime.demand
-            cells = demand.cells_of_district(district)
-            views = [runtime.coverage_map.view(cell) for cell in cells]
         open_zones = sorted(a.subject for a in open_alerts if a.kind is AlertKind.zone_underserved)
         subdistricts = sorted(
-            {s.subdistrict for s in stations if s.subdistrict}
-            | {demand.subdistrict_of_cell[c] or "" for c in cells} - {""}
+            {s.subdistrict for s in stations if s.subdistrict} | self.cell_subdistricts(district)
         )
         sub_index = {name: i for i, name in enumerate(subdistricts)}
+        cells = self.cells_document(district, sub_index)
         states = [tally.state_of(s.station_id) for s in stations]
         positions = [counted_at(s, tally.records.get(s.station_id)) for s in stations]  # buses move
-        centres = self.centres.of(demand, cells)
-        demand_total = sum(v.demand_workers for v in views)
-        covered_total = sum(v.demand_workers for v in views if v.covered)
+        demand_total = cells.demand_workers
+        covered_total = cells.covered_workers
         kpis = Kpis(
             district=district,
             stations_total=tally.stations_total(district),
@@ -164,24 +327,14 @@ class DashboardData:
                 "state": [STATE_INDEX[s] for s in states],
                 "subdistrict": [sub_index.get(s.subdistrict or "", -1) for s in stations],
             },
-            "cells": {
-                "id": cells,
-                "lat": [c[0] for c in centres],
-                "lon": [c[1] for c in centres],
-                "demand": [round(v.demand_workers, 2) for v in views],
-                "status": [STATUS_INDEX[v.status] for v in views],
-                "access": [_round_sig(v.access_score) for v in views],
-                "covered": [int(v.covered) for v in views],
-                "subdistrict": [
-                    sub_index.get(demand.subdistrict_of_cell[c] or "", -1) for c in cells
-                ],
-            },
             "underserved_zones": open_zones,
             "open_alerts": [a.model_dump(mode="json") for a in open_alerts],
             "alert_handling": {k: h.model_dump(mode="json") for k, h in handling.items()},
             "kpis": kpis.model_dump(mode="json"),
         }
-        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        # The cached cells go in as they are: the document is an object, so they are added
+        # as its last member instead of being encoded again.
+        return (_json(body)[:-1] + ',"cells":' + cells.encoded + "}").encode()
 
     def cell_updates(self, cells: Iterable[str]) -> list[dict[str, Any]]:
         """The current state of some cells, as live updates carry them."""
@@ -239,6 +392,10 @@ class DashboardData:
                 )
             )
         return StationEvents(station_id=station.station_id, events=events)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def visits_by_subdistrict(stations: Iterable[Station], visits: dict[str, int]) -> dict[str, int]:

@@ -265,12 +265,22 @@
 
   // ---- data ------------------------------------------------------------------------------
 
+  // The id -> row index is built on first use: a city's 200,000 cells need it only once a
+  // live update names one, not for the first render.
   function columns(source, extra) {
     const n = source.id.length;
     const { xs, ys } = layers.project(source.lat, source.lon);
-    const index = new Map();
-    source.id.forEach((id, i) => index.set(id, i));
-    return { ...source, ...extra, n, xs, ys, index };
+    let index = null;
+    return {
+      ...source, ...extra, n, xs, ys,
+      get index() {
+        if (!index) {
+          index = new Map();
+          source.id.forEach((id, i) => index.set(id, i));
+        }
+        return index;
+      },
+    };
   }
 
   function quantileBreaks(cells) {
@@ -485,12 +495,22 @@
     await refresh(true);
   }
 
+  // The stages of a render as performance marks (`dashboard-<name>`), so that a slow first
+  // render can be taken apart from outside the page.
+  function stage(name) {
+    performance.mark(`dashboard-${name}`);
+  }
+
   // Fetch the snapshot; updates arriving meanwhile wait in `pending` and those newer than
   // the snapshot are applied on top.
   async function refresh(fit) {
     if (!pending) pending = [];
     try {
-      applySnapshot(await api.get("/v1/map", { district: model.district }));
+      stage("map-requested");
+      const snapshot = await api.get("/v1/map", { district: model.district });
+      stage("map-received");
+      applySnapshot(snapshot);
+      stage("map-decoded");
     } catch (error) {
       pending = null;
       if (error.status === 401) { api.key.clear(); return showSignIn(t("badKey")); }
@@ -503,9 +523,13 @@
     drawBoundaries();
     drawZones();
     if (fit) fitTo(model.boundaries.features.filter((f) => f.properties.level === "district"));
+    stage("outlines-drawn");
     cellLayer.draw();
+    stage("cells-drawn");
     stationLayer.draw();
+    stage("stations-drawn");
     renderPanel();
+    stage("panel-filled");
     panel.renderLegend(model.breaks);
     WS.trends.load(model.district, model.sub);
     if (live) setLiveStatus(wasDown ? "reconnecting" : "live");

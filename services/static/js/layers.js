@@ -29,7 +29,11 @@ WS.layers = (() => {
 
   function project(lats, lons) {
     const xs = new Float64Array(lats.length), ys = new Float64Array(lats.length);
-    for (let i = 0; i < lats.length; i++) [xs[i], ys[i]] = mercator(lats[i], lons[i]);
+    for (let i = 0; i < lats.length; i++) {
+      const xy = mercator(lats[i], lons[i]);
+      xs[i] = xy[0];
+      ys[i] = xy[1];
+    }
     return { xs, ys };
   }
 
@@ -46,13 +50,20 @@ WS.layers = (() => {
       this._reset();
     },
     onRemove(map) {
+      if (this._frame) cancelAnimationFrame(this._frame);
+      this._frame = null;
       this._canvas.remove();
       map.off("moveend zoomend resize viewreset", this._reset, this);
     },
+    // Draws now; a redraw that a move had scheduled is then no longer needed.
     draw() {
+      if (this._frame) cancelAnimationFrame(this._frame);
+      this._frame = null;
       this._draw();
       return this;
     },
+    // A move redraws in the next frame, once however many moves (and draws) came before it:
+    // fitting the map to a district moves it while the page is still filling the model.
     _reset() {
       const size = this._map.getSize();
       const ratio = window.devicePixelRatio || 1;
@@ -61,7 +72,12 @@ WS.layers = (() => {
       this._canvas.style.width = `${size.x}px`;
       this._canvas.style.height = `${size.y}px`;
       L.DomUtil.setPosition(this._canvas, this._map.containerPointToLayerPoint([0, 0]));
-      this._draw();
+      if (!this._frame) {
+        this._frame = requestAnimationFrame(() => {
+          this._frame = null;
+          this._draw();
+        });
+      }
     },
     _draw() {
       const map = this._map;
