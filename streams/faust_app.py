@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_FRACTION = 0.2  # consumer heartbeat interval as a share of the session timeout
 RAW = "raw"
+MS_PER_S = 1000.0
 
 
 class _StationSlotCodec(Codec):
@@ -96,24 +97,20 @@ def _headers(message: Any) -> dict[str, bytes]:
     return {str(k): v for k, v in items}
 
 
+Message = tuple[str, bytes | None, bytes, int | None, list[tuple[str, bytes]] | None]
+"""topic, key, value, partition (None: by key), headers"""
+
+
 class Sender:
-    """Where stages publish; the app's topics with bytes in and out."""
+    """Where stages publish. A stage's steps only queue what they produce (`send`); `flush`
+    hands a whole batch to the producer and waits until the broker has it, so that a batch's
+    output is durable before the table slots that say it was done are written."""
 
     def __init__(self, app: faust.App) -> None:
-        self.topics = {
-            name: app.topic(name, key_serializer=RAW, value_serializer=RAW)
-            for name in (
-                t.STATION_STATE,
-                t.COVERAGE_DELTAS,
-                t.ZONE_COVERAGE,
-                t.ALERTS,
-                t.OUTCOMES,
-                t.DEAD_LETTER,
-                t.CLOCK,
-            )
-        }
+        self.app = app
+        self.pending: list[Message] = []
 
-    async def send(
+    def send(
         self,
         topic: str,
         key: str | bytes | None,
@@ -123,11 +120,17 @@ class Sender:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         encoded = key.encode() if isinstance(key, str) else key
-        await self.topics[topic].send(
-            key=encoded, value=value, partition=partition, headers=headers
-        )
+        self.pending.append((topic, encoded, value, partition, headers))
 
-    async def dead_letter(self, message: Any, reason: str) -> None:
+    async def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        producer = self.app.producer
+        for topic, key, value, partition, headers in pending:
+            await producer.send(topic, key, value, partition, None, headers)
+        if pending:
+            await producer.flush()
+
+    def dead_letter(self, message: Any, reason: str) -> None:
         log.warning(
             "dead letter from %s[%d]@%d: %s",
             message.topic,
@@ -135,7 +138,7 @@ class Sender:
             message.offset,
             reason,
         )
-        await self.send(
+        self.send(
             t.DEAD_LETTER,
             message.key,
             message.value if message.value is not None else b"",
@@ -147,13 +150,17 @@ class Sender:
             ],
         )
 
-    async def alerts(self, events: Iterable[AlertEvent]) -> None:
+    def alerts(self, events: Iterable[AlertEvent]) -> None:
         for event in events:
-            await self.send(t.ALERTS, event.alert.key, event.model_dump_json().encode())
+            self.send(t.ALERTS, event.alert.key, event.model_dump_json().encode())
 
 
 class StationStage:
-    """Station-keyed processing over one table slot per station."""
+    """Station-keyed processing over one table slot per station.
+
+    A batch of messages (events and ticks, each partition in order) runs through the pure
+    steps in one go over a working copy of the slots it touches; then its output is sent, and
+    each touched slot is written once (one changelog message per station per batch)."""
 
     def __init__(
         self,
@@ -170,6 +177,9 @@ class StationStage:
         self.sender = sender
         self.supply_ratios: dict[str, float] = {}
         self.by_partition: dict[int, set[str]] = defaultdict(set)
+        self.working: dict[str, StationSlot] = {}
+        self.published: dict[str, StationRecord | None] = {}  # record as of the batch's start
+        self.partition_of: dict[str, int] = {}  # where each working slot's input came from
         for station_id in registry:
             self._own(station_id)
 
@@ -177,42 +187,48 @@ class StationStage:
         partition = t.partition_for(station_id, self.settings.broker_partitions)
         self.by_partition[partition].add(station_id)
 
-    async def process(self, event: EventT) -> None:
+    async def run(self, batch: Sequence[EventT]) -> None:
+        for event in batch:
+            self.process(event)
+        await self.finish()
+
+    def process(self, event: EventT) -> None:
         message = event.message
         if message.topic == t.CLOCK:
             tick = Tick.model_validate_json(message.value)
-            await self.tick(message.partition, tick.at)
+            self.tick(message.partition, tick.at)
             return
         try:
             parsed = read_event(message.value)
         except WireError as exc:
-            await self.sender.dead_letter(message, str(exc))
+            self.sender.dead_letter(message, str(exc))
             return
         if parsed.station_id not in self.registry:
-            await self.sender.dead_letter(message, f"unknown station {parsed.station_id!r}")
+            self.sender.dead_letter(message, f"unknown station {parsed.station_id!r}")
             return
         received = _headers(message).get(t.RECEIVED_AT)
         now = datetime.fromisoformat(received.decode()) if received else datetime.now(UTC)
         self._own(parsed.station_id)
-        await self.handle(parsed, now)
+        self.partition_of[parsed.station_id] = message.partition
+        self.handle(parsed, now)
 
-    async def handle(self, event: Event, now: datetime) -> None:
-        station_id = event.station_id
-        slot = self.slots.get(station_id) or StationSlot(station_id)
+    def handle(self, event: Event, now: datetime) -> None:
+        slot = self._slot(event.station_id)
         event_id = str(event.event_id)
         if event_id in slot.seen:  # a copy: a client's retry, or a replay after a crash
-            await self._outcome(event, now, None)
+            self._outcome(event, now, None)
             return
         steps, state = self._steps(slot)
         produced = steps.handle(event, now)
         slot.seen[event_id] = event.occurred_at
-        await self._publish(produced, now)
-        await self._outcome(event, now, produced.applied)
-        await self._save(slot, state, now)
+        self._publish(produced, now)
+        self._outcome(event, now, produced.applied)
+        self._save(slot, state, now)
 
-    async def tick(self, partition: int, now: datetime) -> None:
+    def tick(self, partition: int, now: datetime) -> None:
         for station_id in sorted(self.by_partition.get(partition, ())):
-            slot = self.slots.get(station_id) or StationSlot(station_id)
+            self.partition_of[station_id] = partition
+            slot = self._slot(station_id)
             steps, state = self._steps(slot)
             produced = steps.register([station_id], now)
             produced.extend(steps.tick(now))
@@ -223,14 +239,37 @@ class StationStage:
                 state["visits"].get(station_id, []),
                 state["alerts"],
             )
-            await self._publish(produced, now)
+            self._publish(produced, now)
             if before != after:
-                await self._save(slot, state, now)
+                self._save(slot, state, now)
         marker = ZoneMessage(at=now, tick_from=partition).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
-            await self.sender.send(
+            self.sender.send(
                 t.COVERAGE_DELTAS, f"tick-{partition}", marker, partition=zone_partition
             )
+
+    async def finish(self) -> None:
+        """Output first, then the slots: a worker that dies in between replays the batch,
+        whose effects downstream are idempotent; one that dies before never said it was done."""
+        for station_id, slot in self.working.items():
+            if slot.record is not None and slot.record != self.published.get(station_id):
+                self.sender.send(
+                    t.STATION_STATE, station_id, slot.record.model_dump_json().encode()
+                )
+        await self.sender.flush()
+        for station_id, slot in self.working.items():
+            keep(self.slots, self.partition_of[station_id], station_id, slot)
+        self.working.clear()
+        self.published.clear()
+        self.partition_of.clear()
+
+    def _slot(self, station_id: str) -> StationSlot:
+        found = self.working.get(station_id)
+        if found is None:
+            found = self.slots.get(station_id) or StationSlot(station_id)
+            self.working[station_id] = found
+            self.published[station_id] = found.record
+        return found
 
     def _steps(self, slot: StationSlot) -> tuple[StationSteps, dict[str, dict[str, Any]]]:
         state: dict[str, dict[str, Any]] = {
@@ -250,43 +289,40 @@ class StationStage:
         )
         return steps, state
 
-    async def _save(
-        self, slot: StationSlot, state: dict[str, dict[str, Any]], now: datetime
-    ) -> None:
-        record: StationRecord | None = state["records"].get(slot.station_id)
-        if record is not None and record != slot.record:
-            await self.sender.send(
-                t.STATION_STATE, slot.station_id, record.model_dump_json().encode()
-            )
+    def _save(self, slot: StationSlot, state: dict[str, dict[str, Any]], now: datetime) -> None:
         settings = self.settings
         slot.forget_before(
             dedupe_horizon(now, settings.overload_window_minutes, settings.allowed_lateness_minutes)
         )
-        self.slots[slot.station_id] = StationSlot(
+        self.working[slot.station_id] = StationSlot(
             station_id=slot.station_id,
-            record=record,
+            record=state["records"].get(slot.station_id),
             window=state["visits"].get(slot.station_id, []),
             alerts=state["alerts"],
             seen=slot.seen,
         )
 
-    async def _publish(self, produced: StationOutcome, now: datetime) -> None:
+    def _publish(self, produced: StationOutcome, now: datetime) -> None:
         for item in produced.emitted:
             if isinstance(item, CoverageDelta):
                 value = ZoneMessage(at=now, delta=item).model_dump_json().encode()
-                await self.sender.send(t.COVERAGE_DELTAS, item.zone, value)
+                self.sender.send(t.COVERAGE_DELTAS, item.zone, value)
             elif isinstance(item, AlertEvent):
-                await self.sender.alerts([item])
+                self.sender.alerts([item])
             else:
                 assert isinstance(item, StationStateChanged)
 
-    async def _outcome(self, event: Event, now: datetime, status: Any) -> None:
+    def _outcome(self, event: Event, now: datetime, status: Any) -> None:
         outcome = Outcome(body=canonical_json(event), received_at=now, status=status)
-        await self.sender.send(t.OUTCOMES, event.station_id, outcome.model_dump_json().encode())
+        self.sender.send(t.OUTCOMES, event.station_id, outcome.model_dump_json().encode())
 
 
 class ZoneStage:
-    """Zone-keyed processing over one table slot per zone, and a clock per zone partition."""
+    """Zone-keyed processing over one table slot per zone, and a clock per zone partition.
+
+    Like the station stage, a batch of deltas and tick markers runs over a working copy of the
+    zones it touches; each touched zone's summary is published and its slot written once per
+    batch, not once per delta."""
 
     def __init__(
         self, settings: Settings, world: World, slots: Any, clocks: Any, sender: Sender
@@ -296,23 +332,43 @@ class ZoneStage:
         self.slots = slots
         self.clocks = clocks
         self.sender = sender
+        self.working: dict[str, ZoneSlot] = {}
+        self.partition_of: dict[str, int] = {}
         self.by_partition: dict[int, list[str]] = defaultdict(list)
         for zone in sorted(world.demand.cells_of_zone):
             self.by_partition[t.partition_for(zone, settings.broker_partitions)].append(zone)
 
-    async def process(self, event: EventT) -> None:
+    async def run(self, batch: Sequence[EventT]) -> None:
+        for event in batch:
+            self.process(event)
+        await self.finish()
+
+    def process(self, event: EventT) -> None:
         message = ZoneMessage.model_validate_json(event.message.value)
         if message.delta is not None:
-            await self.apply(message.delta, message.at)
+            self.partition_of[message.delta.zone] = event.message.partition
+            self.apply(message.delta, message.at)
         if message.tick_from is not None:
-            await self.tick(event.message.partition, message.tick_from, message.at)
+            self.tick(event.message.partition, message.tick_from, message.at)
+
+    async def finish(self) -> None:
+        for zone, slot in self.working.items():
+            steps, _ = self._steps(slot)
+            summary = zone_summary(steps.zone_book, zone)
+            self.sender.send(t.ZONE_COVERAGE, zone, summary.model_dump_json().encode())
+        await self.sender.flush()
+        for zone, slot in self.working.items():
+            keep(self.slots, self.partition_of[zone], zone, slot)
+        self.working.clear()
+        self.partition_of.clear()
 
     def _slot(self, zone: str) -> ZoneSlot:
-        found = self.slots.get(zone)
-        if found is not None:
-            return found
-        index = CoverageIndex(self.settings.degraded_coverage_weight)
-        return ZoneSlot(coverage=ZoneCoverage(zone=zone, index=index))
+        found = self.working.get(zone) or self.slots.get(zone)
+        if found is None:
+            index = CoverageIndex(self.settings.degraded_coverage_weight)
+            found = ZoneSlot(coverage=ZoneCoverage(zone=zone, index=index))
+        self.working[zone] = found
+        return found
 
     def _steps(self, slot: ZoneSlot) -> tuple[ZoneSteps, dict[str, Alert]]:
         zone = slot.coverage.zone
@@ -325,33 +381,27 @@ class ZoneStage:
         )
         return steps, alerts
 
-    async def apply(self, delta: CoverageDelta, now: datetime) -> None:
+    def apply(self, delta: CoverageDelta, now: datetime) -> None:
         slot = self._slot(delta.zone)
         steps, alerts = self._steps(slot)
         _, events = steps.apply(delta, now)
-        await self._finish(slot, steps, alerts, events)
+        self._finish(slot, alerts, events)
 
-    async def judge(self, zone: str, now: datetime) -> None:
+    def judge(self, zone: str, now: datetime) -> None:
         slot = self._slot(zone)
         steps, alerts = self._steps(slot)
         events = steps.judge(steps.zone_book.assess(zone), now)
-        await self._finish(slot, steps, alerts, events)
+        self._finish(slot, alerts, events)
 
-    async def _finish(
-        self,
-        slot: ZoneSlot,
-        steps: ZoneSteps,
-        alerts: dict[str, Alert],
-        events: Sequence[AlertEvent],
+    def _finish(
+        self, slot: ZoneSlot, alerts: dict[str, Alert], events: Sequence[AlertEvent]
     ) -> None:
         zone = slot.coverage.zone
-        await self.sender.alerts(events)
-        summary = zone_summary(steps.zone_book, zone)
-        await self.sender.send(t.ZONE_COVERAGE, zone, summary.model_dump_json().encode())
+        self.sender.alerts(events)
         key = alert_key(AlertKind.zone_underserved, zone)
-        self.slots[zone] = ZoneSlot(coverage=slot.coverage, alert=alerts.get(key))
+        self.working[zone] = ZoneSlot(coverage=slot.coverage, alert=alerts.get(key))
 
-    async def tick(self, partition: int, source: int, at: datetime) -> None:
+    def tick(self, partition: int, source: int, at: datetime) -> None:
         clock = self.clocks.get(str(partition)) or {"sources": {}, "ticked": None}
         sources: dict[str, str] = dict(clock["sources"])
         if source >= self.settings.broker_partitions:
@@ -366,24 +416,26 @@ class ZoneStage:
         if effective is not None and (ticked is None or effective > ticked):
             if ticked is None:  # the first tick: judge every zone, even those no station reaches
                 for zone in self.by_partition.get(partition, ()):
-                    await self.judge(zone, effective)
-            await self._advance_alerts(partition, effective)
+                    self.partition_of[zone] = partition
+                    self.judge(zone, effective)
+            self._advance_alerts(partition, effective)
             ticked = effective
-        self.clocks[str(partition)] = {
-            "sources": sources,
-            "ticked": ticked.isoformat() if ticked else None,
-        }
+        clock = {"sources": sources, "ticked": ticked.isoformat() if ticked else None}
+        keep(self.clocks, partition, str(partition), clock)
 
-    async def _advance_alerts(self, partition: int, now: datetime) -> None:
+    def _advance_alerts(self, partition: int, now: datetime) -> None:
         parts = self.settings.broker_partitions
-        for zone, slot in sorted(self.slots.items(), key=lambda item: item[0]):
-            if slot.alert is None or t.partition_for(zone, parts) != partition:
+        zones = sorted(set(self.slots.keys()) | set(self.working))
+        for zone in zones:
+            slot = self.working.get(zone) or self.slots.get(zone)
+            if slot is None or slot.alert is None or t.partition_for(zone, parts) != partition:
                 continue
             alerts = {slot.alert.key: slot.alert}
             events = AlertBook(alerts, self.settings).on_tick(now)
             if events:
-                await self.sender.alerts(events)
-                self.slots[zone] = ZoneSlot(
+                self.sender.alerts(events)
+                self.partition_of[zone] = partition
+                self.working[zone] = ZoneSlot(
                     coverage=slot.coverage, alert=alerts.get(slot.alert.key)
                 )
 
@@ -457,18 +509,19 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         broker_heartbeat_interval=session * HEARTBEAT_FRACTION,
         broker_commit_interval=settings.worker_commit_interval_seconds,
         producer_acks=-1,
+        producer_linger=settings.worker_producer_linger_ms / MS_PER_S,
+        producer_max_batch_size=settings.worker_producer_batch_max_bytes,
         web_enabled=True,
         web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
     )
     _cap_fetch_wait(settings.worker_fetch_max_wait_ms)
-    sender = Sender(app)
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
-    station_stage = StationStage(settings, world, registry, station_slots, sender)
-    zone_stage = ZoneStage(settings, world, zone_slots, zone_clocks, sender)
+    station_stage = StationStage(settings, world, registry, station_slots, Sender(app))
+    zone_stage = ZoneStage(settings, world, zone_slots, zone_clocks, Sender(app))
     writer = StoreWriter(store)
 
     station_input = app.topic(
@@ -476,15 +529,17 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     )
     zone_input = app.topic(t.COVERAGE_DELTAS, key_serializer=RAW, value_serializer=RAW)
 
+    most, wait = settings.worker_batch_max_events, settings.worker_batch_wait_seconds
+
     @app.agent(station_input)
     async def stations(stream: StreamT) -> None:
-        async for event in stream.events():
-            await station_stage.process(event)
+        async for batch in stream.take_events(most, within=wait):
+            await station_stage.run(batch)
 
     @app.agent(zone_input)
     async def zones(stream: StreamT) -> None:
-        async for event in stream.events():
-            await zone_stage.process(event)
+        async for batch in stream.take_events(most, within=wait):
+            await zone_stage.run(batch)
 
     batch = settings.worker_sink_batch_max_messages
     within = settings.worker_sink_batch_wait_seconds
@@ -502,7 +557,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
             tick = Tick(at=datetime.now(UTC)).model_dump_json().encode()
             for tp in app.assignor.assigned_actives():
                 if tp.topic == t.CLOCK:
-                    await sender.send(t.CLOCK, None, tick, partition=tp.partition)
+                    await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
     return app
 
@@ -523,6 +578,14 @@ def _cap_fetch_wait(max_wait_ms: int) -> None:
             super().__init__(*args, **kwargs)
 
     driver.aiokafka.AIOKafkaConsumer = _Consumer
+
+
+def keep(table: Any, partition: int, key: str, value: Any) -> None:
+    """Set a table key from a batch: Faust's `table[key] = value` takes the changelog
+    partition from the event being iterated, which a batch of many events has not got; the
+    partition the key's input came from is the same one."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
 
 
 def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any] | None) -> Any:
