@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench schemas clean postgis browser
+.PHONY: run test lint format bench schemas clean postgis browser kafka
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ format: $(STAMP)
 postgis: $(STAMP)
 	$(BIN)/python -m tools.postgis_cluster install
 
+# Apache Kafka for the distributed tests and benchmarks: java and mvn from Debian when missing
+# (as root), then the broker's jars from Maven Central into ~/.cache/waystation (once). The
+# tests start and stop private brokers under ./var/kafka/.
+kafka: $(STAMP)
+	$(BIN)/python -m tools.kafka_broker install
 
 # The browser tests and the dashboard benchmark drive Debian's chromium through Playwright
 # (`playwright install` cannot download here), with a Chinese font so that the page's default
@@ -46,7 +51,7 @@ browser:
 	  fi; \
 	fi
 
-test: lint postgis browser
+test: lint postgis kafka browser
 	$(BIN)/pytest
 
 schemas: $(STAMP)
@@ -55,5 +60,5 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
-bench: postgis browser
+bench: postgis kafka browser
 	$(BIN)/python -m bench.run

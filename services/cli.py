@@ -108,44 +108,30 @@ def _distributed_settings() -> Settings:
 def topics_create() -> None:
     """Create every topic with its partitions, compaction and retention (existing ones are
     left as they are). Workers never create topics themselves."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import IncompatibleBrokerVersion, KafkaError, TopicAlreadyExistsError
+    from kafka.errors import KafkaError
 
-    from streams.topics import topic_specs
+    from services.broker_topics import create_topics
 
     settings = _distributed_settings()
-    specs = topic_specs(settings)
-    table = Table("topic", "partitions", "cleanup", "retention (h)", title="waystation topics")
-    for spec in specs:
-        hours = "" if spec.retention_ms is None else f"{spec.retention_ms / 3_600_000:g}"
-        table.add_row(spec.name, str(spec.partitions), spec.config["cleanup.policy"], hours)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        done = create_topics(settings)
     except KafkaError as exc:
-        console.print(f"[red]Cannot reach the broker:[/] {exc}")
+        console.print(f"[red]Cannot create the topics:[/] {exc}")
         raise typer.Exit(2) from exc
-    try:
-        for spec in specs:
-            topic = NewTopic(
-                spec.name,
-                spec.partitions,
-                settings.broker_replication_factor,
-                topic_configs=spec.config,
-            )
-            try:
-                admin.create_topics([topic])
-                console.print(f"created {spec.name}")
-            except TopicAlreadyExistsError:
-                console.print(f"exists  {spec.name}")
-    except IncompatibleBrokerVersion:
-        console.print(table)
-        console.print(
-            "[yellow]Skipped:[/] this broker does not support CreateTopics (librdkafka's mock "
-            "cluster, for one). Create the topics above by the broker's own means."
+    table = Table(
+        "topic", "partitions", "replicas", "cleanup", "retention (h)", "", title="waystation topics"
+    )
+    for item in done:
+        spec = item.spec
+        hours = "" if spec.retention_ms is None else f"{spec.retention_ms / 3_600_000:g}"
+        table.add_row(
+            spec.name,
+            str(spec.partitions),
+            str(settings.broker_replication_factor),
+            spec.config["cleanup.policy"],
+            hours,
+            "created" if item.created else "exists",
         )
-        return
-    finally:
-        admin.close()
     console.print(table)
 
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a small city and an embedded system on a temporary store, with a clock
 that moves only when a test says so; stores on both backends (SQLite, and PostGIS in a private
-cluster under var/ that a test run starts once and stops at its end)."""
+cluster under var/ that a test run starts once and stops at its end); an Apache Kafka broker
+under var/ for the distributed runtime, also started once per run."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from services.server import Server
 from services.system import EmbeddedSystem
 from store.unit_of_work import Store
 from streams.clock import ManualClock
+from tools import kafka_broker
 from tools.postgis_cluster import Cluster, install_command, missing_packages
 from waystation.settings import Settings
 
@@ -119,6 +121,48 @@ def postgis_cluster() -> Iterator[Cluster]:
         pytest.fail(f"the PostGIS test cluster did not start: {exc}")
     yield cluster
     cluster.stop()
+
+
+def start_kafka(name: str, *, nodes: int = 1) -> kafka_broker.Cluster:
+    """A started Kafka cluster in var/kafka/<name>. Missing java or mvn skips the test on a
+    developer's machine but fails it under CI=true; a broker that does not start fails."""
+    missing = kafka_broker.missing_packages()
+    if missing:
+        message = f"Kafka needs java and mvn; as root: {kafka_broker.install_command(missing)}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = kafka_broker.Cluster(name, nodes=nodes)
+    try:
+        return cluster.start()
+    except Exception as exc:
+        cluster.stop()
+        pytest.fail(f"the Kafka test broker did not start: {exc}")
+
+
+@contextmanager
+def kafka_cluster(name: str, *, nodes: int = 1) -> Iterator[kafka_broker.Cluster]:
+    """A Kafka cluster of the test's own: for tests that stop brokers or need three."""
+    cluster = start_kafka(name, nodes=nodes)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_session() -> Iterator[kafka_broker.Cluster]:
+    """One single-node Kafka broker for the whole run; tests take it through `kafka`."""
+    with kafka_cluster("session") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def kafka(kafka_session: kafka_broker.Cluster) -> kafka_broker.Cluster:
+    """The run's Kafka broker with no topics left from an earlier test (each test makes its
+    own with `waystation topics create`'s code; consumer groups differ by application id)."""
+    kafka_session.delete_topics()
+    return kafka_session
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,16 +1,17 @@
-"""Real broker, real workers: the mock cluster in its own process with every waystation
-topic, `waystation worker` processes against it, and ways to feed and read the topics."""
+"""Real broker, real workers: Apache Kafka (tools/kafka_broker.py) with every waystation topic
+made by `waystation topics create`'s code, `waystation worker` processes against it, and ways
+to feed and read the topics."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.broker_topics import create_topics
 from streams import topics as t
-from streams.mock_cluster import MockCluster
 from streams.wire import Tick
 from tests.conftest import free_port
 from waystation.settings import Settings
@@ -31,6 +32,8 @@ DRAIN_STABLE_CHECKS = 2
 DRAIN_IDLE_CHECKS = 12  # x DRAIN_POLL_S: well over the commit interval and fetch wait
 READ_TIMEOUT_MS = 3000
 TEST_PARTITIONS = 2
+TOPICS_READY_TIMEOUT_S = 30
+TOPICS_POLL_S = 0.1
 COMMIT_INTERVAL_S = 0.2
 INPUT_TOPICS = (
     *t.EVENT_TOPICS.values(),
@@ -42,12 +45,17 @@ INPUT_TOPICS = (
 )
 
 
+_app_ids = itertools.count(1)
+
+
 def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Settings:
-    """`settings` pointed at the broker, with a clock that only the tests move."""
+    """`settings` pointed at the broker, with a clock that only the tests move, and an
+    application id (consumer group, changelog topics) no earlier test on the broker used."""
     values = {
         **settings.model_dump(),
         "broker_url": f"kafka://{bootstrap}",
         "broker_partitions": TEST_PARTITIONS,
+        "worker_app_id": f"waystation-test-{os.getpid()}-{next(_app_ids)}",
         "worker_clock": "topic",
         "worker_commit_interval_seconds": COMMIT_INTERVAL_S,
         "broker_session_timeout_seconds": 6.0,
@@ -56,6 +64,32 @@ def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Set
         **overrides,
     }
     return Settings(**values)
+
+
+def topics_for(settings: Settings) -> None:
+    """Every topic `settings` needs, made as `waystation topics create` makes them, and
+    ready: each partition has a leader, so that no client starts on half a topic."""
+    create_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    names = [spec.name for spec in t.topic_specs(settings)]
+    deadline = time.monotonic() + TOPICS_READY_TIMEOUT_S
+    try:
+        while True:
+            described = admin.describe_topics(names)
+            ready = [
+                d["topic"]
+                for d in described
+                if d["error_code"] == 0
+                and len(d["partitions"]) == settings.broker_partitions
+                and all(p["leader"] >= 0 for p in d["partitions"])
+            ]
+            if len(ready) == len(names):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics without leaders: {sorted(set(names) - set(ready))}")
+            time.sleep(TOPICS_POLL_S)
+    finally:
+        admin.close()
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -68,14 +102,6 @@ def environment(settings: Settings) -> dict[str, str]:
         env[f"WAYSTATION_{name.upper()}"] = text
     env["WAYSTATION_DATABASE_URL"] = settings.resolved_database_url
     return env
-
-
-@contextmanager
-def cluster_for(settings: Settings) -> Iterator[MockCluster]:
-    """A mock cluster holding every topic `settings` needs (it has no CreateTopics)."""
-    specs = t.topic_specs(settings.model_copy(update={"broker_partitions": TEST_PARTITIONS}))
-    with MockCluster(topics=[(spec.name, spec.partitions) for spec in specs]) as cluster:
-        yield cluster
 
 
 class WorkerProcess:

@@ -1,5 +1,5 @@
 """The two runtimes side by side for tests: the embedded system, and a distributed one (a
-worker process on the mock cluster, fed through the API's Kafka sink), on one manual clock."""
+worker process on the Kafka broker, fed through the API's Kafka sink), on one manual clock."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from streams.coverage_map import zone_summary
 from streams.pipeline import StepOutcome
 from streams.wire import ZoneSummary
 from tests.conftest import load, tiny_city
-from tests.kafka_harness import Wire, WorkerProcess
+from tests.kafka_harness import Wire, WorkerProcess, topics_for
 from waystation.settings import Settings
 
 SECRET = b"parity-test-secret"
@@ -77,6 +77,7 @@ class Distributed:
             tx.stations.upsert_many(city.stations)
             tx.demand.replace(city.demand)
         self.log = log
+        topics_for(settings)
         self.worker = WorkerProcess(settings, log)
         self.wire = Wire(settings)
         self.sink = KafkaSink(settings, clock)

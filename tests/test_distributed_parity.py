@@ -1,5 +1,5 @@
 """Parity: one scripted scenario through the embedded runtime and through Faust workers on a
-real Kafka-protocol broker gives the same station states, coverage and alert sequence.
+real Apache Kafka broker gives the same station states, coverage and alert sequence.
 
 Both runtimes follow the same manual clock: the embedded one reads it, the distributed one is
 handed it by the API (each event's received-at header) and by ticks on the clock topic, so
@@ -21,27 +21,27 @@ from schemas.alerts import AlertEvent
 from streams import topics as t
 from streams.clock import ManualClock
 from tests.conftest import T0, EventFactory, minutes, settings_for
-from tests.kafka_harness import broker_settings, cluster_for
+from tests.kafka_harness import broker_settings
 from tests.runtimes import Distributed, Embedded
+from tools.kafka_broker import Cluster
 
 OVERLOAD_VISITS = 45  # above 10 seats x 4 visitors per seat
 
 
 @pytest.fixture
 def runtimes(
-    tmp_path: Path, clock: ManualClock
+    tmp_path: Path, clock: ManualClock, kafka: Cluster
 ) -> Iterator[tuple[Embedded, Distributed, ManualClock]]:
     embedded = Embedded(settings_for(tmp_path / "embedded"), clock)
     base = settings_for(tmp_path / "distributed")
-    with cluster_for(base) as cluster:
-        distributed = Distributed(
-            broker_settings(base, cluster.bootstrap), clock, tmp_path / "worker.log"
-        )
-        try:
-            yield embedded, distributed, clock
-        finally:
-            distributed.close()
-            embedded.system.stop()
+    distributed = Distributed(
+        broker_settings(base, kafka.bootstrap), clock, tmp_path / "worker.log"
+    )
+    try:
+        yield embedded, distributed, clock
+    finally:
+        distributed.close()
+        embedded.system.stop()
 
 
 def sequence(events: list[AlertEvent]) -> list[tuple[str, str, str, str]]:

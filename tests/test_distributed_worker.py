@@ -1,4 +1,4 @@
-"""Faust workers on a real Kafka-protocol broker: poison messages go to the dead-letter topic
+"""Faust workers on a real Apache Kafka broker: poison messages go to the dead-letter topic
 with their reason while their neighbours are processed; a worker killed with SIGKILL and
 started again loses no acknowledged event and counts no visit twice; the store writer is
 idempotent."""
@@ -21,8 +21,9 @@ from streams.clock import ManualClock
 from streams.faust_app import StoreWriter
 from streams.wire import Outcome
 from tests.conftest import T0, EventFactory, minutes, settings_for
-from tests.kafka_harness import Wire, WorkerProcess, broker_settings, cluster_for
+from tests.kafka_harness import Wire, WorkerProcess, broker_settings
 from tests.runtimes import Distributed, Embedded
+from tools.kafka_broker import Cluster
 from waystation.settings import Settings
 
 VISITS_BEFORE_CRASH = 60
@@ -32,16 +33,13 @@ NEVER_COMMIT_S = 3600.0  # the first worker dies before it commits anything
 
 
 @pytest.fixture
-def distributed(tmp_path: Path, clock: ManualClock) -> Iterator[Distributed]:
+def distributed(tmp_path: Path, clock: ManualClock, kafka: Cluster) -> Iterator[Distributed]:
     base = settings_for(tmp_path / "distributed")
-    with cluster_for(base) as cluster:
-        running = Distributed(
-            broker_settings(base, cluster.bootstrap), clock, tmp_path / "worker.log"
-        )
-        try:
-            yield running
-        finally:
-            running.close()
+    running = Distributed(broker_settings(base, kafka.bootstrap), clock, tmp_path / "worker.log")
+    try:
+        yield running
+    finally:
+        running.close()
 
 
 def test_poison_messages_go_to_dead_letter_with_their_reason(
@@ -87,7 +85,7 @@ def _wait_for_outcomes(wire: Wire, count: int) -> None:
 
 
 def test_sigkill_loses_nothing_acknowledged_and_counts_no_visit_twice(
-    tmp_path: Path, clock: ManualClock, event: EventFactory
+    tmp_path: Path, clock: ManualClock, event: EventFactory, kafka: Cluster
 ) -> None:
     def visits(n: int) -> list[dict[str, Any]]:
         return [event("visit", station_id="T-0001") for _ in range(n)]
@@ -109,41 +107,40 @@ def test_sigkill_loses_nothing_acknowledged_and_counts_no_visit_twice(
     clock.advance(minutes(-6))
 
     base = settings_for(tmp_path / "distributed")
-    with cluster_for(base) as cluster:
-        settings = broker_settings(base, cluster.bootstrap)
-        doomed = settings.model_copy(update={"worker_commit_interval_seconds": NEVER_COMMIT_S})
-        run = Distributed(doomed, clock, tmp_path / "worker.log", drain=False)
-        try:
-            run.ingest.handle(opening, clock.now())
-            run.ingest.handle(first_wave, clock.now())
-            _wait_for_outcomes(run.wire, len(opening) + len(first_wave))
-            run.worker.kill()
-            answer = run.ingest.handle(second_wave, clock.now())  # the broker still acks
-            assert answer.accepted == len(second_wave)
+    settings = broker_settings(base, kafka.bootstrap)
+    doomed = settings.model_copy(update={"worker_commit_interval_seconds": NEVER_COMMIT_S})
+    run = Distributed(doomed, clock, tmp_path / "worker.log", drain=False)
+    try:
+        run.ingest.handle(opening, clock.now())
+        run.ingest.handle(first_wave, clock.now())
+        _wait_for_outcomes(run.wire, len(opening) + len(first_wave))
+        run.worker.kill()
+        answer = run.ingest.handle(second_wave, clock.now())  # the broker still acks
+        assert answer.accepted == len(second_wave)
 
-            run.worker = WorkerProcess(settings, tmp_path / "worker-2.log")
-            run.settings = settings
-            run.wire.drain()
-            clock.advance(minutes(6))
-            run.tick()
+        run.worker = WorkerProcess(settings, tmp_path / "worker-2.log")
+        run.settings = settings
+        run.wire.drain()
+        clock.advance(minutes(6))
+        run.tick()
 
-            outcomes = _outcomes(run.wire)
-            copies = [o for o in outcomes if o.status is None]
-            assert copies, "the restarted worker must have replayed what was never committed"
-            with run.store.transaction() as tx:
-                records = tx.records.load_all()
-                alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
-                archived = tx.events.count(status=EventStatus.applied)
-            sent = len(opening) + len(first_wave) + len(second_wave)
-            assert archived == sent, "an acknowledged event was lost"
-            assert records == expected_records
-            assert alerts == expected_alerts
-            overloaded = [a for a in alerts.values() if a.kind is AlertKind.station_overloaded]
-            assert [a.status for a in overloaded] == [AlertStatus.open]
-            visitors = VISITS_BEFORE_CRASH + VISITS_WHILE_DOWN
-            assert overloaded[0].evidence.detail.startswith(f"{visitors} visitors")
-        finally:
-            run.close()
+        outcomes = _outcomes(run.wire)
+        copies = [o for o in outcomes if o.status is None]
+        assert copies, "the restarted worker must have replayed what was never committed"
+        with run.store.transaction() as tx:
+            records = tx.records.load_all()
+            alerts = {a.alert_id: a for a in tx.alerts.list(limit=1000)}
+            archived = tx.events.count(status=EventStatus.applied)
+        sent = len(opening) + len(first_wave) + len(second_wave)
+        assert archived == sent, "an acknowledged event was lost"
+        assert records == expected_records
+        assert alerts == expected_alerts
+        overloaded = [a for a in alerts.values() if a.kind is AlertKind.station_overloaded]
+        assert [a.status for a in overloaded] == [AlertStatus.open]
+        visitors = VISITS_BEFORE_CRASH + VISITS_WHILE_DOWN
+        assert overloaded[0].evidence.detail.startswith(f"{visitors} visitors")
+    finally:
+        run.close()
 
 
 def test_store_writer_writes_nothing_twice(tmp_path: Path, event: EventFactory) -> None:
