@@ -1,21 +1,29 @@
-"""Stream throughput of the distributed runtime: events per second through a Faust worker on
-a real Kafka-protocol broker (librdkafka's mock cluster), against a bare aiokafka consumer
-loop reading the same topics (the transport's ceiling) and against the embedded runtime fed
-the same events, all measured in one run.
+"""Stream throughput of the distributed runtime on a real Apache Kafka broker
+(tools/kafka_broker.py), side by side in one run with Faust's own floor, the transport's ceiling
+and the embedded runtime fed the same events.
 
-Setup: the sample district (`generate_sample_city`, seed 7) in a SQLite store; the same
-events (every station checks in and reports, then visits and health checks for random
-stations, seeded) are put on the event topics before anything reads them.
+Setup: the sample district (`generate_sample_city`, seed 7) in a SQLite store; the same events
+(every station checks in and reports, then visits, health checks and state changes for random
+stations all through: closing and reopening, amenities going out of service and coming back)
+are put on the event topics before anything reads them. Every run starts from fresh topics.
 
-- `stream.faust.events_per_s`: one `waystation worker` process, started after the topics
-  are filled; events over the time between the first and the last event outcome it publishes
-  (so start-up and recovery are not counted; the zone stage and the store writer run in the
-  same process meanwhile).
+- `stream.faust.events_per_s`: one `waystation worker` process, started after the topics are
+  filled. The clock starts at the first outcome the worker publishes (start-up and recovery
+  are not counted) and stops only when every stage has caught up: every event archived in the
+  store, and no lag left on any topic the worker reads (events, clock, coverage deltas, and the
+  store writer's station states, alerts and outcomes).
+- `stream.faust.two_workers.events_per_s`: the same with two worker processes sharing the
+  partitions (on the same two cores).
+- `stream.faust_noop.events_per_s`: a Faust agent that reads the same topics and does nothing
+  (bench/faust_noop.py): Faust's floor, and the yardstick for what our state and logic cost.
 - `stream.aiokafka_ceiling.events_per_s`: an AIOKafkaConsumer with the same fetch settings,
   assigned every event partition, reading to the end and doing nothing with what it reads.
 - `stream.embedded.same_input.events_per_s`: the embedded runtime over the same events,
-  submitted in batches of 500 and drained (archived durably, processed, saved). Named apart
-  from `stream.embedded.events_per_s` (bench.embedded), whose input differs.
+  submitted in batches of 500 and drained (archived durably, processed, saved).
+- `stream.faust.end_to_end_p99_ms`: the API (distributed mode, its replica following the store)
+  and one worker; events are posted at 1,000 per second, and every so often one of them closes
+  or reopens a probe station: the time from posting it until the API's coverage shows the
+  station's cells counted in their new state.
 """
 
 from __future__ import annotations
@@ -24,26 +32,38 @@ import asyncio
 import json
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
 from bench.results import Result
 from geo.sample_city import generate_sample_city
+from schemas.auth import Role
 from schemas.events import EVENT_ADAPTER, Event
+from services.app import create_app
+from services.auth import issue_key
 from services.bootstrap import load_city
+from services.server import Server
 from services.system import EmbeddedSystem
 from store.repositories import canonical_json
 from store.unit_of_work import Store
 from streams import topics as t
 from streams.clock import ManualClock
-from streams.mock_cluster import MockCluster
-from streams.wire import Outcome
+from tools import kafka_broker
 from waystation.settings import Settings
 
 SEED = 7
@@ -53,31 +73,66 @@ EVENTS = 20_000
 QUICK_EVENTS = 2000
 PARTITIONS = 4
 FETCH_MAX_WAIT_MS = 50
+COMMIT_INTERVAL_S = 0.2  # the caught-up check reads committed offsets
 EMBEDDED_BATCH = 500
-WORKER_READY_TIMEOUT_S = 120
 OUTCOME_TIMEOUT_S = 600
+CAUGHT_UP_POLL_S = 0.05
 CONSUMER_POLL_MS = 500
+NOOP_TIMEOUT_S = 300
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SPREAD_S = 300  # events occur over the five minutes before T0
+VISIT_SHARE = 0.6
+HEALTH_SHARE = 0.25  # the rest are check-ins (closing, reopening)
+OUTAGE_SHARE = 0.2  # of health checks: a critical amenity out of service
+END_TO_END_RATE_PER_S = 1000
+END_TO_END_S = 20
+QUICK_END_TO_END_S = 8
+END_TO_END_BATCH = 50  # events per POST: 20 POSTs a second
+PROBE_EVERY_S = 0.5
+PROBE_TIMEOUT_S = 30
+API_FOLLOW_S = 0.1  # how often the API's replica follows the store (its tick interval)
+END_TO_END_TARGET_MS = 1000.0
+FAUST_TARGET_PER_S = 5000.0
+VS_NOOP_TARGET = 0.5
+STARTUP_S = 120
+WORKER_INPUTS = (
+    *t.EVENT_TOPICS.values(),
+    t.CLOCK,
+    t.COVERAGE_DELTAS,
+    t.STATION_STATE,
+    t.ALERTS,
+    t.OUTCOMES,
+)
+
+OK = {"drinking_water": "ok", "rest_seats": "ok"}
+OUTAGE = {"drinking_water": "out_of_service", "rest_seats": "ok"}
 
 
 def _events(station_ids: list[str], count: int) -> list[Event]:
+    """Every station opens and reports; then a mix with state changes all through."""
     rng = random.Random(SEED)
-    ok = {"drinking_water": "ok", "rest_seats": "ok"}
     items: list[dict[str, Any]] = []
     for station_id in station_ids:
         items.append({"type": "check_in", "station_id": station_id, "payload": {"status": "open"}})
         items.append(
-            {"type": "health_check", "station_id": station_id, "payload": {"amenities": ok}}
+            {"type": "health_check", "station_id": station_id, "payload": {"amenities": OK}}
         )
+    closed: set[str] = set()
     while len(items) < count:
         station_id = rng.choice(station_ids)
-        if rng.random() < 0.7:
-            payload = {"worker_kind": "courier", "source": "qr_scan"}
+        roll = rng.random()
+        if roll < VISIT_SHARE:
+            payload: dict[str, Any] = {"worker_kind": "courier", "source": "qr_scan"}
             items.append({"type": "visit", "station_id": station_id, "payload": payload})
+        elif roll < VISIT_SHARE + HEALTH_SHARE:
+            amenities = OUTAGE if rng.random() < OUTAGE_SHARE else OK
+            payload = {"amenities": amenities}
+            items.append({"type": "health_check", "station_id": station_id, "payload": payload})
         else:
+            status = "open" if station_id in closed else "closed"
+            closed.symmetric_difference_update({station_id})
             items.append(
-                {"type": "health_check", "station_id": station_id, "payload": {"amenities": ok}}
+                {"type": "check_in", "station_id": station_id, "payload": {"status": status}}
             )
     events = []
     for i, item in enumerate(items[:count]):
@@ -96,6 +151,14 @@ def _settings(root: Path, **extra: Any) -> Settings:
         worker_fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         **extra,
     )
+
+
+def _fresh(cluster: kafka_broker.Cluster, settings: Settings) -> None:
+    """No topics but the ones `settings` needs, new and empty."""
+    from tests.kafka_harness import topics_for  # the tests' way of making them ready
+
+    cluster.delete_topics()
+    topics_for(settings)
 
 
 async def _fill(bootstrap: str, events: list[Event]) -> None:
@@ -134,48 +197,106 @@ async def _ceiling(bootstrap: str, count: int) -> float:
         await consumer.stop()
 
 
-async def _outcome_span(bootstrap: str, count: int) -> tuple[float, float]:
-    """Broker timestamps (s) of the first and the count-th distinct outcome."""
-    consumer = AIOKafkaConsumer(
-        t.OUTCOMES,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+def _noop(root: Path, bootstrap: str, count: int) -> float:
+    out = root / "noop.json"
+    wait_ms = str(FETCH_MAX_WAIT_MS)
+    log = (root / "noop.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.faust_noop", bootstrap, str(count), str(out), wait_ms],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    await consumer.start()
     try:
-        stamps: list[int] = []
-        deadline = time.monotonic() + OUTCOME_TIMEOUT_S
-        while len(stamps) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(stamps)} of {count} outcomes")
-            batches = await consumer.getmany(timeout_ms=CONSUMER_POLL_MS)
-            for messages in batches.values():
-                for message in messages:
-                    if Outcome.model_validate_json(message.value).status is not None:
-                        stamps.append(message.timestamp)
-        stamps.sort()
-        return stamps[0] / 1000.0, stamps[count - 1] / 1000.0
+        deadline = time.monotonic() + NOOP_TIMEOUT_S
+        while not out.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the no-op Faust agent did not finish: see {root}/noop.log")
+            time.sleep(CAUGHT_UP_POLL_S)
+        span = json.loads(out.read_text(encoding="utf-8"))
+        return (count - 1) / max(span["last"] - span["first"], 1e-3)
     finally:
-        await consumer.stop()
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
-def _faust(root: Path, settings: Settings, events: list[Event]) -> tuple[float, float]:
+class Progress:
+    """How far the workers are: events archived, and lag on every topic they read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store.open(settings.resolved_database_url)
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self.offsets = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+        parts = range(settings.broker_partitions)
+        self.wanted = [SyncTopicPartition(name, p) for name in WORKER_INPUTS for p in parts]
+
+    def archived(self) -> int:
+        with self.store.transaction(readonly=True) as tx:
+            return tx.events.count()
+
+    def lag(self) -> int:
+        committed = self.admin.list_consumer_group_offsets(
+            self.settings.worker_app_id, partitions=self.wanted
+        )
+        ends = self.offsets.end_offsets(self.wanted)
+        total = 0
+        for tp in self.wanted:
+            done = committed[tp].offset if tp in committed else 0
+            total += max(ends[tp] - max(done, 0), 0)
+        return total
+
+    def first_outcome_s(self) -> float:
+        """Broker time (s) of the first outcome any worker published."""
+        consumer = KafkaConsumer(
+            t.OUTCOMES,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=CONSUMER_POLL_MS * 4,
+        )
+        try:
+            stamps = []
+            partitions = set()
+            for message in consumer:
+                if message.partition not in partitions:
+                    partitions.add(message.partition)
+                    stamps.append(message.timestamp)
+                if len(partitions) == self.settings.broker_partitions:
+                    break
+            return min(stamps) / 1000.0
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.admin.close()
+        self.offsets.close()
+        self.store.close()
+
+
+def _faust(root: Path, settings: Settings, count: int, workers: int) -> float:
     from tests.kafka_harness import WorkerProcess  # the same worker process the tests run
 
-    specs = t.topic_specs(settings)
-    with MockCluster(topics=[(spec.name, spec.partitions) for spec in specs]) as cluster:
-        running = settings.model_copy(
-            update={"broker_url": f"kafka://{cluster.bootstrap}", "worker_clock": "topic"}
-        )
-        asyncio.run(_fill(cluster.bootstrap, events))
-        ceiling = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
-        worker = WorkerProcess(running, root / "worker.log")
-        try:
-            first, last = asyncio.run(_outcome_span(cluster.bootstrap, len(events)))
-        finally:
+    running = [WorkerProcess(settings, root / f"worker-{i}.log") for i in range(workers)]
+    progress = Progress(settings)
+    try:
+        deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+        while progress.archived() < count or progress.lag() > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{progress.archived()} of {count} archived in time")
+            time.sleep(CAUGHT_UP_POLL_S)
+        done = time.time()
+        return (count - 1) / max(done - progress.first_outcome_s(), 1e-3)
+    finally:
+        progress.close()
+        for worker in running:
             worker.stop()
-    return (len(events) - 1) / max(last - first, 1e-3), ceiling
+
+
+def _city_store(settings: Settings, city: Any) -> None:
+    store = Store.open(settings.resolved_database_url)
+    load_city(store, city)
+    store.close()
 
 
 def _embedded(root: Path, settings: Settings, events: list[Event], city: Any) -> float:
@@ -192,35 +313,191 @@ def _embedded(root: Path, settings: Settings, events: list[Event], city: Any) ->
         system.stop()
 
 
+@contextmanager
+def _api(system: EmbeddedSystem) -> Iterator[httpx.Client]:
+    """The API in a thread on a free loopback port, with an admin key."""
+    port = kafka_broker.free_port()
+    server = Server(create_app(system), host="127.0.0.1", port=port, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_S
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(CAUGHT_UP_POLL_S)
+    issued = issue_key(system.store, role=Role.admin, now=system.clock.now())
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def _counted(client: httpx.Client, district: str, cells: set[str], closed: bool) -> bool:
+    """Whether the API's coverage shows the probe station closed (or not) on every one of its
+    demand cells: no other station closes during the run, so a closed count there is it."""
+    answer = client.get("/v1/coverage", params={"district": district})
+    answer.raise_for_status()
+    found = [f["properties"] for f in answer.json()["features"] if f["id"] in cells]
+    return len(found) == len(cells) and all((p["stations_closed"] > 0) == closed for p in found)
+
+
+def _probe_cells(system: EmbeddedSystem, station: Any) -> set[str]:
+    pipeline = system.runtime.pipeline
+    assert pipeline is not None
+    reach = pipeline.catchments.cells(station.lat, station.lon)
+    return {cell for cell in reach if cell in pipeline.zone_book.demand.demand}
+
+
+def _body(kind: str, station_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "schema_version": 1,
+        "station_id": station_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "payload": payload,
+    }
+
+
+def _visit(station_id: str) -> dict[str, Any]:
+    return _body("visit", station_id, {"worker_kind": "courier", "source": "qr_scan"})
+
+
+def _check_in(station_id: str, status: str) -> dict[str, Any]:
+    return _body("check_in", station_id, {"status": status})
+
+
+def _opening(station_id: str) -> list[dict[str, Any]]:
+    return [_check_in(station_id, "open"), _body("health_check", station_id, {"amenities": OK})]
+
+
+def _post(client: httpx.Client, items: list[dict[str, Any]], most: int) -> None:
+    for i in range(0, len(items), most):
+        answer = client.post("/v1/events", json=items[i : i + most])
+        answer.raise_for_status()
+        if answer.json()["rejected"]:
+            raise RuntimeError(f"events rejected: {answer.text[:500]}")
+
+
+def _end_to_end(root: Path, settings: Settings, city: Any, seconds: float) -> float:
+    """p99 (ms) from posting a state change to seeing it in the API's coverage."""
+    from tests.kafka_harness import WorkerProcess
+
+    worker_settings = settings.model_copy(update={"worker_clock": "wall"})
+    worker = WorkerProcess(worker_settings, root / "worker-e2e.log")
+    api_settings = settings.model_copy(update={"tick_interval_seconds": API_FOLLOW_S})
+    system = EmbeddedSystem(api_settings, simulate=False)
+    latencies: list[float] = []
+    try:
+        with _api(system) as client:
+            stations = sorted(city.stations, key=lambda s: s.station_id)
+            probe, others = stations[0], [s.station_id for s in stations[1:]]
+            cells = _probe_cells(system, probe)
+            rng = random.Random(SEED)
+            most = settings.batch_max_events
+            _post(client, [e for s in stations for e in _opening(s.station_id)], most)
+            started = time.monotonic()
+            sent = 0
+            next_probe = started
+            closed = False
+            while time.monotonic() - started < seconds:
+                batch = [_visit(rng.choice(others)) for _ in range(END_TO_END_BATCH)]
+                if time.monotonic() >= next_probe and _counted(
+                    client, probe.district, cells, closed
+                ):
+                    closed = not closed
+                    posted = time.monotonic()
+                    change = _check_in(probe.station_id, "closed" if closed else "open")
+                    _post(client, [*batch, change], most)
+                    while not _counted(client, probe.district, cells, closed):
+                        if time.monotonic() - posted > PROBE_TIMEOUT_S:
+                            raise TimeoutError("the coverage change never showed in the API")
+                        time.sleep(CAUGHT_UP_POLL_S / 5)
+                    latencies.append((time.monotonic() - posted) * 1000.0)
+                    next_probe = time.monotonic() + PROBE_EVERY_S
+                else:
+                    _post(client, batch, most)
+                sent += len(batch)
+                pause = started + sent / END_TO_END_RATE_PER_S - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+    finally:
+        system.stop()
+        worker.stop()
+    if not latencies:
+        raise RuntimeError("no probe was measured")
+    return float(np.percentile(latencies, 99))
+
+
 def run(quick: bool) -> list[Result]:
     stations = QUICK_STATIONS if quick else STATIONS
     count = QUICK_EVENTS if quick else EVENTS
     city = generate_sample_city(seed=SEED, stations=stations)
     events = _events(sorted(s.station_id for s in city.stations), count)
     root = Path(tempfile.mkdtemp(prefix="waystation-bench-stream-"))
+    rates: dict[str, float] = {}
     try:
-        faust_dir, embedded_dir = root / "faust", root / "embedded"
-        faust_dir.mkdir()
-        faust_settings = _settings(faust_dir)
-        store = Store.open(faust_settings.resolved_database_url)
-        load_city(store, city)
-        store.close()
-        faust_rate, ceiling_rate = _faust(faust_dir, faust_settings, events)
-        embedded_rate = _embedded(embedded_dir, _settings(embedded_dir), events, city)
+        with kafka_broker.Cluster("bench-stream") as cluster:
+            for name, workers in (("one", 1), ("two", 2)):
+                run_dir = root / f"faust-{name}"
+                run_dir.mkdir()
+                settings = _settings(
+                    run_dir,
+                    broker_url=cluster.url,
+                    worker_clock="topic",
+                    worker_commit_interval_seconds=COMMIT_INTERVAL_S,
+                )
+                _city_store(settings, city)
+                _fresh(cluster, settings)
+                asyncio.run(_fill(cluster.bootstrap, events))
+                if workers == 1:
+                    rates["ceiling"] = asyncio.run(_ceiling(cluster.bootstrap, count))
+                    rates["noop"] = _noop(run_dir, cluster.bootstrap, count)
+                rates[name] = _faust(run_dir, settings, count, workers)
+            e2e_dir = root / "end-to-end"
+            e2e_dir.mkdir()
+            e2e_settings = _settings(e2e_dir, broker_url=cluster.url)
+            _city_store(e2e_settings, city)
+            _fresh(cluster, e2e_settings)
+            p99 = _end_to_end(
+                e2e_dir, e2e_settings, city, QUICK_END_TO_END_S if quick else END_TO_END_S
+            )
+        embedded_dir = root / "embedded"
+        rates["embedded"] = _embedded(embedded_dir, _settings(embedded_dir), events, city)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    detail = f"{count:,} events, {stations:,} stations, {PARTITIONS} partitions, one worker."
+    detail = f"{count:,} events, {stations:,} stations, {PARTITIONS} partitions."
+    one = rates["one"]
     return [
         Result(
             "stream.faust.events_per_s",
-            faust_rate,
+            one,
             "per_s",
-            about="Events through one Faust worker on the broker (station stage outcomes).",
+            target=FAUST_TARGET_PER_S,
+            about="Events through one Faust worker on the broker, until every stage has caught "
+            "up and every event is archived.",
+            detail=detail,
+        ),
+        Result(
+            "stream.faust.two_workers.events_per_s",
+            rates["two"],
+            "per_s",
+            about="The same with two worker processes sharing the partitions.",
+            detail=detail,
+        ),
+        Result(
+            "stream.faust_noop.events_per_s",
+            rates["noop"],
+            "per_s",
+            about="A Faust agent reading the same topics and doing nothing: Faust's floor.",
             detail=detail,
         ),
         Result(
             "stream.aiokafka_ceiling.events_per_s",
-            ceiling_rate,
+            rates["ceiling"],
             "per_s",
             about="A bare aiokafka consumer reading the same event topics: the transport's "
             "ceiling.",
@@ -228,25 +505,44 @@ def run(quick: bool) -> list[Result]:
         ),
         Result(
             "stream.embedded.same_input.events_per_s",
-            embedded_rate,
+            rates["embedded"],
             "per_s",
             about="The embedded runtime over the same events: archived, processed, saved.",
             detail=detail,
         ),
         Result(
+            "stream.faust.vs_faust_noop",
+            one,
+            "per_s",
+            baseline="stream.faust_noop.events_per_s",
+            ratio=one / rates["noop"],
+            about=f"Our worker's rate over Faust's floor (above 1 impossible; the ratio's target "
+            f"is {VS_NOOP_TARGET:g}).",
+        ),
+        Result(
             "stream.faust.vs_aiokafka_ceiling",
-            faust_rate,
+            one,
             "per_s",
             baseline="stream.aiokafka_ceiling.events_per_s",
-            ratio=faust_rate / ceiling_rate,
-            about="Faust's rate over the bare consumer's (above 1: Faust is faster).",
+            ratio=one / rates["ceiling"],
+            about="Our worker's rate over the bare consumer's.",
         ),
         Result(
             "stream.faust.vs_embedded",
-            faust_rate,
+            one,
             "per_s",
             baseline="stream.embedded.same_input.events_per_s",
-            ratio=faust_rate / embedded_rate,
-            about="Faust's rate over the embedded runtime's on the same events.",
+            ratio=one / rates["embedded"],
+            about="Our worker's rate over the embedded runtime's on the same events.",
+        ),
+        Result(
+            "stream.faust.end_to_end_p99_ms",
+            p99,
+            "ms",
+            target=END_TO_END_TARGET_MS,
+            about=f"A state change posted to the API until the API's coverage shows it, with "
+            f"{END_TO_END_RATE_PER_S:,} events/s offered (one worker; the API's replica follows "
+            f"the store every {API_FOLLOW_S:g} s).",
+            detail=detail,
         ),
     ]
