@@ -467,7 +467,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             check_demand_cells(cells, settings.grid_resolution)
         except ValueError as exc:
             return problem(422, "Invalid demand layer", str(exc))
-        system.runtime.replace_demand(cells)
+        system.replace_demand(cells)
         return DemandReplaced(cells=len(cells), demand_workers=sum(c.demand_workers for c in cells))
 
     async def read_import_body(request: Request) -> tuple[list[Any], bool]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from schemas.geography import DemandCell
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import load_or_create_secret
@@ -58,7 +59,7 @@ class EmbeddedSystem:
             autotick=autotick,
             follow_store=settings.distributed,
         )
-        self.kafka = KafkaSink(settings, self.clock) if settings.distributed else None
+        self.kafka = KafkaSink(settings, self.store, self.clock) if settings.distributed else None
         sink: EventSink = self.kafka or self.runtime
         self.ingest = Ingest(
             sink=sink, stations=StoreStations(self.store), settings=settings, secret=secret
@@ -68,6 +69,13 @@ class EmbeddedSystem:
             Simulator(self.runtime, settings, self.clock, sink=sink) if wants_simulator else None
         )
         self.started = False
+
+    def replace_demand(self, cells: Sequence[DemandCell]) -> None:
+        """A new demand layer: stored and live in this process; in distributed mode the
+        workers are told to load it too."""
+        self.runtime.replace_demand(cells)
+        if self.kafka is not None:
+            self.kafka.announce_demand()
 
     def start(self) -> None:
         self.runtime.start()

@@ -261,3 +261,16 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(NAME_LENGTH), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class EventReceiptRow(Base):
+    """Event ids the API has handed to the broker (distributed mode), with their content hash:
+    what it checks before producing, so that a retry is answered `duplicate` and an id reused
+    with other content is refused, as the embedded runtime's archive does. The archive itself
+    is written later, by the workers."""
+
+    __tablename__ = "event_receipts"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,6 +12,7 @@ from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
+from store.receipts import EventReceipts
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -36,6 +37,7 @@ class UnitOfWork:
         self.meta = MetaRepository(session)
         self.coverage = CoverageCellRepository(session)
         self.keys = ApiKeyRepository(session)
+        self.receipts = EventReceipts(session)
 
 
 class Store:

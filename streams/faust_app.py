@@ -19,6 +19,8 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,8 +32,10 @@ from faust.serializers.codecs import Codec
 from faust.types import EventT, StreamT
 
 from geo.coverage import CoverageIndex
+from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertKind, alert_key
 from schemas.events import EVENT_ADAPTER, Event
+from schemas.geography import DemandCell
 from schemas.state import CoverageDelta, StationRecord, StationStateChanged
 from store.repositories import ArchivedEvent, canonical_json
 from store.unit_of_work import Store
@@ -50,7 +54,7 @@ from streams.slots import (
     load_station_slot,
     load_zone_slot,
 )
-from streams.wire import Outcome, Tick, WireError, ZoneMessage, read_event
+from streams.wire import DemandReplaced, Outcome, Tick, WireError, ZoneMessage, read_event
 from streams.world import World
 from waystation.settings import Settings
 
@@ -81,13 +85,9 @@ class _JsonCodec(Codec):
     """Plain JSON for small bookkeeping values."""
 
     def _dumps(self, obj: Any) -> bytes:
-        import json
-
         return json.dumps(obj, separators=(",", ":")).encode()
 
     def _loads(self, s: bytes) -> Any:
-        import json
-
         return json.loads(s)
 
 
@@ -155,6 +155,46 @@ class Sender:
             self.send(t.ALERTS, event.alert.key, event.model_dump_json().encode())
 
 
+class DemandFollower:
+    """The world a stage works in, with the demand layer the store holds now. A stage asks it
+    to `refresh` on each DemandReplaced marker; `first_time` tells whether a partition has yet
+    to act on the layer now loaded (each partition acts once per layer, whichever worker
+    owns it then)."""
+
+    def __init__(self, store: Store, world: World) -> None:
+        self.store = store
+        self.world = world
+        self.version = demand_version(self._load())
+        self.acted: dict[int, str] = {}
+
+    def _load(self) -> list[DemandCell]:
+        with self.store.transaction(readonly=True) as tx:
+            return list(tx.demand.load())
+
+    def refresh(self) -> World:
+        cells = self._load()
+        version = demand_version(cells)
+        if version != self.version:
+            world = self.world
+            demand = DemandLayer.build(world.grid, cells)
+            self.world = World(grid=world.grid, demand=demand, catchments=world.catchments)
+            self.version = version
+            log.info("demand layer replaced: %d cells", len(cells))
+        return self.world
+
+    def first_time(self, partition: int) -> bool:
+        if self.acted.get(partition) == self.version:
+            return False
+        self.acted[partition] = self.version
+        return True
+
+
+def demand_version(cells: Sequence[DemandCell]) -> str:
+    """A digest of a demand layer: equal layers, equal digests."""
+    text = json.dumps([c.model_dump(mode="json") for c in cells], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class StationStage:
     """Station-keyed processing over one table slot per station.
 
@@ -169,9 +209,11 @@ class StationStage:
         registry: StationRegistry,
         slots: Any,
         sender: Sender,
+        follower: DemandFollower,
     ) -> None:
         self.settings = settings
         self.world = world
+        self.follower = follower
         self.registry = registry
         self.slots = slots
         self.sender = sender
@@ -195,6 +237,10 @@ class StationStage:
     def process(self, event: EventT) -> None:
         message = event.message
         if message.topic == t.CLOCK:
+            if message.key == t.DEMAND_KEY:
+                replaced = DemandReplaced.model_validate_json(message.value)
+                self.demand_replaced(message.partition, replaced.at)
+                return
             tick = Tick.model_validate_json(message.value)
             self.tick(message.partition, tick.at)
             return
@@ -246,6 +292,36 @@ class StationStage:
         for zone_partition in range(self.settings.broker_partitions):
             self.sender.send(
                 t.COVERAGE_DELTAS, f"tick-{partition}", marker, partition=zone_partition
+            )
+
+    def demand_replaced(self, partition: int, at: datetime) -> None:
+        """Load the new demand layer; move the partition's stations through coverage again
+        with their supply ratios on it (2SFCA step one depends on demand), as the embedded
+        runtime's rebuild does; and tell every zone partition to rejudge its zones."""
+        world = self.follower.refresh()
+        if world is not self.world:
+            self.world = world
+            self.supply_ratios.clear()
+        if self.follower.first_time(partition):
+            for station_id in sorted(self.by_partition.get(partition, ())):
+                self.partition_of[station_id] = partition
+                slot = self._slot(station_id)
+                if slot.record is None or station_id not in self.registry:
+                    continue
+                steps, state = self._steps(slot)
+                again = StationStateChanged(
+                    station_id=station_id,
+                    old=None,
+                    new=slot.record.state,
+                    at=slot.record.state_since or at,
+                    reason=slot.record.state_reason,
+                )
+                self._publish(steps.propagate(again, at), at)
+                self._save(slot, state, at)
+        marker = ZoneMessage(at=at, demand_replaced=True).model_dump_json().encode()
+        for zone_partition in range(self.settings.broker_partitions):
+            self.sender.send(
+                t.COVERAGE_DELTAS, f"demand-{partition}", marker, partition=zone_partition
             )
 
     async def finish(self) -> None:
@@ -325,18 +401,28 @@ class ZoneStage:
     batch, not once per delta."""
 
     def __init__(
-        self, settings: Settings, world: World, slots: Any, clocks: Any, sender: Sender
+        self,
+        settings: Settings,
+        world: World,
+        slots: Any,
+        clocks: Any,
+        sender: Sender,
+        follower: DemandFollower,
     ) -> None:
         self.settings = settings
-        self.world = world
         self.slots = slots
         self.clocks = clocks
         self.sender = sender
+        self.follower = follower
         self.working: dict[str, ZoneSlot] = {}
         self.partition_of: dict[str, int] = {}
+        self._enter(world)
+
+    def _enter(self, world: World) -> None:
+        self.world = world
         self.by_partition: dict[int, list[str]] = defaultdict(list)
         for zone in sorted(world.demand.cells_of_zone):
-            self.by_partition[t.partition_for(zone, settings.broker_partitions)].append(zone)
+            self.by_partition[t.partition_for(zone, self.settings.broker_partitions)].append(zone)
 
     async def run(self, batch: Sequence[EventT]) -> None:
         for event in batch:
@@ -350,6 +436,27 @@ class ZoneStage:
             self.apply(message.delta, message.at)
         if message.tick_from is not None:
             self.tick(event.message.partition, message.tick_from, message.at)
+        if message.demand_replaced:
+            self.demand_replaced(event.message.partition, message.at)
+
+    def demand_replaced(self, partition: int, at: datetime) -> None:
+        """Judge every zone of the partition again on the new demand layer (its cells'
+        underserved flags are derived from demand); a zone the layer no longer has resolves."""
+        world = self.follower.refresh()
+        if world is not self.world:
+            self._enter(world)
+        if not self.follower.first_time(partition):
+            return
+        parts = self.settings.broker_partitions
+        held = set(self.slots.keys()) | set(self.working)
+        zones = set(self.by_partition.get(partition, ()))
+        zones |= {zone for zone in held if t.partition_for(zone, parts) == partition}
+        for zone in sorted(zones):
+            self.partition_of[zone] = partition
+            coverage = self._slot(zone).coverage
+            coverage.underserved.clear()
+            coverage.judged = False
+            self.judge(zone, at)
 
     async def finish(self) -> None:
         for zone, slot in self.working.items():
@@ -516,12 +623,16 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
     )
-    _cap_fetch_wait(settings.worker_fetch_max_wait_ms)
+    cap_fetch_wait(settings.worker_fetch_max_wait_ms)
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
-    station_stage = StationStage(settings, world, registry, station_slots, Sender(app))
-    zone_stage = ZoneStage(settings, world, zone_slots, zone_clocks, Sender(app))
+    station_stage = StationStage(
+        settings, world, registry, station_slots, Sender(app), DemandFollower(store, world)
+    )
+    zone_stage = ZoneStage(
+        settings, world, zone_slots, zone_clocks, Sender(app), DemandFollower(store, world)
+    )
     writer = StoreWriter(store)
 
     station_input = app.topic(
@@ -562,7 +673,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     return app
 
 
-def _cap_fetch_wait(max_wait_ms: int) -> None:
+def cap_fetch_wait(max_wait_ms: int) -> None:
     """Faust hard-codes a 1.5 s fetch wait. Kafka answers a waiting fetch as soon as data
     arrives; the tests' mock broker waits it out, which would add the full wait to every hop
     between stages. The setting makes the wait configurable (this process only)."""

@@ -80,7 +80,7 @@ class Distributed:
         topics_for(settings)
         self.worker = WorkerProcess(settings, log)
         self.wire = Wire(settings)
-        self.sink = KafkaSink(settings, clock)
+        self.sink = KafkaSink(settings, self.store, clock)
         self.ingest = Ingest(
             sink=self.sink, stations=StoreStations(self.store), settings=settings, secret=SECRET
         )
