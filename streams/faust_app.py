@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -30,17 +31,20 @@ from typing import Any
 import faust
 from faust.serializers.codecs import Codec
 from faust.types import EventT, StreamT
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from geo.coverage import CoverageIndex
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertKind, alert_key
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.geography import DemandCell
-from schemas.state import CoverageDelta, StationRecord, StationStateChanged
+from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from store.repositories import ArchivedEvent, canonical_json
 from store.unit_of_work import Store
+from streams import metrics
 from streams import topics as t
 from streams.alerts import AlertBook
+from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
 from streams.embedded import StationRegistry
@@ -131,6 +135,7 @@ class Sender:
             await producer.flush()
 
     def dead_letter(self, message: Any, reason: str) -> None:
+        metrics.DEAD_LETTERS.labels(message.topic).inc()
         log.warning(
             "dead letter from %s[%d]@%d: %s",
             message.topic,
@@ -222,6 +227,7 @@ class StationStage:
         self.working: dict[str, StationSlot] = {}
         self.published: dict[str, StationRecord | None] = {}  # record as of the batch's start
         self.partition_of: dict[str, int] = {}  # where each working slot's input came from
+        self.handled: list[tuple[str, str]] = []  # (event type, what became of it) this batch
         for station_id in registry:
             self._own(station_id)
 
@@ -230,9 +236,16 @@ class StationStage:
         self.by_partition[partition].add(station_id)
 
     async def run(self, batch: Sequence[EventT]) -> None:
+        started = time.perf_counter()
         for event in batch:
             self.process(event)
         await self.finish()
+        if self.handled:
+            per_event = (time.perf_counter() - started) / len(self.handled)
+            for event_type, applied in self.handled:
+                metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
+                metrics.PROCESSING_SECONDS.observe(per_event)
+            self.handled.clear()
 
     def process(self, event: EventT) -> None:
         message = event.message
@@ -266,6 +279,8 @@ class StationStage:
             return
         steps, state = self._steps(slot)
         produced = steps.handle(event, now)
+        applied = produced.applied or EventStatus.applied
+        self.handled.append((event.type.value, applied.value))
         slot.seen[event_id] = event.occurred_at
         self._publish(produced, now)
         self._outcome(event, now, produced.applied)
@@ -661,6 +676,8 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     ):
         _sink(app, topic_name, write, batch, within)
 
+    _export_metrics(app)
+
     if settings.worker_clock == "wall":
 
         @app.timer(interval=settings.tick_interval_seconds)
@@ -671,6 +688,29 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                     await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
     return app
+
+
+def _export_metrics(app: faust.App) -> None:
+    """Prometheus metrics on the worker's web server (GET /metrics): the processing counters
+    and latency, dead letters, and consumer lag per partition it owns."""
+    own = CollectorRegistry()
+    own.register(ConsumerLag(lambda: consumer_lags(app)))
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        body = generate_latest(REGISTRY) + generate_latest(own)
+        return web.bytes(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def consumer_lags(app: faust.App) -> Lags:
+    """Each owned partition's end offset less what this worker has committed there."""
+    consumer = app.consumer
+    committed = app.monitor.tp_committed_offsets
+    found = {}
+    for tp in consumer.assignment():
+        end = consumer.highwater(tp) or 0
+        found[(tp.topic, tp.partition)] = max(end - (committed.get(tp) or 0), 0)
+    return found
 
 
 def cap_fetch_wait(max_wait_ms: int) -> None:

@@ -24,3 +24,8 @@ ALERT_TRANSITIONS = Counter(
     "Alert lifecycle steps, by kind and transition",
     ["kind", "transition"],
 )
+DEAD_LETTERS = Counter(
+    "waystation_dead_letters_total",
+    "Messages a worker could not process and sent to the dead-letter topic, by source topic",
+    ["topic"],
+)
