@@ -699,15 +699,21 @@ def _export_metrics(app: faust.App) -> None:
     @app.page("/metrics")
     async def prometheus_metrics(web: Any, request: Any) -> Any:
         body = generate_latest(REGISTRY) + generate_latest(own)
-        return web.bytes(body, content_type=CONTENT_TYPE_LATEST)
+        response = web.bytes(body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset
+        return response
 
 
 def consumer_lags(app: faust.App) -> Lags:
-    """Each owned partition's end offset less what this worker has committed there."""
+    """Each partition an agent of this worker reads: its end offset less what the worker has
+    committed there. Table changelogs are read only to recover, never committed: left out."""
     consumer = app.consumer
     committed = app.monitor.tp_committed_offsets
+    changelogs = app.tables.changelog_topics
     found = {}
     for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
         end = consumer.highwater(tp) or 0
         found[(tp.topic, tp.partition)] = max(end - (committed.get(tp) or 0), 0)
     return found

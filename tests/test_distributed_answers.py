@@ -9,7 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.geography import DemandCell
 from store.receipts import EventReceipts
@@ -106,6 +108,17 @@ def test_failed_produce_records_nothing(tmp_path: Path) -> None:
         store.close()
 
 
+def worker_metrics(worker: WorkerProcess) -> dict[str, list[Any]]:
+    """What a worker's /metrics page shows, by family name (its port is in its environment)."""
+    environ = Path(f"/proc/{worker.process.pid}/environ").read_bytes().split(b"\0")
+    port = next(
+        v.split(b"=", 1)[1] for v in environ if v.startswith(b"WAYSTATION_WORKER_WEB_PORT=")
+    )
+    answer = httpx.get(f"http://127.0.0.1:{port.decode()}/metrics", timeout=10)
+    answer.raise_for_status()
+    return {f.name: f.samples for f in text_string_to_metric_families(answer.text)}
+
+
 def test_replaced_demand_takes_effect_on_every_worker(
     tmp_path: Path, runtimes: tuple[Embedded, Distributed], event: EventFactory
 ) -> None:
@@ -148,5 +161,14 @@ def test_replaced_demand_takes_effect_on_every_worker(
         logs = [distributed.worker.log_path, second.log_path]
         loaded = [b"demand layer replaced" in path.read_bytes() for path in logs]
         assert loaded == [True, True], "each worker loaded the new layer"
+        lagging = [
+            worker_metrics(w)["waystation_consumer_lag_messages"]
+            for w in (distributed.worker, second)
+        ]
+        owned = {(s.labels["topic"], s.labels["partition"]) for samples in lagging for s in samples}
+        clock_partitions = {p for topic, p in owned if topic == t.CLOCK}
+        assert clock_partitions == {"0", "1"}, "each partition has one owner exporting its lag"
+        left = {(s.labels["topic"], s.labels["partition"]): s.value for x in lagging for s in x}
+        assert not any(left.values()), left
     finally:
         second.stop()
