@@ -343,7 +343,8 @@ def _api(system: EmbeddedSystem) -> Iterator[httpx.Client]:
     issued = issue_key(system.store, role=Role.admin, now=system.clock.now())
     headers = {"Authorization": f"Bearer {issued.secret}"}
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client:
             yield client
     finally:
         server.should_exit = True
@@ -432,7 +433,9 @@ class Load:
     waiting for a probe never slows the offered load."""
 
     def __init__(self, client: httpx.Client, station_ids: list[str], most: int) -> None:
-        self.client = httpx.Client(base_url=client.base_url, headers=client.headers)
+        self.client = httpx.Client(
+            base_url=client.base_url, headers=client.headers, timeout=PROBE_TIMEOUT_S
+        )
         self.station_ids = station_ids
         self.most = most
         self.stopping = threading.Event()
