@@ -319,10 +319,11 @@ class StationStage:
             self.supply_ratios.clear()
         if self.follower.first_time(partition):
             for station_id in sorted(self.by_partition.get(partition, ())):
+                known = self.working.get(station_id) or self.slots.get(station_id)
+                if known is None or known.record is None or station_id not in self.registry:
+                    continue  # not heard from: nothing in coverage to move
                 self.partition_of[station_id] = partition
                 slot = self._slot(station_id)
-                if slot.record is None or station_id not in self.registry:
-                    continue
                 steps, state = self._steps(slot)
                 again = StationStateChanged(
                     station_id=station_id,
