@@ -60,6 +60,7 @@ from schemas.stations import StationState
 from services.app import create_app
 from services.auth import issue_key
 from services.bootstrap import load_city
+from services.broker_topics import create_topics
 from services.dashboard_data import STATE_INDEX
 from services.server import Server
 from services.system import EmbeddedSystem
@@ -162,10 +163,8 @@ def _settings(root: Path, **extra: Any) -> Settings:
 
 def _fresh(cluster: kafka_broker.Cluster, settings: Settings) -> None:
     """No topics but the ones `settings` needs, new and empty."""
-    from tests.kafka_harness import topics_for  # the tests' way of making them ready
-
     cluster.delete_topics()
-    topics_for(settings)
+    create_topics(settings)
 
 
 async def _fill(bootstrap: str, events: list[Event]) -> None:

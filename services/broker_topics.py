@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.admin import KafkaAdminClient
+from kafka.errors import NoError, TopicAlreadyExistsError, for_code
 
 from streams.topics import TopicSpec, topic_specs
 from waystation.settings import Settings
+
+TOPICS_READY_TIMEOUT_MS = 30_000  # leaders for every partition, even on a busy 3-node cluster
 
 
 @dataclass(frozen=True)
@@ -20,23 +22,31 @@ class TopicCreated:
 
 
 def create_topics(settings: Settings) -> list[TopicCreated]:
-    """Create each topic `settings` needs; raises kafka.errors.KafkaError when the broker
-    cannot be reached or refuses one."""
+    """Create each topic `settings` needs in one request and return once all are ready;
+    raises kafka.errors.KafkaError when the broker cannot be reached, refuses a topic for any
+    reason but that it exists, or does not make them ready in time."""
+    specs = topic_specs(settings)
+    wanted = {
+        spec.name: {
+            "num_partitions": spec.partitions,
+            "replication_factor": settings.broker_replication_factor,
+            "configs": spec.config,
+        }
+        for spec in specs
+    }
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    done = []
     try:
-        for spec in topic_specs(settings):
-            topic = NewTopic(
-                spec.name,
-                spec.partitions,
-                settings.broker_replication_factor,
-                topic_configs=spec.config,
-            )
-            try:
-                admin.create_topics([topic])
-                done.append(TopicCreated(spec, created=True))
-            except TopicAlreadyExistsError:
-                done.append(TopicCreated(spec, created=False))
+        answer = admin.create_topics(wanted, raise_errors=False)
+        errors = {topic["name"]: for_code(topic["error_code"]) for topic in answer["topics"]}
+        for topic in answer["topics"]:
+            error = errors[topic["name"]]
+            if error not in (NoError, TopicAlreadyExistsError):
+                raise error(f"creating topic {topic['name']}: {topic.get('error_message')}")
+        # Accepted is not yet usable: wait until each partition has a leader, so that the
+        # workers started next find whole topics.
+        admin.wait_for_topics(
+            list(wanted), timeout_ms=int(settings.broker_ack_timeout_seconds * 1000)
+        )
     finally:
         admin.close()
-    return done
+    return [TopicCreated(spec, created=errors[spec.name] is NoError) for spec in specs]

@@ -61,6 +61,7 @@ class KafkaSink:
             bootstrap_servers=self.settings.bootstrap_servers,
             acks="all",
             enable_idempotence=True,
+            bootstrap_timeout_ms=timeout_ms,  # an unreachable broker: 503 within the timeout
             max_block_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
             delivery_timeout_ms=timeout_ms,

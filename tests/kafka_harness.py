@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
-from services.broker_topics import create_topics
 from streams import topics as t
 from streams.wire import Tick
 from tests.conftest import free_port
@@ -29,11 +29,9 @@ WORKER_READY_TIMEOUT_S = 90
 DRAIN_TIMEOUT_S = 90
 DRAIN_POLL_S = 0.15
 DRAIN_STABLE_CHECKS = 2
-DRAIN_IDLE_CHECKS = 12  # x DRAIN_POLL_S: well over the commit interval and fetch wait
+DRAIN_IDLE_CHECKS = 30  # x DRAIN_POLL_S: well over the commit interval, fetch wait, recovery
 READ_TIMEOUT_MS = 3000
 TEST_PARTITIONS = 2
-TOPICS_READY_TIMEOUT_S = 30
-TOPICS_POLL_S = 0.1
 COMMIT_INTERVAL_S = 0.2
 INPUT_TOPICS = (
     *t.EVENT_TOPICS.values(),
@@ -64,32 +62,6 @@ def broker_settings(settings: Settings, bootstrap: str, **overrides: Any) -> Set
         **overrides,
     }
     return Settings(**values)
-
-
-def topics_for(settings: Settings) -> None:
-    """Every topic `settings` needs, made as `waystation topics create` makes them, and
-    ready: each partition has a leader, so that no client starts on half a topic."""
-    create_topics(settings)
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    names = [spec.name for spec in t.topic_specs(settings)]
-    deadline = time.monotonic() + TOPICS_READY_TIMEOUT_S
-    try:
-        while True:
-            described = admin.describe_topics(names)
-            ready = [
-                d["topic"]
-                for d in described
-                if d["error_code"] == 0
-                and len(d["partitions"]) == settings.broker_partitions
-                and all(p["leader"] >= 0 for p in d["partitions"])
-            ]
-            if len(ready) == len(names):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"topics without leaders: {sorted(set(names) - set(ready))}")
-            time.sleep(TOPICS_POLL_S)
-    finally:
-        admin.close()
 
 
 def environment(settings: Settings) -> dict[str, str]:
@@ -185,29 +157,50 @@ class Wire:
     def drain(self) -> None:
         """Wait until the workers have processed everything on their inputs: no lag between
         the group's committed offsets and the ends of the topics, or (see below) a lag that
-        stays exactly the same for longer than several commit intervals."""
+        stays exactly the same, in a stable group, for longer than several commit intervals."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         previous: dict[TopicPartition, int] | None = None
         same = 0
         while True:
-            lag = self._lag()
-            same = same + 1 if lag == previous else 0
-            previous = lag
-            # A Faust worker that re-reads a partition from its start after a restart may
-            # never commit it when its only messages were read before its offsets were set;
-            # the messages are processed, only the commit waits for the next message.
-            if (not lag and same >= DRAIN_STABLE_CHECKS) or same >= DRAIN_IDLE_CHECKS:
+            try:
+                lag: dict[TopicPartition, int] | str = self._lag()
+            except KafkaError as exc:  # a broker restarting: the clients reconnect
+                lag = f"no answer: {exc}"
+            same = same + 1 if isinstance(lag, dict) and lag == previous else 0
+            previous = lag if isinstance(lag, dict) else None
+            # A Faust worker that takes a partition over (a restart, a rebalance) may never
+            # commit it when its only messages were read before its offsets were set: they are
+            # processed and archived, only the commit waits for the partition's next message.
+            if (lag == {} and same >= DRAIN_STABLE_CHECKS) or (
+                same >= DRAIN_IDLE_CHECKS and self.members() is not None
+            ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers did not catch up: {lag}")
             time.sleep(DRAIN_POLL_S)
 
+    def members(self) -> int | None:
+        """The workers in the group once it is stable; None while it rebalances."""
+        group = self.settings.worker_app_id
+        found = self.admin.describe_groups([group]).get(group, {})
+        if found.get("group_state") != "Stable":
+            return None
+        return len(found.get("members", []))
+
+    def wait_for_members(self, count: int) -> None:
+        """Until the group is stable with `count` workers: after one was killed, until the
+        broker has noticed (a session timeout) and handed its partitions to the others."""
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while (found := self.members()) != count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the group has {found} workers, not {count}")
+            time.sleep(DRAIN_POLL_S)
+
     def _lag(self) -> dict[TopicPartition, int]:
         parts = range(self.settings.broker_partitions)
         wanted = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in parts]
-        committed = self.admin.list_consumer_group_offsets(
-            self.settings.worker_app_id, partitions=wanted
-        )
+        group = self.settings.worker_app_id
+        committed = self.admin.list_group_offsets({group: wanted}).get(group, {})
         ends = self.offsets.end_offsets(wanted)
         lag = {}
         for tp in wanted:

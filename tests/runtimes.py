@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.alerts import AlertEvent
+from services.broker_topics import create_topics
 from services.ingest import Ingest
 from services.kafka_sink import KafkaSink
 from services.system import EmbeddedSystem, StoreStations
@@ -18,7 +19,7 @@ from streams.coverage_map import zone_summary
 from streams.pipeline import StepOutcome
 from streams.wire import ZoneSummary
 from tests.conftest import load, tiny_city
-from tests.kafka_harness import Wire, WorkerProcess, topics_for
+from tests.kafka_harness import Wire, WorkerProcess
 from waystation.settings import Settings
 
 SECRET = b"parity-test-secret"
@@ -77,7 +78,7 @@ class Distributed:
             tx.stations.upsert_many(city.stations)
             tx.demand.replace(city.demand)
         self.log = log
-        topics_for(settings)
+        create_topics(settings)
         self.worker = WorkerProcess(settings, log)
         self.wire = Wire(settings)
         self.sink = KafkaSink(settings, self.store, clock)

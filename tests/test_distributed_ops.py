@@ -1,35 +1,51 @@
-"""Distributed mode as an operator meets it: the API produces to the broker and answers 503
-with Retry-After when it cannot; `waystation topics create` and `waystation replay`; the API
-replica follows what the workers write; docker-compose.yml sets only known settings."""
+"""Distributed mode as an operator meets it, on a real Kafka broker: the API produces to the
+broker and answers 503 with Retry-After when it cannot, also while the broker restarts, and
+nothing it acknowledged is lost; `waystation replay`; the API replica follows what the workers
+write; docker-compose.yml sets only known settings and runs the tests' Kafka."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from schemas.alerts import AlertKind
+from schemas.state import EventStatus
+from services.broker_topics import create_topics
 from services.cli import app as cli
 from services.system import EmbeddedSystem
 from store.repositories import ArchivedEvent
 from streams import topics as t
 from streams.clock import ManualClock
-from streams.mock_cluster import MockCluster
-from tests.conftest import T0, EventFactory, free_port, load, serve, tiny_city
-from tests.kafka_harness import Wire, broker_settings, cluster_for, environment
+from tests.conftest import (
+    T0,
+    EventFactory,
+    free_port,
+    kafka_cluster,
+    load,
+    minutes,
+    serve,
+    settings_for,
+    tiny_city,
+)
+from tests.kafka_harness import Wire, WorkerProcess, broker_settings, environment
+from tools import kafka_broker
+from tools.kafka_broker import Cluster
 from waystation.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture
-def cluster(settings: Settings) -> Iterator[MockCluster]:
-    with cluster_for(settings) as running:
-        yield running
+RESTART_VISITS_BEFORE = 20
+RESTART_VISITS_AFTER = 24  # with the refused one retried: 45, over 10 seats x 4 visitors
+RESTART_ACK_TIMEOUT_S = 2.0
+RESTART_RETRY_AFTER_S = 3
+CLIENT_RETRY_S = 0.5  # a test's client retries sooner than Retry-After asks
+CLIENT_GIVE_UP_S = 90
 
 
 def distributed_system(settings: Settings, clock: ManualClock) -> EmbeddedSystem:
@@ -40,9 +56,10 @@ def distributed_system(settings: Settings, clock: ManualClock) -> EmbeddedSystem
 
 
 def test_api_answers_after_the_broker_acknowledged(
-    settings: Settings, cluster: MockCluster, clock: ManualClock, event: EventFactory
+    settings: Settings, kafka: Cluster, clock: ManualClock, event: EventFactory
 ) -> None:
-    distributed = broker_settings(settings, cluster.bootstrap)
+    distributed = broker_settings(settings, kafka.bootstrap)
+    create_topics(distributed)
     system = distributed_system(distributed, clock)
     wire = Wire(distributed)
     try:
@@ -80,6 +97,73 @@ def test_unreachable_broker_gives_503_with_retry_after(
             assert answer.headers["content-type"] == "application/problem+json"
     finally:
         system.stop()
+
+
+def test_broker_restart_mid_stream_refuses_with_503_and_loses_nothing_acknowledged(
+    tmp_path: Path, clock: ManualClock, event: EventFactory
+) -> None:
+    """The broker stops while a station posts visits one by one: the API answers 503 with
+    Retry-After, the client retries, and after the restart every event the API answered
+    202 for is archived and counted once, by a worker that rode out the outage."""
+    with kafka_cluster("restart") as broker:
+        distributed = broker_settings(
+            settings_for(tmp_path),
+            broker.bootstrap,
+            broker_ack_timeout_seconds=RESTART_ACK_TIMEOUT_S,
+            broker_retry_after_seconds=RESTART_RETRY_AFTER_S,
+        )
+        create_topics(distributed)
+        system = distributed_system(distributed, clock)
+        worker = WorkerProcess(distributed, tmp_path / "worker.log")
+        wire = Wire(distributed)
+        acknowledged: list[str] = []
+        try:
+            with serve(system) as live:
+
+                def post(item: dict[str, object]) -> httpx.Response:
+                    answer = live.client.post("/v1/events", json=item)
+                    if answer.status_code == 202:
+                        acknowledged.append(str(item["event_id"]))
+                    return answer
+
+                def post_until_accepted(item: dict[str, object]) -> None:
+                    deadline = time.monotonic() + CLIENT_GIVE_UP_S
+                    while (answer := post(item)).status_code == 503:
+                        assert time.monotonic() < deadline, "the API never recovered"
+                        time.sleep(CLIENT_RETRY_S)
+                    assert answer.status_code == 202, answer.text
+
+                wire.tick(clock.now())
+                opening = [event("check_in"), event("health_check")]
+                for item in opening + [event("visit") for _ in range(RESTART_VISITS_BEFORE)]:
+                    assert post(item).status_code == 202
+                broker.stop_node(1)
+                refused = event("visit")
+                answer = post(refused)
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["retry-after"] == str(RESTART_RETRY_AFTER_S)
+                assert answer.headers["content-type"] == "application/problem+json"
+                broker.start_node(1)
+                for item in [refused] + [event("visit") for _ in range(RESTART_VISITS_AFTER)]:
+                    post_until_accepted(item)
+                wire.drain()
+                clock.advance(minutes(6))
+                wire.tick(clock.now())
+                wire.drain()
+            assert worker.process.poll() is None, f"the worker died:\n{worker.log()}"
+            with system.store.transaction() as tx:
+                archived = tx.events.count(status=EventStatus.applied)
+                alerts = tx.alerts.list(limit=100)
+        finally:
+            wire.close()
+            worker.stop()
+            system.stop()
+    visitors = 1 + RESTART_VISITS_BEFORE + RESTART_VISITS_AFTER
+    assert len(acknowledged) == len(set(acknowledged)) == len(opening) + visitors
+    assert archived == len(acknowledged), "an acknowledged event was lost or counted twice"
+    overloaded = [a for a in alerts if a.kind is AlertKind.station_overloaded]
+    assert len(overloaded) == 1
+    assert overloaded[0].evidence.detail.startswith(f"{visitors} visitors")
 
 
 def test_replica_follows_what_the_workers_wrote(settings: Settings, clock: ManualClock) -> None:
@@ -120,25 +204,14 @@ def test_replica_follows_what_the_workers_wrote(settings: Settings, clock: Manua
         system.stop()
 
 
-def test_topics_create_is_skipped_where_the_broker_cannot(
-    settings: Settings, cluster: MockCluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in environment(broker_settings(settings, cluster.bootstrap)).items():
-        monkeypatch.setenv(name, value)
-    result = runner.invoke(cli, ["topics", "create"])
-    assert result.exit_code == 0, result.output
-    assert "Skipped" in result.output
-    assert "does not support CreateTopics" in result.output
-    assert t.DEAD_LETTER in result.output
-
-
 def test_replay_refeeds_the_archive_as_accepted(
-    settings: Settings, cluster: MockCluster, monkeypatch: pytest.MonkeyPatch, event: EventFactory
+    settings: Settings, kafka: Cluster, monkeypatch: pytest.MonkeyPatch, event: EventFactory
 ) -> None:
     from schemas.events import EVENT_ADAPTER
     from store.unit_of_work import Store
 
-    distributed = broker_settings(settings, cluster.bootstrap)
+    distributed = broker_settings(settings, kafka.bootstrap)
+    create_topics(distributed)
     for name, value in environment(distributed).items():
         monkeypatch.setenv(name, value)
     events = [event("visit"), event("check_in"), event("health_check", station_id="T-0002")]
@@ -187,3 +260,15 @@ def test_compose_sets_only_known_settings() -> None:
     for name in ("api", *workers):
         assert "WAYSTATION_BROKER_URL" in services[name]["environment"]
         assert "WAYSTATION_DATABASE_URL" in services[name]["environment"]
+
+
+def test_compose_runs_the_kafka_the_tests_run() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_broker.KAFKA_VERSION}"
+    environment_ = kafka["environment"]
+    assert environment_["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    created = kafka_broker.TEST_SETTINGS["auto.create.topics.enable"]
+    assert environment_["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == created
+    volume = kafka["volumes"][0].split(":", 1)[1]
+    assert environment_["KAFKA_LOG_DIRS"] == volume, "the broker's data on its volume"

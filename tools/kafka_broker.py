@@ -35,8 +35,9 @@ from pathlib import Path
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-# 3.9.x: Kafka 4.0 removed the protocol versions older clients speak (KIP-896), and
-# aiokafka < 0.15 (pinned for faust-streaming 0.15) and kafka-python send some of them.
+# 3.9.x: Kafka 4.0 removed old protocol versions (KIP-896) that older clients may still send;
+# 3.9 keeps them, and the tests prove it with aiokafka < 0.15 (pinned for faust-streaming 0.15)
+# and kafka-python 3. Moving to 4.x needs those clients proven on it first.
 KAFKA_VERSION = "3.9.2"
 PACKAGES = ("openjdk-17-jre-headless", "maven")
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ START_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30
 FORMAT_TIMEOUT_S = 120
 READY_POLL_S = 0.25
-MAX_NODES_PER_REPLICATION = 3
+PROBE_TIMEOUT_MS = 5000
+MAX_INTERNAL_REPLICAS = 3  # of Kafka's own topics (group offsets, transactions)
 
 # Settings for a broker that tests start and throw away: fast group forming, short timeouts
 # allowed, small internal topics, and no topic made behind our back.
@@ -111,6 +113,7 @@ def fetch_jars() -> Path:
     libs.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     try:
+        print(f"fetching Kafka {KAFKA_VERSION} from Maven Central into {libs}", file=sys.stderr)
         subprocess.run(
             [
                 "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM),
@@ -120,6 +123,8 @@ def fetch_jars() -> Path:
                 f"-DoutputDirectory={scratch}",
             ],
             check=True,
+            capture_output=True,  # quiet unless it fails (the error carries its output)
+            text=True,
         )  # fmt: skip
         (scratch / COMPLETE_MARKER).touch()
         shutil.rmtree(libs, ignore_errors=True)
@@ -148,7 +153,10 @@ def install() -> int:
         return 1 if os.environ.get("CI") == "true" else 0
     try:
         fetch_jars()
-    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+    except subprocess.CalledProcessError as exc:
+        print(f"Fetching the Kafka broker failed: {exc}\n{exc.stdout}{exc.stderr}", file=sys.stderr)
+        return 1 if os.environ.get("CI") == "true" else 0
+    except (RuntimeError, OSError) as exc:
         print(f"Fetching the Kafka broker failed: {exc}", file=sys.stderr)
         return 1 if os.environ.get("CI") == "true" else 0
     return 0
@@ -356,7 +364,7 @@ class Cluster:
 
     def _properties(self, node: Node) -> str:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
-        replicas = min(self.size, MAX_NODES_PER_REPLICATION)
+        replicas = min(self.size, MAX_INTERNAL_REPLICAS)
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
@@ -436,7 +444,9 @@ def _brokers(address: str) -> set[int]:
     """The broker ids a node's metadata answer lists (empty while it is still starting)."""
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=address, request_timeout_ms=5000, api_version_auto_timeout_ms=5000
+            bootstrap_servers=address,
+            request_timeout_ms=PROBE_TIMEOUT_MS,
+            bootstrap_timeout_ms=PROBE_TIMEOUT_MS,
         )
     except KafkaError as exc:
         raise OSError(f"{address}: {exc}") from exc
@@ -446,7 +456,7 @@ def _brokers(address: str) -> set[int]:
         raise OSError(f"{address}: {exc}") from exc
     finally:
         admin.close()
-    return {int(broker["node_id"]) for broker in described["brokers"]}
+    return {int(broker["broker_id"]) for broker in described["brokers"]}
 
 
 def _kill_stale(pid_file: Path) -> None:
