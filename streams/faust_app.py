@@ -48,6 +48,7 @@ from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
 from streams.embedded import StationRegistry
+from streams.faust_acks import Done, gate_acks
 from streams.pipeline import StationOutcome, StationSteps, ZoneSteps
 from streams.slots import (
     StationSlot,
@@ -640,6 +641,8 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         web_port=settings.worker_web_port,
     )
     cap_fetch_wait(settings.worker_fetch_max_wait_ms)
+    done = Done()
+    gate_acks(app, done)
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
@@ -662,11 +665,13 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     async def stations(stream: StreamT) -> None:
         async for batch in stream.take_events(most, within=wait):
             await station_stage.run(batch)
+            done.mark(batch)  # output on the broker; slots go out before any commit
 
     @app.agent(zone_input)
     async def zones(stream: StreamT) -> None:
         async for batch in stream.take_events(most, within=wait):
             await zone_stage.run(batch)
+            done.mark(batch)
 
     batch = settings.worker_sink_batch_max_messages
     within = settings.worker_sink_batch_wait_seconds
@@ -675,7 +680,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         (t.ALERTS, writer.alerts),
         (t.OUTCOMES, writer.outcomes),
     ):
-        _sink(app, topic_name, write, batch, within)
+        _sink(app, topic_name, write, batch, within, done)
 
     _export_metrics(app)
 
@@ -759,11 +764,12 @@ def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any
     return table
 
 
-def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float) -> None:
+def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float, done: Done) -> None:
     source = app.topic(topic, key_serializer=RAW, value_serializer=RAW)
 
     async def sink(stream: StreamT) -> None:
-        async for values in stream.take(batch, within=within):
-            write(values)
+        async for events in stream.take_events(batch, within=within):
+            write([event.message.value for event in events])
+            done.mark(events)  # only once the store transaction holding them has committed
 
     app.agent(source, name=f"store-writer-{topic}")(sink)

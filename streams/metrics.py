@@ -29,3 +29,9 @@ DEAD_LETTERS = Counter(
     "Messages a worker could not process and sent to the dead-letter topic, by source topic",
     ["topic"],
 )
+ACKS_REFUSED = Counter(
+    "waystation_acks_refused_total",
+    "Acks of input messages a worker had not processed (skipped in a rebalance, or in a batch "
+    "that failed), refused so that their offsets are not committed; by source topic",
+    ["topic"],
+)

@@ -1,0 +1,99 @@
+"""Which input offsets a Faust worker may commit: only those of messages whose effects are
+durable.
+
+Faust commits an input offset once the messages up to it are acked. Three things in it let a
+commit pass messages no one processed (faust-streaming 0.15):
+
+- a stream that takes a message off its queue while a rebalance is under way (flow control
+  suspended) or from an earlier consumer generation skips it and acks it ("otherwise the lag
+  would increase", faust/streams.py); during the revocation the offset is committed, and
+  whoever owns the partition next starts after messages no one processed;
+- `take()` and `take_events()` ack a batch in a `finally:`, so a batch whose processing
+  raised is acked too;
+- the consumer commits acked offsets when the first of them is at most one past the committed
+  one (`Consumer._new_offset`), but a committed offset already names the next message to
+  read: a single unacked message there is committed past.
+
+So the consumer is gated: a stage marks a batch `done` only once its output is on the broker
+and its store writes are committed, and any other ack is refused. A refused message of the
+current generation is a floor: no commit of its partition passes it until it is processed
+(read again after the next assignment, by this worker or another). Table slot writes need no
+mark: Faust flushes the producer, changelogs included, before it commits offsets."""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from faust.types import TP, EventT
+
+from streams import metrics
+
+
+class Done:
+    """Messages processed to the end, waiting for Faust's ack; and the offsets refused."""
+
+    def __init__(self) -> None:
+        self._messages: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._refused: dict[TP, set[int]] = defaultdict(set)
+
+    def mark(self, batch: Iterable[EventT]) -> None:
+        for event in batch:
+            self._messages.add(event.message)
+
+    def allows(self, message: Any, generation_id: int) -> bool:
+        if message in self._messages:
+            self._messages.discard(message)
+            self._refused[message.tp].discard(message.offset)
+            return True
+        metrics.ACKS_REFUSED.labels(message.topic).inc()
+        # One from an earlier generation is read again from the committed offset anyway.
+        if message.generation_id == generation_id:
+            self._refused[message.tp].add(message.offset)
+        return False
+
+    def floor(self, tp: TP) -> int | None:
+        """The lowest offset of `tp` refused and not processed since: commits stop there."""
+        refused = self._refused.get(tp)
+        return min(refused) if refused else None
+
+    def reassigned(self) -> None:
+        """A new assignment reads every partition again from its committed offset, which no
+        refused offset is below: the floors are moot."""
+        self._refused.clear()
+
+
+def gate_acks(app: faust.App, done: Done) -> None:
+    """Make the consumer `app` creates ack and commit only what `done` allows."""
+    transport = app.transport
+    base = transport.Consumer
+
+    class _GatedConsumer(base):  # type: ignore[misc, valid-type]
+        def ack(self, message: Any) -> bool:
+            if done.allows(message, self.app.consumer_generation_id):
+                return bool(super().ack(message))
+            # Not to be waited for by a revocation: it will never be acked.
+            self._unacked_messages.discard(message)
+            return False
+
+        def _new_offset(self, tp: TP) -> int | None:
+            floor = done.floor(tp)
+            if floor is None:
+                return super()._new_offset(tp)
+            acked = self._acked[tp]
+            above = [offset for offset in acked if offset >= floor]
+            acked[:] = [offset for offset in acked if offset < floor]
+            try:
+                return super()._new_offset(tp)
+            finally:
+                acked.extend(above)
+                acked.sort()
+
+        async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+            done.reassigned()
+            await super().on_partitions_assigned(assigned, generation_id)
+
+    transport.Consumer = _GatedConsumer
