@@ -30,6 +30,7 @@ mark: Faust flushes the producer, changelogs included, before it commits offsets
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -39,6 +40,8 @@ import faust
 from faust.types import TP, EventT
 
 from streams import metrics
+
+log = logging.getLogger(__name__)
 
 
 class Done:
@@ -102,7 +105,7 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
                 # refused: read the partition again from there (once per committed offset).
                 if rereading.get(tp) != committed:
                     rereading[tp] = committed
-                    seeking = asyncio.ensure_future(self.seek(tp, committed))
+                    seeking = asyncio.ensure_future(self._read_again(tp, committed))
                     seeks.add(seeking)
                     seeking.add_done_callback(seeks.discard)
                 return None
@@ -116,6 +119,15 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
             finally:
                 acked.extend(above)
                 acked.sort()
+
+        async def _read_again(self, tp: TP, offset: int) -> None:
+            if tp not in self.assignment():
+                return  # moved on: its next owner reads it from the committed offset
+            log.info("reading %s[%d] again from %d: not all of it was processed", *tp, offset)
+            try:
+                await self.seek(tp, offset)
+            except Exception as exc:  # revoked meanwhile: the next assignment reads it again
+                log.warning("could not read %s[%d] again from %d: %r", *tp, offset, exc)
 
         async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
             done.reassigned()
