@@ -1,7 +1,7 @@
 """Which input offsets a Faust worker may commit: only those of messages whose effects are
 durable.
 
-Faust commits an input offset once the messages up to it are acked. Three things in it let a
+Faust commits an input offset once the messages up to it are acked. Four things in it let a
 commit pass messages no one processed (faust-streaming 0.15):
 
 - a stream that takes a message off its queue while a rebalance is under way (flow control

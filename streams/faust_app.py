@@ -19,6 +19,7 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -128,12 +129,16 @@ class Sender:
         self.pending.append((topic, encoded, value, partition, headers))
 
     async def flush(self) -> None:
+        """Raises when the broker refused any of it, so that the batch is not marked done."""
         pending, self.pending = self.pending, []
         producer = self.app.producer
-        for topic, key, value, partition, headers in pending:
+        sent = [
             await producer.send(topic, key, value, partition, None, headers)
+            for topic, key, value, partition, headers in pending
+        ]
         if pending:
             await producer.flush()
+            await asyncio.gather(*sent)
 
     def dead_letter(self, message: Any, reason: str) -> None:
         metrics.DEAD_LETTERS.labels(message.topic).inc()
