@@ -1,7 +1,7 @@
 """Which input offsets a Faust worker may commit: only those of messages whose effects are
 durable.
 
-Faust commits an input offset once the messages up to it are acked. Four things in it let a
+Faust commits an input offset once the messages up to it are acked. Five things in it let a
 commit pass messages no one processed (faust-streaming 0.15):
 
 - a stream that takes a message off its queue while a rebalance is under way (flow control
@@ -10,6 +10,9 @@ commit pass messages no one processed (faust-streaming 0.15):
   whoever owns the partition next starts after messages no one processed;
 - `take()` and `take_events()` ack a batch in a `finally:`, so a batch whose processing
   raised is acked too;
+- a message fetched below the last offset the consumer delivered is dropped, and that record
+  is set back to the committed offset on an assignment and forward again by fetches still
+  under way: messages read again after a rebalance are dropped unseen;
 - a message whose offset is more than one past the last one the consumer delivered opens a
   "gap" that counts as acked, meant for compacted topics; a fetch that resumes past where a
   rebalance left the partition opens one too, over messages no stream was given (the lost
@@ -24,7 +27,8 @@ current generation is a floor: no commit of its partition passes it until it is 
 (read again after the next assignment, by this worker or another). On a topic that keeps
 every offset (all but the compacted ones) no gap counts as acked, and a commit waits for the
 message at the committed offset itself: when it has not been processed while later ones
-have, the partition is read again from the committed offset. Table slot writes need no
+have, the partition is read again from the committed offset, and no message read again is
+dropped as already read (see `_ReadOffsets`). Table slot writes need no
 mark: Faust flushes the producer, changelogs included, before it commits offsets."""
 
 from __future__ import annotations
@@ -77,6 +81,21 @@ class Done:
         self._refused.clear()
 
 
+class _ReadOffsets(dict[TP, int | None]):
+    """Faust's record of the last offset it delivered per partition, which it uses to drop
+    any message fetched below it and to open gaps above it. After a rebalance it is set back
+    to the committed offset while fetches of the old generation still set it forward, so the
+    messages read again are dropped. On topics that keep every offset it reads as unknown:
+    every fetched message is delivered (a copy at worst, and every effect is idempotent)."""
+
+    def __init__(self, compacted: Collection[str]) -> None:
+        super().__init__()
+        self.compacted = compacted
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return self.get(tp) if tp.topic in self.compacted else None
+
+
 def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
     """Make the consumer `app` creates ack and commit only what `done` allows; `compacted`
     names the topics whose offsets may legitimately jump."""
@@ -86,6 +105,10 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
     seeks: set[asyncio.Future[None]] = set()
 
     class _GatedConsumer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._read_offset = _ReadOffsets(compacted)
+
         def ack(self, message: Any) -> bool:
             if done.allows(message, self.app.consumer_generation_id):
                 return bool(super().ack(message))
