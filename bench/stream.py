@@ -242,9 +242,8 @@ class Progress:
             return tx.events.count()
 
     def lag(self) -> int:
-        committed = self.admin.list_consumer_group_offsets(
-            self.settings.worker_app_id, partitions=self.wanted
-        )
+        group = self.settings.worker_app_id
+        committed = self.admin.list_group_offsets({group: self.wanted}).get(group, {})
         ends = self.offsets.end_offsets(self.wanted)
         total = 0
         for tp in self.wanted:
