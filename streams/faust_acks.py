@@ -122,6 +122,8 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
 
         def _new_offset(self, tp: TP) -> int | None:
             acked, committed = self._acked[tp], self._committed_offset[tp]
+            if committed is None and rereading.get(tp) is None:
+                committed = 0  # Faust's None: nothing committed yet (or 0); read from the start
             waiting = acked and committed is not None and min(acked) > committed
             if waiting and tp.topic not in compacted:
                 # The message at the committed offset was never given to a stream, or its ack
