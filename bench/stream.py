@@ -1,50 +1,74 @@
-"""Stream throughput of the distributed runtime: events per second through a Faust worker on
-a real Apache Kafka broker (tools/kafka_broker.py), against a bare aiokafka consumer
-loop reading the same topics (the transport's ceiling) and against the embedded runtime fed
-the same events, all measured in one run.
+"""Stream throughput of the distributed runtime on a real Apache Kafka broker
+(tools/kafka_broker.py), side by side in one run with Faust's own floor, the transport's ceiling
+and the embedded runtime fed the same events.
 
-Setup: the sample district (`generate_sample_city`, seed 7) in a SQLite store; the same
-events (every station checks in and reports, then visits and health checks for random
-stations, seeded) are put on the event topics before anything reads them.
+Setup: the sample district (`generate_sample_city`, seed 7) in a SQLite store; the same events
+(every station checks in and reports, then visits, health checks and state changes for random
+stations all through: closing and reopening, amenities going out of service and coming back)
+are put on the event topics before anything reads them. Every run starts from fresh topics.
 
-- `stream.faust.events_per_s`: one `waystation worker` process, started after the topics
-  are filled; events over the time between the first and the last event outcome it publishes
-  (so start-up and recovery are not counted; the zone stage and the store writer run in the
-  same process meanwhile).
+- `stream.faust.events_per_s`: one `waystation worker` process, started after the topics are
+  filled. The clock starts at the first outcome the worker publishes (start-up and recovery
+  are not counted) and stops only when every stage has caught up: every event archived in the
+  store, and no lag left on any topic the worker reads (events, clock, coverage deltas, and the
+  store writer's station states, alerts and outcomes).
+- `stream.faust.two_workers.events_per_s`: the same with two worker processes sharing the
+  partitions (on the same two cores).
+- `stream.faust_noop.events_per_s`: a Faust agent that reads the same topics and does nothing
+  (bench/faust_noop.py): Faust's floor, and the yardstick for what our state and logic cost.
 - `stream.aiokafka_ceiling.events_per_s`: an AIOKafkaConsumer with the same fetch settings,
   assigned every event partition, reading to the end and doing nothing with what it reads.
 - `stream.embedded.same_input.events_per_s`: the embedded runtime over the same events,
-  submitted in batches of 500 and drained (archived durably, processed, saved). Named apart
-  from `stream.embedded.events_per_s` (bench.embedded), whose input differs.
+  submitted in batches of 500 and drained (archived durably, processed, saved).
+- `stream.faust.end_to_end_p99_ms`: the API (distributed mode, its replica following the store)
+  and one worker; events are posted at 1,000 per second, and every so often one of them closes
+  or reopens a probe station: the time from posting it until the API pushes the change on its
+  live feed (`/v1/live`, the dashboard's), with the coverage of the cells it moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import queue
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import TopicPartition as SyncTopicPartition
 
 from bench.results import Result
 from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
+from schemas.auth import Role
 from schemas.events import EVENT_ADAPTER, Event
+from schemas.stations import StationState
+from services.app import create_app
+from services.auth import issue_key
 from services.bootstrap import load_city
 from services.broker_topics import create_topics
+from services.dashboard_data import STATE_INDEX
+from services.server import Server
 from services.system import EmbeddedSystem
 from store.repositories import canonical_json
 from store.unit_of_work import Store
 from streams import topics as t
 from streams.clock import ManualClock
-from streams.wire import Outcome
-from tools.kafka_broker import Cluster
+from tools import kafka_broker
 from waystation.settings import Settings
 
 SEED = 7
@@ -54,31 +78,69 @@ EVENTS = 20_000
 QUICK_EVENTS = 2000
 PARTITIONS = 4
 FETCH_MAX_WAIT_MS = 50
+COMMIT_INTERVAL_S = 0.2  # the caught-up check reads committed offsets
 EMBEDDED_BATCH = 500
-WORKER_READY_TIMEOUT_S = 120
 OUTCOME_TIMEOUT_S = 600
+CAUGHT_UP_POLL_S = 0.05
+STALLED_S = 30  # no lag left and nothing more archived for this long: events were lost
 CONSUMER_POLL_MS = 500
+NOOP_TIMEOUT_S = 300
 T0 = WITHIN_OPENING_HOURS
 SPREAD_S = 300  # events occur over the five minutes before T0
+VISIT_SHARE = 0.6
+HEALTH_SHARE = 0.25  # the rest are check-ins (closing, reopening)
+OUTAGE_SHARE = 0.2  # of health checks: a critical amenity out of service
+END_TO_END_RATE_PER_S = 1000
+END_TO_END_S = 20
+QUICK_END_TO_END_S = 8
+END_TO_END_BATCH = 50  # events per POST: 20 POSTs a second
+PROBE_EVERY_S = 0.5
+WARMUP_S = 3.0
+SINK_WAIT_S = 0.05  # the store writer's batch wait during the latency run
+PROBE_TIMEOUT_S = 30
+API_FOLLOW_S = 0.1  # how often the API's replica follows the store (its tick interval)
+END_TO_END_TARGET_MS = 1000.0
+FAUST_TARGET_PER_S = 5000.0
+VS_NOOP_TARGET = 0.5
+STARTUP_S = 120
+WORKER_INPUTS = (
+    *t.EVENT_TOPICS.values(),
+    t.CLOCK,
+    t.COVERAGE_DELTAS,
+    t.STATION_STATE,
+    t.ALERTS,
+    t.OUTCOMES,
+)
+
+OK = {"drinking_water": "ok", "rest_seats": "ok"}
+OUTAGE = {"drinking_water": "out_of_service", "rest_seats": "ok"}
 
 
 def _events(station_ids: list[str], count: int) -> list[Event]:
+    """Every station opens and reports; then a mix with state changes all through."""
     rng = random.Random(SEED)
-    ok = {"drinking_water": "ok", "rest_seats": "ok"}
     items: list[dict[str, Any]] = []
     for station_id in station_ids:
         items.append({"type": "check_in", "station_id": station_id, "payload": {"status": "open"}})
         items.append(
-            {"type": "health_check", "station_id": station_id, "payload": {"amenities": ok}}
+            {"type": "health_check", "station_id": station_id, "payload": {"amenities": OK}}
         )
+    closed: set[str] = set()
     while len(items) < count:
         station_id = rng.choice(station_ids)
-        if rng.random() < 0.7:
-            payload = {"worker_kind": "courier", "source": "qr_scan"}
+        roll = rng.random()
+        if roll < VISIT_SHARE:
+            payload: dict[str, Any] = {"worker_kind": "courier", "source": "qr_scan"}
             items.append({"type": "visit", "station_id": station_id, "payload": payload})
+        elif roll < VISIT_SHARE + HEALTH_SHARE:
+            amenities = OUTAGE if rng.random() < OUTAGE_SHARE else OK
+            payload = {"amenities": amenities}
+            items.append({"type": "health_check", "station_id": station_id, "payload": payload})
         else:
+            status = "open" if station_id in closed else "closed"
+            closed.symmetric_difference_update({station_id})
             items.append(
-                {"type": "health_check", "station_id": station_id, "payload": {"amenities": ok}}
+                {"type": "check_in", "station_id": station_id, "payload": {"status": status}}
             )
     events = []
     for i, item in enumerate(items[:count]):
@@ -97,6 +159,12 @@ def _settings(root: Path, **extra: Any) -> Settings:
         worker_fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         **extra,
     )
+
+
+def _fresh(cluster: kafka_broker.Cluster, settings: Settings) -> None:
+    """No topics but the ones `settings` needs, new and empty."""
+    cluster.delete_topics()
+    create_topics(settings)
 
 
 async def _fill(bootstrap: str, events: list[Event]) -> None:
@@ -135,48 +203,113 @@ async def _ceiling(bootstrap: str, count: int) -> float:
         await consumer.stop()
 
 
-async def _outcome_span(bootstrap: str, count: int) -> tuple[float, float]:
-    """Broker timestamps (s) of the first and the count-th distinct outcome."""
-    consumer = AIOKafkaConsumer(
-        t.OUTCOMES,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+def _noop(root: Path, bootstrap: str, count: int) -> float:
+    out = root / "noop.json"
+    wait_ms = str(FETCH_MAX_WAIT_MS)
+    log = (root / "noop.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.faust_noop", bootstrap, str(count), str(out), wait_ms],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    await consumer.start()
     try:
-        stamps: list[int] = []
-        deadline = time.monotonic() + OUTCOME_TIMEOUT_S
-        while len(stamps) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"only {len(stamps)} of {count} outcomes")
-            batches = await consumer.getmany(timeout_ms=CONSUMER_POLL_MS)
-            for messages in batches.values():
-                for message in messages:
-                    if Outcome.model_validate_json(message.value).status is not None:
-                        stamps.append(message.timestamp)
-        stamps.sort()
-        return stamps[0] / 1000.0, stamps[count - 1] / 1000.0
+        deadline = time.monotonic() + NOOP_TIMEOUT_S
+        while not out.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the no-op Faust agent did not finish: see {root}/noop.log")
+            time.sleep(CAUGHT_UP_POLL_S)
+        span = json.loads(out.read_text(encoding="utf-8"))
+        return (count - 1) / max(span["last"] - span["first"], 1e-3)
     finally:
-        await consumer.stop()
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
-def _faust(root: Path, settings: Settings, events: list[Event]) -> tuple[float, float]:
+class Progress:
+    """How far the workers are: events archived, and lag on every topic they read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store.open(settings.resolved_database_url)
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+        self.offsets = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)
+        parts = range(settings.broker_partitions)
+        self.wanted = [SyncTopicPartition(name, p) for name in WORKER_INPUTS for p in parts]
+
+    def archived(self) -> int:
+        with self.store.transaction(readonly=True) as tx:
+            return tx.events.count()
+
+    def lag(self) -> int:
+        group = self.settings.worker_app_id
+        committed = self.admin.list_group_offsets({group: self.wanted}).get(group, {})
+        ends = self.offsets.end_offsets(self.wanted)
+        total = 0
+        for tp in self.wanted:
+            done = committed[tp].offset if tp in committed else 0
+            total += max(ends[tp] - max(done, 0), 0)
+        return total
+
+    def first_outcome_s(self) -> float:
+        """Broker time (s) of the first outcome any worker published."""
+        consumer = KafkaConsumer(
+            t.OUTCOMES,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=CONSUMER_POLL_MS * 4,
+        )
+        try:
+            stamps = []
+            partitions = set()
+            for message in consumer:
+                if message.partition not in partitions:
+                    partitions.add(message.partition)
+                    stamps.append(message.timestamp)
+                if len(partitions) == self.settings.broker_partitions:
+                    break
+            return min(stamps) / 1000.0
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        self.admin.close()
+        self.offsets.close()
+        self.store.close()
+
+
+def _faust(root: Path, settings: Settings, count: int, workers: int) -> float:
     from tests.kafka_harness import WorkerProcess  # the same worker process the tests run
 
-    with Cluster("bench") as cluster:
-        running = settings.model_copy(
-            update={"broker_url": f"kafka://{cluster.bootstrap}", "worker_clock": "topic"}
-        )
-        create_topics(running)
-        asyncio.run(_fill(cluster.bootstrap, events))
-        ceiling = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
-        worker = WorkerProcess(running, root / "worker.log")
-        try:
-            first, last = asyncio.run(_outcome_span(cluster.bootstrap, len(events)))
-        finally:
+    running = [WorkerProcess(settings, root / f"worker-{i}.log") for i in range(workers)]
+    progress = Progress(settings)
+    try:
+        deadline = time.monotonic() + OUTCOME_TIMEOUT_S
+        idle_since, last = time.monotonic(), -1
+        while (archived := progress.archived()) < count or progress.lag() > 0:
+            now = time.monotonic()
+            if archived != last or progress.lag() > 0:
+                idle_since, last = now, archived
+            elif now - idle_since > STALLED_S:
+                raise RuntimeError(
+                    f"the workers caught up but archived only {archived} of {count} events"
+                )
+            if now > deadline:
+                raise TimeoutError(f"{archived} of {count} archived in time")
+            time.sleep(CAUGHT_UP_POLL_S)
+        done = time.time()
+        return (count - 1) / max(done - progress.first_outcome_s(), 1e-3)
+    finally:
+        progress.close()
+        for worker in running:
             worker.stop()
-    return (len(events) - 1) / max(last - first, 1e-3), ceiling
+
+
+def _city_store(settings: Settings, city: Any) -> None:
+    store = Store.open(settings.resolved_database_url)
+    load_city(store, city)
+    store.close()
 
 
 def _embedded(root: Path, settings: Settings, events: list[Event], city: Any) -> float:
@@ -193,6 +326,222 @@ def _embedded(root: Path, settings: Settings, events: list[Event], city: Any) ->
         system.stop()
 
 
+@contextmanager
+def _api(system: EmbeddedSystem) -> Iterator[httpx.Client]:
+    """The API in a thread on a free loopback port, with an admin key."""
+    port = kafka_broker.free_port()
+    server = Server(create_app(system), host="127.0.0.1", port=port, log_level="warning")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + STARTUP_S
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(CAUGHT_UP_POLL_S)
+    issued = issue_key(system.store, role=Role.admin, now=system.clock.now())
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class LiveFeed:
+    """The API's live updates for a district (server-sent events), read in a thread: when
+    each station state change arrived, with the cells it moved (the coverage change)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str], district: str) -> None:
+        self.seen: queue.Queue[tuple[str, int, float]] = queue.Queue()
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=None)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(district,), daemon=True)
+        self.thread.start()
+        if not self.ready.wait(STARTUP_S):
+            raise RuntimeError("the live feed did not start")
+
+    def _read(self, district: str) -> None:
+        with (
+            contextlib.suppress(httpx.HTTPError),
+            self.client.stream("GET", "/v1/live", params={"district": district}) as answer,
+        ):
+            kind = ""
+            for line in answer.iter_lines():
+                if line.startswith("event:"):
+                    kind = line.removeprefix("event:").strip()
+                    self.ready.set()
+                elif line.startswith("data:") and kind == "update":
+                    at = time.monotonic()
+                    for change in json.loads(line.removeprefix("data:"))["stations"]:
+                        self.seen.put((change["id"], change["state"], at))
+
+    def wait_for(self, station_id: str, state: StationState) -> float:
+        """When the API pushed `station_id` in `state` (monotonic seconds)."""
+        wanted = (station_id, STATE_INDEX[state])
+        deadline = time.monotonic() + PROBE_TIMEOUT_S
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"the API never showed {station_id} {state.value}")
+            with contextlib.suppress(queue.Empty):
+                station, index, at = self.seen.get(timeout=left)
+                if (station, index) == wanted:
+                    return at
+
+    def close(self) -> None:
+        self.client.close()
+        self.thread.join(timeout=10)
+
+
+def _body(kind: str, station_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": kind,
+        "schema_version": 1,
+        "station_id": station_id,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "payload": payload,
+    }
+
+
+def _visit(station_id: str) -> dict[str, Any]:
+    return _body("visit", station_id, {"worker_kind": "courier", "source": "qr_scan"})
+
+
+def _check_in(station_id: str, status: str) -> dict[str, Any]:
+    return _body("check_in", station_id, {"status": status})
+
+
+def _opening(station_id: str) -> list[dict[str, Any]]:
+    return [_check_in(station_id, "open"), _body("health_check", station_id, {"amenities": OK})]
+
+
+def _post(client: httpx.Client, items: list[dict[str, Any]], most: int) -> None:
+    for i in range(0, len(items), most):
+        answer = client.post("/v1/events", json=items[i : i + most])
+        answer.raise_for_status()
+        if answer.json()["rejected"]:
+            raise RuntimeError(f"events rejected: {answer.text[:500]}")
+
+
+class Load:
+    """Visits posted to the API at END_TO_END_RATE_PER_S from a thread of its own, so that
+    waiting for a probe never slows the offered load."""
+
+    def __init__(self, client: httpx.Client, station_ids: list[str], most: int) -> None:
+        self.client = httpx.Client(
+            base_url=client.base_url, headers=client.headers, timeout=PROBE_TIMEOUT_S
+        )
+        self.station_ids = station_ids
+        self.most = most
+        self.stopping = threading.Event()
+        self.sent = 0
+        self.started = time.monotonic()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        rng = random.Random(SEED)
+        while not self.stopping.is_set():
+            batch = [_visit(rng.choice(self.station_ids)) for _ in range(END_TO_END_BATCH)]
+            _post(self.client, batch, self.most)
+            self.sent += len(batch)
+            pause = self.started + self.sent / END_TO_END_RATE_PER_S - time.monotonic()
+            if pause > 0:
+                self.stopping.wait(pause)
+
+    def stop(self) -> float:
+        """Stop; returns the rate the API actually took the visits at (events/s)."""
+        self.stopping.set()
+        self.thread.join(timeout=30)
+        self.client.close()
+        return self.sent / (time.monotonic() - self.started)
+
+
+def _end_to_end(root: Path, settings: Settings, city: Any, seconds: float) -> tuple[float, float]:
+    """p99 (ms) from posting a state change to the API pushing it, with the cells it moved;
+    and the rate (events/s) at which the API took the load."""
+    from tests.kafka_harness import WorkerProcess
+
+    worker_settings = settings.model_copy(
+        update={"worker_clock": "wall", "worker_sink_batch_wait_seconds": SINK_WAIT_S}
+    )
+    worker = WorkerProcess(worker_settings, root / "worker-e2e.log")
+    api_settings = settings.model_copy(update={"tick_interval_seconds": API_FOLLOW_S})
+    system = EmbeddedSystem(api_settings, simulate=False)
+    latencies: list[float] = []
+    taken = 0.0
+    try:
+        with _api(system) as client:
+            stations = sorted(city.stations, key=lambda s: s.station_id)
+            probe, others = stations[0], [s.station_id for s in stations[1:]]
+            feed = LiveFeed(str(client.base_url), dict(client.headers), probe.district)
+            try:
+                most = settings.batch_max_events
+                _post(client, [e for s in stations for e in _opening(s.station_id)], most)
+                feed.wait_for(probe.station_id, StationState.available)
+                load = Load(client, others, most)
+                try:
+                    time.sleep(WARMUP_S)  # the openings' backlog is worked off first
+                    closed = False
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        closed = not closed
+                        change = _check_in(probe.station_id, "closed" if closed else "open")
+                        posted = time.monotonic()
+                        _post(client, [change], most)
+                        state = StationState.closed if closed else StationState.available
+                        latencies.append((feed.wait_for(probe.station_id, state) - posted) * 1e3)
+                        time.sleep(PROBE_EVERY_S)
+                finally:
+                    taken = load.stop()
+            finally:
+                feed.close()
+    finally:
+        system.stop()
+        worker.stop()
+    if not latencies:
+        raise RuntimeError("no probe was measured")
+    return float(np.percentile(latencies, 99)), taken
+
+
+def _throughput(
+    cluster: kafka_broker.Cluster, root: Path, city: Any, events: list[Event], workers: int
+) -> dict[str, float]:
+    """Events/s through `workers` workers on fresh topics; with one worker, also Faust's floor
+    and the transport's ceiling on the same topics."""
+    run_dir = root / f"faust-{workers}"
+    run_dir.mkdir()
+    settings = _settings(
+        run_dir,
+        broker_url=cluster.url,
+        worker_clock="topic",
+        worker_commit_interval_seconds=COMMIT_INTERVAL_S,
+    )
+    _city_store(settings, city)
+    _fresh(cluster, settings)
+    asyncio.run(_fill(cluster.bootstrap, events))
+    rates = {}
+    if workers == 1:
+        rates["ceiling"] = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
+        rates["noop"] = _noop(run_dir, cluster.bootstrap, len(events))
+    rates[f"workers_{workers}"] = _faust(run_dir, settings, len(events), workers)
+    return rates
+
+
+def _latency(
+    cluster: kafka_broker.Cluster, root: Path, city: Any, seconds: float
+) -> tuple[float, float]:
+    run_dir = root / "end-to-end"
+    run_dir.mkdir()
+    settings = _settings(run_dir, broker_url=cluster.url)
+    _city_store(settings, city)
+    _fresh(cluster, settings)
+    return _end_to_end(run_dir, settings, city, seconds)
+
+
 def run(quick: bool) -> list[Result]:
     stations = QUICK_STATIONS if quick else STATIONS
     count = QUICK_EVENTS if quick else EVENTS
@@ -200,28 +549,44 @@ def run(quick: bool) -> list[Result]:
     events = _events(sorted(s.station_id for s in city.stations), count)
     root = Path(tempfile.mkdtemp(prefix="waystation-bench-stream-"))
     try:
-        faust_dir, embedded_dir = root / "faust", root / "embedded"
-        faust_dir.mkdir()
-        faust_settings = _settings(faust_dir)
-        store = Store.open(faust_settings.resolved_database_url)
-        load_city(store, city)
-        store.close()
-        faust_rate, ceiling_rate = _faust(faust_dir, faust_settings, events)
-        embedded_rate = _embedded(embedded_dir, _settings(embedded_dir), events, city)
+        with kafka_broker.Cluster("bench-stream") as cluster:
+            rates = _throughput(cluster, root, city, events, 1)
+            seconds = QUICK_END_TO_END_S if quick else END_TO_END_S
+            p99, taken = _latency(cluster, root, city, seconds)
+            rates |= _throughput(cluster, root, city, events, 2)
+        embedded_dir = root / "embedded"
+        rates["embedded"] = _embedded(embedded_dir, _settings(embedded_dir), events, city)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    detail = f"{count:,} events, {stations:,} stations, {PARTITIONS} partitions, one worker."
+    detail = f"{count:,} events, {stations:,} stations, {PARTITIONS} partitions."
+    one = rates["workers_1"]
     return [
         Result(
             "stream.faust.events_per_s",
-            faust_rate,
+            one,
             "per_s",
-            about="Events through one Faust worker on the broker (station stage outcomes).",
+            target=FAUST_TARGET_PER_S,
+            about="Events through one Faust worker on the broker, until every stage has caught "
+            "up and every event is archived.",
+            detail=detail,
+        ),
+        Result(
+            "stream.faust.two_workers.events_per_s",
+            rates["workers_2"],
+            "per_s",
+            about="The same with two worker processes sharing the partitions.",
+            detail=detail,
+        ),
+        Result(
+            "stream.faust_noop.events_per_s",
+            rates["noop"],
+            "per_s",
+            about="A Faust agent reading the same topics and doing nothing: Faust's floor.",
             detail=detail,
         ),
         Result(
             "stream.aiokafka_ceiling.events_per_s",
-            ceiling_rate,
+            rates["ceiling"],
             "per_s",
             about="A bare aiokafka consumer reading the same event topics: the transport's "
             "ceiling.",
@@ -229,25 +594,46 @@ def run(quick: bool) -> list[Result]:
         ),
         Result(
             "stream.embedded.same_input.events_per_s",
-            embedded_rate,
+            rates["embedded"],
             "per_s",
             about="The embedded runtime over the same events: archived, processed, saved.",
             detail=detail,
         ),
         Result(
+            "stream.faust.vs_faust_noop",
+            one,
+            "per_s",
+            baseline="stream.faust_noop.events_per_s",
+            ratio=one / rates["noop"],
+            about=f"Our worker's rate over Faust's floor (above 1 impossible; the ratio's target "
+            f"is {VS_NOOP_TARGET:g}).",
+        ),
+        Result(
             "stream.faust.vs_aiokafka_ceiling",
-            faust_rate,
+            one,
             "per_s",
             baseline="stream.aiokafka_ceiling.events_per_s",
-            ratio=faust_rate / ceiling_rate,
-            about="Faust's rate over the bare consumer's (above 1: Faust is faster).",
+            ratio=one / rates["ceiling"],
+            about="Our worker's rate over the bare consumer's.",
         ),
         Result(
             "stream.faust.vs_embedded",
-            faust_rate,
+            one,
             "per_s",
             baseline="stream.embedded.same_input.events_per_s",
-            ratio=faust_rate / embedded_rate,
-            about="Faust's rate over the embedded runtime's on the same events.",
+            ratio=one / rates["embedded"],
+            about="Our worker's rate over the embedded runtime's on the same events.",
+        ),
+        Result(
+            "stream.faust.end_to_end_p99_ms",
+            p99,
+            "ms",
+            target=END_TO_END_TARGET_MS,
+            about=f"A state change posted to the API until the API's live feed pushes it with "
+            f"the coverage it moved, with "
+            f"{END_TO_END_RATE_PER_S:,} events/s offered (one worker, its store writer waiting "
+            f"at most {SINK_WAIT_S:g} s to fill a batch; the API's replica follows the store "
+            f"every {API_FOLLOW_S:g} s).",
+            detail=f"{stations:,} stations; the API took the load at {taken:,.0f} events/s.",
         ),
     ]

@@ -201,7 +201,7 @@ def replay(
 
     settings = _distributed_settings()
     store = Store.open(settings.resolved_database_url)
-    sink = KafkaSink(settings)
+    sink = KafkaSink(settings, store)
     sent = 0
     try:
         with store.transaction() as tx:

@@ -1,10 +1,13 @@
 """Ingest in distributed mode: validated events go to their Kafka topic, and the API answers
 only once the broker has acknowledged every one of them (acks=all, idempotent producer).
 
-Duplicates are not looked up here (that would be a read on every POST): a retried event is
-produced again and answered `accepted`; the station stage drops the copy by its event_id,
-which each station's table slot remembers for as long as a copy could still change anything.
-The same id with different content is not detected in this mode: the first copy processed wins.
+Answers are the embedded runtime's: before producing, the event ids are looked up in the
+store's receipts (ids already handed to the broker, with their content hash). A retry is
+answered `duplicate` and not produced again; an id reused with other content is refused
+(409). Ids are recorded once the broker has acknowledged them, so a failed produce leaves
+nothing behind and the client's retry is accepted. Two requests racing with the same new id
+may both be produced: the station stage drops the copy by its event_id (each station's table
+slot remembers the ids it has seen), so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -19,14 +22,19 @@ from kafka.errors import KafkaError
 
 from schemas.events import Event, EventType
 from schemas.lifecycle import StationChange
-from store.repositories import AppendOutcome, ArchivedEvent, canonical_json
+from store.repositories import AppendOutcome, ArchivedEvent, canonical_json, content_hash
+from store.unit_of_work import Store
 from streams import topics
 from streams.clock import Clock, SystemClock
+from streams.wire import DemandReplaced
 from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _MS = 1000
+
+Message = tuple[str, bytes, bytes, int | None, list[tuple[str, bytes]]]
+"""topic, key, value, partition (None: by key), headers"""
 
 
 class BrokerUnavailableError(Exception):
@@ -41,8 +49,9 @@ class KafkaSink:
     """An EventSink that produces to Kafka. The producer is made on first use and made again
     after a failure, so an API started while the broker is down recovers on its own."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.store = store
         self.clock = clock or SystemClock()
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
@@ -62,13 +71,31 @@ class KafkaSink:
 
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
         received = self.clock.now()
+        bodies = [canonical_json(event) for event in events]
+        keys = [
+            (str(e.event_id), content_hash(body)) for e, body in zip(events, bodies, strict=True)
+        ]
+        with self.store.transaction(readonly=True) as tx:
+            outcomes = tx.receipts.judge(keys)
+        new = [i for i, outcome in enumerate(outcomes) if outcome is AppendOutcome.accepted]
         self._produce(
             [
-                (_topic_of(event.type.value), event.station_id, canonical_json(event), received)
-                for event in events
+                (_topic_of(events[i].type.value), events[i].station_id, bodies[i], received)
+                for i in new
             ]
         )
-        return [AppendOutcome.accepted] * len(events)
+        if new:
+            with self.store.transaction() as tx:
+                tx.receipts.record([keys[i] for i in new], received)
+        return outcomes
+
+    def announce_demand(self) -> None:
+        """Tell the workers the demand layer in the store was replaced: a marker on every
+        partition of the clock topic, so that every partition's owner acts on it, in order
+        with the events before and after it."""
+        marker = DemandReplaced(at=self.clock.now()).model_dump_json().encode()
+        partitions = range(self.settings.broker_partitions)
+        self._send([(topics.CLOCK, topics.DEMAND_KEY, marker, p, []) for p in partitions])
 
     def submit_archived(self, events: Sequence[ArchivedEvent]) -> None:
         """Re-feed archived events as they were accepted (body and received time unchanged),
@@ -85,6 +112,22 @@ class KafkaSink:
     def _produce(self, items: Sequence[tuple[str, str, str, datetime]]) -> None:
         if not items:
             return
+        self._send(
+            [
+                (
+                    topic,
+                    station_id.encode(),
+                    body.encode("utf-8"),
+                    None,
+                    [(topics.RECEIVED_AT, received.isoformat().encode())],
+                )
+                for topic, station_id, body, received in items
+            ]
+        )
+
+    def _send(self, messages: Sequence[Message]) -> None:
+        """Produce and wait for the broker's acknowledgement of every message, or raise
+        BrokerUnavailableError."""
         timeout = self.settings.broker_ack_timeout_seconds
         try:
             with self._lock:
@@ -92,13 +135,8 @@ class KafkaSink:
                     self._producer = self._connect()
                 producer = self._producer
             futures = [
-                producer.send(
-                    topic,
-                    key=station_id.encode(),
-                    value=body.encode("utf-8"),
-                    headers=[(topics.RECEIVED_AT, received.isoformat().encode())],
-                )
-                for topic, station_id, body, received in items
+                producer.send(topic, key=key, value=value, partition=partition, headers=headers)
+                for topic, key, value, partition, headers in messages
             ]
             producer.flush(timeout=timeout)
             for future in futures:

@@ -16,6 +16,7 @@ from datetime import datetime
 from demo.simulator import Simulator
 from schemas.api import Health
 from services.history import HistoryRecorder
+from schemas.geography import DemandCell
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
@@ -80,7 +81,7 @@ class EmbeddedSystem:
             autotick=autotick,
             follow_store=settings.distributed,
         )
-        self.kafka = KafkaSink(settings, self.clock) if settings.distributed else None
+        self.kafka = KafkaSink(settings, self.store, self.clock) if settings.distributed else None
         sink: EventSink = self.kafka or self.runtime
         self.ingest = Ingest(
             sink=sink,
@@ -115,6 +116,13 @@ class EmbeddedSystem:
                     self._published_seq = changes[-1][0]
         if self.started:
             self.runtime.apply_station_changes()
+
+    def replace_demand(self, cells: Sequence[DemandCell]) -> None:
+        """A new demand layer: stored and live in this process; in distributed mode the
+        workers are told to load it too."""
+        self.runtime.replace_demand(cells)
+        if self.kafka is not None:
+            self.kafka.announce_demand()
 
     def start(self) -> None:
         with self.store.transaction(readonly=True) as tx:

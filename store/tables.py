@@ -436,3 +436,16 @@ class VisitDayWorkerRow(Base):
     day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
     station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     worker: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class EventReceiptRow(Base):
+    """Event ids the API has handed to the broker (distributed mode), with their content hash:
+    what it checks before producing, so that a retry is answered `duplicate` and an id reused
+    with other content is refused, as the embedded runtime's archive does. The archive itself
+    is written later, by the workers."""
+
+    __tablename__ = "event_receipts"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

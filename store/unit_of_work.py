@@ -15,6 +15,7 @@ from store.coverage_cells import CoverageCellRepository
 from store.database import READONLY_OPTION, create_schema, make_engine
 from store.geocode_cache import GeocodeCache
 from store.history import HistoryRepository
+from store.receipts import EventReceipts
 from store.repositories import (
     AlertRepository,
     DemandRepository,
@@ -51,6 +52,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepository(session)
         self.history = HistoryRepository(session)
         self.visit_rollups = VisitRollups(session)
+        self.receipts = EventReceipts(session)
 
 
 class Store:

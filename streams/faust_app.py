@@ -19,7 +19,11 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -28,19 +32,25 @@ from typing import Any
 import faust
 from faust.serializers.codecs import Codec
 from faust.types import EventT, StreamT
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from geo.coverage import CoverageIndex
+from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertKind, alert_key
 from schemas.events import EVENT_ADAPTER, Event
+from schemas.geography import DemandCell
 from schemas.lifecycle import StationChange
-from schemas.state import CoverageDelta, StationRecord, StationStateChanged
+from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
 from store.repositories import ArchivedEvent, canonical_json
 from store.unit_of_work import Store
+from streams import metrics
 from streams import topics as t
 from streams.alerts import AlertBook
+from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
 from streams.embedded import StationRegistry
+from streams.faust_acks import Done, gate_acks
 from streams.pipeline import StationOutcome, StationSteps, ZoneSteps
 from streams.slots import (
     StationSlot,
@@ -52,6 +62,7 @@ from streams.slots import (
     load_zone_slot,
 )
 from streams.wire import (
+    DemandReplaced,
     Outcome,
     Tick,
     WireError,
@@ -67,6 +78,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_FRACTION = 0.2  # consumer heartbeat interval as a share of the session timeout
 RAW = "raw"
+MS_PER_S = 1000.0
 
 
 class _StationSlotCodec(Codec):
@@ -89,13 +101,9 @@ class _JsonCodec(Codec):
     """Plain JSON for small bookkeeping values."""
 
     def _dumps(self, obj: Any) -> bytes:
-        import json
-
         return json.dumps(obj, separators=(",", ":")).encode()
 
     def _loads(self, s: bytes) -> Any:
-        import json
-
         return json.loads(s)
 
 
@@ -105,24 +113,20 @@ def _headers(message: Any) -> dict[str, bytes]:
     return {str(k): v for k, v in items}
 
 
+Message = tuple[str, bytes | None, bytes, int | None, list[tuple[str, bytes]] | None]
+"""topic, key, value, partition (None: by key), headers"""
+
+
 class Sender:
-    """Where stages publish; the app's topics with bytes in and out."""
+    """Where stages publish. A stage's steps only queue what they produce (`send`); `flush`
+    hands a whole batch to the producer and waits until the broker has it, so that a batch's
+    output is durable before the table slots that say it was done are written."""
 
     def __init__(self, app: faust.App) -> None:
-        self.topics = {
-            name: app.topic(name, key_serializer=RAW, value_serializer=RAW)
-            for name in (
-                t.STATION_STATE,
-                t.COVERAGE_DELTAS,
-                t.ZONE_COVERAGE,
-                t.ALERTS,
-                t.OUTCOMES,
-                t.DEAD_LETTER,
-                t.CLOCK,
-            )
-        }
+        self.app = app
+        self.pending: list[Message] = []
 
-    async def send(
+    def send(
         self,
         topic: str,
         key: str | bytes | None,
@@ -132,11 +136,22 @@ class Sender:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         encoded = key.encode() if isinstance(key, str) else key
-        await self.topics[topic].send(
-            key=encoded, value=value, partition=partition, headers=headers
-        )
+        self.pending.append((topic, encoded, value, partition, headers))
 
-    async def dead_letter(self, message: Any, reason: str) -> None:
+    async def flush(self) -> None:
+        """Raises when the broker refused any of it, so that the batch is not marked done."""
+        pending, self.pending = self.pending, []
+        producer = self.app.producer
+        sent = [
+            await producer.send(topic, key, value, partition, None, headers)
+            for topic, key, value, partition, headers in pending
+        ]
+        if pending:
+            await producer.flush()
+            await asyncio.gather(*sent)
+
+    def dead_letter(self, message: Any, reason: str) -> None:
+        metrics.DEAD_LETTERS.labels(message.topic).inc()
         log.warning(
             "dead letter from %s[%d]@%d: %s",
             message.topic,
@@ -144,7 +159,7 @@ class Sender:
             message.offset,
             reason,
         )
-        await self.send(
+        self.send(
             t.DEAD_LETTER,
             message.key,
             message.value if message.value is not None else b"",
@@ -156,13 +171,57 @@ class Sender:
             ],
         )
 
-    async def alerts(self, events: Iterable[AlertEvent]) -> None:
+    def alerts(self, events: Iterable[AlertEvent]) -> None:
         for event in events:
-            await self.send(t.ALERTS, event.alert.key, event.model_dump_json().encode())
+            self.send(t.ALERTS, event.alert.key, event.model_dump_json().encode())
+
+
+class DemandFollower:
+    """The world a stage works in, with the demand layer the store holds now. A stage asks it
+    to `refresh` on each DemandReplaced marker; `first_time` tells whether a partition has yet
+    to act on the layer now loaded (each partition acts once per layer, whichever worker
+    owns it then)."""
+
+    def __init__(self, store: Store, world: World) -> None:
+        self.store = store
+        self.world = world
+        self.version = demand_version(self._load())
+        self.acted: dict[int, str] = {}
+
+    def _load(self) -> list[DemandCell]:
+        with self.store.transaction(readonly=True) as tx:
+            return list(tx.demand.load())
+
+    def refresh(self) -> World:
+        cells = self._load()
+        version = demand_version(cells)
+        if version != self.version:
+            world = self.world
+            demand = DemandLayer.build(world.grid, cells)
+            self.world = World(grid=world.grid, demand=demand, catchments=world.catchments)
+            self.version = version
+            log.info("demand layer replaced: %d cells", len(cells))
+        return self.world
+
+    def first_time(self, partition: int) -> bool:
+        if self.acted.get(partition) == self.version:
+            return False
+        self.acted[partition] = self.version
+        return True
+
+
+def demand_version(cells: Sequence[DemandCell]) -> str:
+    """A digest of a demand layer: equal layers, equal digests."""
+    text = json.dumps([c.model_dump(mode="json") for c in cells], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class StationStage:
-    """Station-keyed processing over one table slot per station."""
+    """Station-keyed processing over one table slot per station.
+
+    A batch of messages (events and ticks, each partition in order) runs through the pure
+    steps in one go over a working copy of the slots it touches; then its output is sent, and
+    each touched slot is written once (one changelog message per station per batch)."""
 
     def __init__(
         self,
@@ -171,14 +230,20 @@ class StationStage:
         registry: StationRegistry,
         slots: Any,
         sender: Sender,
+        follower: DemandFollower,
     ) -> None:
         self.settings = settings
         self.world = world
+        self.follower = follower
         self.registry = registry
         self.slots = slots
         self.sender = sender
         self.supply_ratios: dict[str, float] = {}
         self.by_partition: dict[int, set[str]] = defaultdict(set)
+        self.working: dict[str, StationSlot] = {}
+        self.published: dict[str, StationRecord | None] = {}  # record as of the batch's start
+        self.partition_of: dict[str, int] = {}  # where each working slot's input came from
+        self.handled: list[tuple[str, str]] = []  # (event type, what became of it) this batch
         for station_id in registry:
             self._own(station_id)
 
@@ -186,45 +251,64 @@ class StationStage:
         partition = t.partition_for(station_id, self.settings.broker_partitions)
         self.by_partition[partition].add(station_id)
 
-    async def process(self, event: EventT) -> None:
+    async def run(self, batch: Sequence[EventT]) -> None:
+        started = time.perf_counter()
+        for event in batch:
+            self.process(event)
+        await self.finish()
+        if self.handled:
+            per_event = (time.perf_counter() - started) / len(self.handled)
+            for event_type, applied in self.handled:
+                metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
+                metrics.PROCESSING_SECONDS.observe(per_event)
+            self.handled.clear()
+
+    def process(self, event: EventT) -> None:
         message = event.message
         if message.topic == t.CLOCK:
+            if message.key == t.DEMAND_KEY:
+                replaced = DemandReplaced.model_validate_json(message.value)
+                self.demand_replaced(message.partition, replaced.at)
+                return
             tick = Tick.model_validate_json(message.value)
-            await self.tick(message.partition, tick.at)
+            self.tick(message.partition, tick.at)
             return
         if message.topic == t.STATION_CHANGES:
-            await self.change(StationChange.model_validate_json(message.value))
+            self.change(StationChange.model_validate_json(message.value), message.partition)
             return
         try:
             parsed = read_event(message.value)
         except WireError as exc:
-            await self.sender.dead_letter(message, str(exc))
+            self.sender.dead_letter(message, str(exc))
             return
         if parsed.station_id not in self.registry:
-            await self.sender.dead_letter(message, f"unknown station {parsed.station_id!r}")
+            self.sender.dead_letter(message, f"unknown station {parsed.station_id!r}")
             return
         received = _headers(message).get(t.RECEIVED_AT)
         now = datetime.fromisoformat(received.decode()) if received else datetime.now(UTC)
         self._own(parsed.station_id)
-        await self.handle(parsed, now)
+        self.partition_of[parsed.station_id] = message.partition
+        self.handle(parsed, now)
 
-    async def handle(self, event: Event, now: datetime) -> None:
-        station_id = event.station_id
-        slot = self.slots.get(station_id) or StationSlot(station_id)
+    def handle(self, event: Event, now: datetime) -> None:
+        slot = self._slot(event.station_id)
         event_id = str(event.event_id)
         if event_id in slot.seen:  # a copy: a client's retry, or a replay after a crash
-            await self._outcome(event, now, None)
+            self._outcome(event, now, None)
             return
         steps, state = self._steps(slot)
         produced = steps.handle(event, now)
+        applied = produced.applied or EventStatus.applied
+        self.handled.append((event.type.value, applied.value))
         slot.seen[event_id] = event.occurred_at
-        await self._publish(produced, now)
-        await self._outcome(event, now, produced.applied)
-        await self._save(slot, state, now)
+        self._publish(produced, now)
+        self._outcome(event, now, produced.applied)
+        self._save(slot, state, now)
 
-    async def change(self, change: StationChange) -> None:
+    def change(self, change: StationChange, partition: int) -> None:
         """A registry change, at the instant it was made (the registry here follows it)."""
-        slot = self.slots.get(change.station_id) or StationSlot(change.station_id)
+        self.partition_of[change.station_id] = partition
+        slot = self._slot(change.station_id)
         steps, state = self._steps(slot)
         produced = steps.change(change, change.at)
         if change.new is None:
@@ -233,15 +317,16 @@ class StationStage:
             ].discard(change.station_id)
         else:
             self._own(change.station_id)
-        await self._publish(produced, change.at)
-        await self._save(slot, state, change.at)
+        self._publish(produced, change.at)
+        self._save(slot, state, change.at)
 
-    async def tick(self, partition: int, now: datetime) -> None:
+    def tick(self, partition: int, now: datetime) -> None:
         for change in self.registry.refresh():  # changed while another worker owned them
             if change.new is not None:
                 self._own(change.station_id)
         for station_id in sorted(self.by_partition.get(partition, ())):
-            slot = self.slots.get(station_id) or StationSlot(station_id)
+            self.partition_of[station_id] = partition
+            slot = self._slot(station_id)
             steps, state = self._steps(slot)
             produced = steps.register([station_id], now)
             produced.extend(steps.tick(now))
@@ -252,14 +337,71 @@ class StationStage:
                 state["visits"].get(station_id, []),
                 state["alerts"],
             )
-            await self._publish(produced, now)
+            self._publish(produced, now)
             if before != after:
-                await self._save(slot, state, now)
+                self._save(slot, state, now)
         marker = ZoneMessage(at=now, tick_from=partition).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
-            await self.sender.send(
+            self.sender.send(
                 t.COVERAGE_DELTAS, f"tick-{partition}", marker, partition=zone_partition
             )
+
+    def demand_replaced(self, partition: int, at: datetime) -> None:
+        """Load the new demand layer; move the partition's stations through coverage again
+        with their supply ratios on it (2SFCA step one depends on demand), as the embedded
+        runtime's rebuild does; and tell every zone partition to rejudge its zones."""
+        world = self.follower.refresh()
+        if world is not self.world:
+            self.world = world
+            self.supply_ratios.clear()
+        if self.follower.first_time(partition):
+            for station_id in sorted(self.by_partition.get(partition, ())):
+                known = self.working.get(station_id) or self.slots.get(station_id)
+                if known is None or known.record is None or station_id not in self.registry:
+                    continue  # not heard from: nothing in coverage to move
+                self.partition_of[station_id] = partition
+                slot = self._slot(station_id)
+                steps, state = self._steps(slot)
+                again = StationStateChanged(
+                    station_id=station_id,
+                    old=None,
+                    new=slot.record.state,
+                    at=slot.record.state_since or at,
+                    reason=slot.record.state_reason,
+                )
+                self._publish(steps.propagate(again, at), at)
+                self._save(slot, state, at)
+        marker = ZoneMessage(at=at, demand_replaced=True).model_dump_json().encode()
+        for zone_partition in range(self.settings.broker_partitions):
+            self.sender.send(
+                t.COVERAGE_DELTAS, f"demand-{partition}", marker, partition=zone_partition
+            )
+
+    async def finish(self) -> None:
+        """Output first, then the slots: a worker that dies in between replays the batch,
+        whose effects downstream are idempotent; one that dies before never said it was done."""
+        for station_id, slot in self.working.items():
+            before = self.published.get(station_id)
+            if slot.record is not None and slot.record != before:
+                self.sender.send(
+                    t.STATION_STATE, station_id, slot.record.model_dump_json().encode()
+                )
+            elif slot.record is None and before is not None:  # retired
+                self.sender.send(t.STATION_STATE, station_id, retired_marker(station_id))
+        await self.sender.flush()
+        for station_id, slot in self.working.items():
+            keep(self.slots, self.partition_of[station_id], station_id, slot)
+        self.working.clear()
+        self.published.clear()
+        self.partition_of.clear()
+
+    def _slot(self, station_id: str) -> StationSlot:
+        found = self.working.get(station_id)
+        if found is None:
+            found = self.slots.get(station_id) or StationSlot(station_id)
+            self.working[station_id] = found
+            self.published[station_id] = found.record
+        return found
 
     def _steps(self, slot: StationSlot) -> tuple[StationSteps, dict[str, dict[str, Any]]]:
         state: dict[str, dict[str, Any]] = {
@@ -279,73 +421,117 @@ class StationStage:
         )
         return steps, state
 
-    async def _save(
-        self, slot: StationSlot, state: dict[str, dict[str, Any]], now: datetime
-    ) -> None:
-        record: StationRecord | None = state["records"].get(slot.station_id)
-        if record is not None and record != slot.record:
-            await self.sender.send(
-                t.STATION_STATE, slot.station_id, record.model_dump_json().encode()
-            )
-        elif record is None and slot.record is not None:  # retired
-            await self.sender.send(
-                t.STATION_STATE, slot.station_id, retired_marker(slot.station_id)
-            )
+    def _save(self, slot: StationSlot, state: dict[str, dict[str, Any]], now: datetime) -> None:
         settings = self.settings
         slot.forget_before(
             dedupe_horizon(now, settings.overload_window_minutes, settings.allowed_lateness_minutes)
         )
-        self.slots[slot.station_id] = StationSlot(
+        self.working[slot.station_id] = StationSlot(
             station_id=slot.station_id,
-            record=record,
+            record=state["records"].get(slot.station_id),
             window=state["visits"].get(slot.station_id, []),
             alerts=state["alerts"],
             seen=slot.seen,
         )
 
-    async def _publish(self, produced: StationOutcome, now: datetime) -> None:
+    def _publish(self, produced: StationOutcome, now: datetime) -> None:
         for item in produced.emitted:
             if isinstance(item, CoverageDelta):
                 value = ZoneMessage(at=now, delta=item).model_dump_json().encode()
-                await self.sender.send(t.COVERAGE_DELTAS, item.zone, value)
+                self.sender.send(t.COVERAGE_DELTAS, item.zone, value)
             elif isinstance(item, AlertEvent):
-                await self.sender.alerts([item])
+                self.sender.alerts([item])
             else:
                 assert isinstance(item, StationStateChanged)
 
-    async def _outcome(self, event: Event, now: datetime, status: Any) -> None:
+    def _outcome(self, event: Event, now: datetime, status: Any) -> None:
         outcome = Outcome(body=canonical_json(event), received_at=now, status=status)
-        await self.sender.send(t.OUTCOMES, event.station_id, outcome.model_dump_json().encode())
+        self.sender.send(t.OUTCOMES, event.station_id, outcome.model_dump_json().encode())
 
 
 class ZoneStage:
-    """Zone-keyed processing over one table slot per zone, and a clock per zone partition."""
+    """Zone-keyed processing over one table slot per zone, and a clock per zone partition.
+
+    Like the station stage, a batch of deltas and tick markers runs over a working copy of the
+    zones it touches; each touched zone's summary is published and its slot written once per
+    batch, not once per delta."""
 
     def __init__(
-        self, settings: Settings, world: World, slots: Any, clocks: Any, sender: Sender
+        self,
+        settings: Settings,
+        world: World,
+        slots: Any,
+        clocks: Any,
+        sender: Sender,
+        follower: DemandFollower,
     ) -> None:
         self.settings = settings
-        self.world = world
         self.slots = slots
         self.clocks = clocks
         self.sender = sender
+        self.follower = follower
+        self.working: dict[str, ZoneSlot] = {}
+        self.partition_of: dict[str, int] = {}
+        self._enter(world)
+
+    def _enter(self, world: World) -> None:
+        self.world = world
         self.by_partition: dict[int, list[str]] = defaultdict(list)
         for zone in sorted(world.demand.cells_of_zone):
-            self.by_partition[t.partition_for(zone, settings.broker_partitions)].append(zone)
+            self.by_partition[t.partition_for(zone, self.settings.broker_partitions)].append(zone)
 
-    async def process(self, event: EventT) -> None:
+    async def run(self, batch: Sequence[EventT]) -> None:
+        for event in batch:
+            self.process(event)
+        await self.finish()
+
+    def process(self, event: EventT) -> None:
         message = ZoneMessage.model_validate_json(event.message.value)
         if message.delta is not None:
-            await self.apply(message.delta, message.at)
+            self.partition_of[message.delta.zone] = event.message.partition
+            self.apply(message.delta, message.at)
         if message.tick_from is not None:
-            await self.tick(event.message.partition, message.tick_from, message.at)
+            self.tick(event.message.partition, message.tick_from, message.at)
+        if message.demand_replaced:
+            self.demand_replaced(event.message.partition, message.at)
+
+    def demand_replaced(self, partition: int, at: datetime) -> None:
+        """Judge every zone of the partition again on the new demand layer (its cells'
+        underserved flags are derived from demand); a zone the layer no longer has resolves."""
+        world = self.follower.refresh()
+        if world is not self.world:
+            self._enter(world)
+        if not self.follower.first_time(partition):
+            return
+        parts = self.settings.broker_partitions
+        held = set(self.slots.keys()) | set(self.working)
+        zones = set(self.by_partition.get(partition, ()))
+        zones |= {zone for zone in held if t.partition_for(zone, parts) == partition}
+        for zone in sorted(zones):
+            self.partition_of[zone] = partition
+            coverage = self._slot(zone).coverage
+            coverage.underserved.clear()
+            coverage.judged = False
+            self.judge(zone, at)
+
+    async def finish(self) -> None:
+        for zone, slot in self.working.items():
+            steps, _ = self._steps(slot)
+            summary = zone_summary(steps.zone_book, zone)
+            self.sender.send(t.ZONE_COVERAGE, zone, summary.model_dump_json().encode())
+        await self.sender.flush()
+        for zone, slot in self.working.items():
+            keep(self.slots, self.partition_of[zone], zone, slot)
+        self.working.clear()
+        self.partition_of.clear()
 
     def _slot(self, zone: str) -> ZoneSlot:
-        found = self.slots.get(zone)
-        if found is not None:
-            return found
-        index = CoverageIndex(self.settings.degraded_coverage_weight)
-        return ZoneSlot(coverage=ZoneCoverage(zone=zone, index=index))
+        found = self.working.get(zone) or self.slots.get(zone)
+        if found is None:
+            index = CoverageIndex(self.settings.degraded_coverage_weight)
+            found = ZoneSlot(coverage=ZoneCoverage(zone=zone, index=index))
+        self.working[zone] = found
+        return found
 
     def _steps(self, slot: ZoneSlot) -> tuple[ZoneSteps, dict[str, Alert]]:
         zone = slot.coverage.zone
@@ -358,33 +544,27 @@ class ZoneStage:
         )
         return steps, alerts
 
-    async def apply(self, delta: CoverageDelta, now: datetime) -> None:
+    def apply(self, delta: CoverageDelta, now: datetime) -> None:
         slot = self._slot(delta.zone)
         steps, alerts = self._steps(slot)
         _, events = steps.apply(delta, now)
-        await self._finish(slot, steps, alerts, events)
+        self._finish(slot, alerts, events)
 
-    async def judge(self, zone: str, now: datetime) -> None:
+    def judge(self, zone: str, now: datetime) -> None:
         slot = self._slot(zone)
         steps, alerts = self._steps(slot)
         events = steps.judge(steps.zone_book.assess(zone), now)
-        await self._finish(slot, steps, alerts, events)
+        self._finish(slot, alerts, events)
 
-    async def _finish(
-        self,
-        slot: ZoneSlot,
-        steps: ZoneSteps,
-        alerts: dict[str, Alert],
-        events: Sequence[AlertEvent],
+    def _finish(
+        self, slot: ZoneSlot, alerts: dict[str, Alert], events: Sequence[AlertEvent]
     ) -> None:
         zone = slot.coverage.zone
-        await self.sender.alerts(events)
-        summary = zone_summary(steps.zone_book, zone)
-        await self.sender.send(t.ZONE_COVERAGE, zone, summary.model_dump_json().encode())
+        self.sender.alerts(events)
         key = alert_key(AlertKind.zone_underserved, zone)
-        self.slots[zone] = ZoneSlot(coverage=slot.coverage, alert=alerts.get(key))
+        self.working[zone] = ZoneSlot(coverage=slot.coverage, alert=alerts.get(key))
 
-    async def tick(self, partition: int, source: int, at: datetime) -> None:
+    def tick(self, partition: int, source: int, at: datetime) -> None:
         clock = self.clocks.get(str(partition)) or {"sources": {}, "ticked": None}
         sources: dict[str, str] = dict(clock["sources"])
         if source >= self.settings.broker_partitions:
@@ -399,24 +579,26 @@ class ZoneStage:
         if effective is not None and (ticked is None or effective > ticked):
             if ticked is None:  # the first tick: judge every zone, even those no station reaches
                 for zone in self.by_partition.get(partition, ()):
-                    await self.judge(zone, effective)
-            await self._advance_alerts(partition, effective)
+                    self.partition_of[zone] = partition
+                    self.judge(zone, effective)
+            self._advance_alerts(partition, effective)
             ticked = effective
-        self.clocks[str(partition)] = {
-            "sources": sources,
-            "ticked": ticked.isoformat() if ticked else None,
-        }
+        clock = {"sources": sources, "ticked": ticked.isoformat() if ticked else None}
+        keep(self.clocks, partition, str(partition), clock)
 
-    async def _advance_alerts(self, partition: int, now: datetime) -> None:
+    def _advance_alerts(self, partition: int, now: datetime) -> None:
         parts = self.settings.broker_partitions
-        for zone, slot in sorted(self.slots.items(), key=lambda item: item[0]):
-            if slot.alert is None or t.partition_for(zone, parts) != partition:
+        zones = sorted(set(self.slots.keys()) | set(self.working))
+        for zone in zones:
+            slot = self.working.get(zone) or self.slots.get(zone)
+            if slot is None or slot.alert is None or t.partition_for(zone, parts) != partition:
                 continue
             alerts = {slot.alert.key: slot.alert}
             events = AlertBook(alerts, self.settings).on_tick(now)
             if events:
-                await self.sender.alerts(events)
-                self.slots[zone] = ZoneSlot(
+                self.sender.alerts(events)
+                self.partition_of[zone] = partition
+                self.working[zone] = ZoneSlot(
                     coverage=slot.coverage, alert=alerts.get(slot.alert.key)
                 )
 
@@ -495,18 +677,25 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         broker_heartbeat_interval=session * HEARTBEAT_FRACTION,
         broker_commit_interval=settings.worker_commit_interval_seconds,
         producer_acks=-1,
+        producer_linger=settings.worker_producer_linger_ms / MS_PER_S,
+        producer_max_batch_size=settings.worker_producer_batch_max_bytes,
         web_enabled=True,
         web_bind=settings.worker_web_host,
         web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
     )
-    _cap_fetch_wait(settings.worker_fetch_max_wait_ms)
-    sender = Sender(app)
+    cap_fetch_wait(settings.worker_fetch_max_wait_ms)
+    done = Done()
+    gate_acks(app, done, {spec.name for spec in t.topic_specs(settings) if spec.compacted})
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
-    station_stage = StationStage(settings, world, registry, station_slots, sender)
-    zone_stage = ZoneStage(settings, world, zone_slots, zone_clocks, sender)
+    station_stage = StationStage(
+        settings, world, registry, station_slots, Sender(app), DemandFollower(store, world)
+    )
+    zone_stage = ZoneStage(
+        settings, world, zone_slots, zone_clocks, Sender(app), DemandFollower(store, world)
+    )
     writer = StoreWriter(store)
 
     station_input = app.topic(
@@ -518,15 +707,19 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     )
     zone_input = app.topic(t.COVERAGE_DELTAS, key_serializer=RAW, value_serializer=RAW)
 
+    most, wait = settings.worker_batch_max_events, settings.worker_batch_wait_seconds
+
     @app.agent(station_input)
     async def stations(stream: StreamT) -> None:
-        async for event in stream.events():
-            await station_stage.process(event)
+        async for batch in stream.take_events(most, within=wait):
+            await station_stage.run(batch)
+            done.mark(batch)  # output on the broker; slots go out before any commit
 
     @app.agent(zone_input)
     async def zones(stream: StreamT) -> None:
-        async for event in stream.events():
-            await zone_stage.process(event)
+        async for batch in stream.take_events(most, within=wait):
+            await zone_stage.run(batch)
+            done.mark(batch)
 
     batch = settings.worker_sink_batch_max_messages
     within = settings.worker_sink_batch_wait_seconds
@@ -535,7 +728,9 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         (t.ALERTS, writer.alerts),
         (t.OUTCOMES, writer.outcomes),
     ):
-        _sink(app, topic_name, write, batch, within)
+        _sink(app, topic_name, write, batch, within, done)
+
+    _export_metrics(app)
 
     if settings.worker_clock == "wall":
 
@@ -544,12 +739,41 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
             tick = Tick(at=datetime.now(UTC)).model_dump_json().encode()
             for tp in app.assignor.assigned_actives():
                 if tp.topic == t.CLOCK:
-                    await sender.send(t.CLOCK, None, tick, partition=tp.partition)
+                    await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
     return app
 
 
-def _cap_fetch_wait(max_wait_ms: int) -> None:
+def _export_metrics(app: faust.App) -> None:
+    """Prometheus metrics on the worker's web server (GET /metrics): the processing counters
+    and latency, dead letters, and consumer lag per partition it owns."""
+    own = CollectorRegistry()
+    own.register(ConsumerLag(lambda: consumer_lags(app)))
+
+    @app.page("/metrics")
+    async def prometheus_metrics(web: Any, request: Any) -> Any:
+        body = generate_latest(REGISTRY) + generate_latest(own)
+        response = web.bytes(body)
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST  # with its version and charset
+        return response
+
+
+def consumer_lags(app: faust.App) -> Lags:
+    """Each partition an agent of this worker reads: its end offset less what the worker has
+    committed there. Table changelogs are read only to recover, never committed: left out."""
+    consumer = app.consumer
+    committed = app.monitor.tp_committed_offsets
+    changelogs = app.tables.changelog_topics
+    found = {}
+    for tp in consumer.assignment():
+        if tp.topic in changelogs:
+            continue
+        end = consumer.highwater(tp) or 0
+        found[(tp.topic, tp.partition)] = max(end - (committed.get(tp) or 0), 0)
+    return found
+
+
+def cap_fetch_wait(max_wait_ms: int) -> None:
     """Faust hard-codes a 1.5 s fetch wait. Kafka answers a waiting fetch as soon as data
     arrives; the tests' mock broker waits it out, which would add the full wait to every hop
     between stages. The setting makes the wait configurable (this process only)."""
@@ -567,6 +791,14 @@ def _cap_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka.AIOKafkaConsumer = _Consumer
 
 
+def keep(table: Any, partition: int, key: str, value: Any) -> None:
+    """Set a table key from a batch: Faust's `table[key] = value` takes the changelog
+    partition from the event being iterated, which a batch of many events has not got; the
+    partition the key's input came from is the same one."""
+    table.data[key] = value
+    table.send_changelog(partition, key, value)
+
+
 def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any] | None) -> Any:
     """A table whose values are written through `codec` and kept as live objects in the
     memory store. Faust takes a table's serializers from its value type, and recovery from
@@ -580,11 +812,12 @@ def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any
     return table
 
 
-def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float) -> None:
+def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float, done: Done) -> None:
     source = app.topic(topic, key_serializer=RAW, value_serializer=RAW)
 
     async def sink(stream: StreamT) -> None:
-        async for values in stream.take(batch, within=within):
-            write(values)
+        async for events in stream.take_events(batch, within=within):
+            write([event.message.value for event in events])
+            done.mark(events)  # only once the store transaction holding them has committed
 
     app.agent(source, name=f"store-writer-{topic}")(sink)

@@ -39,3 +39,14 @@ COMMIT_GROUPS = Counter(
 COMMITTED_POSTS = Counter(
     "waystation_committed_posts_total", "Posts whose events were archived by a group commit"
 )
+DEAD_LETTERS = Counter(
+    "waystation_dead_letters_total",
+    "Messages a worker could not process and sent to the dead-letter topic, by source topic",
+    ["topic"],
+)
+ACKS_REFUSED = Counter(
+    "waystation_acks_refused_total",
+    "Acks of input messages a worker had not processed (skipped in a rebalance, or in a batch "
+    "that failed), refused so that their offsets are not committed; by source topic",
+    ["topic"],
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from geo.coverage import CoverageIndex
@@ -18,6 +19,9 @@ from schemas.state import StationRecord
 from schemas.stations import StationState
 from streams.coverage import ZoneCoverage, ZoneStation
 from streams.overload import VisitWindow
+
+SEPARATORS = (",", ":")
+ZONE_STATIONS_KEPT = 1 << 16  # encoded station entries kept between zone writes
 
 
 @dataclass
@@ -72,17 +76,29 @@ class ZoneSlot:
 
 
 def dump_zone_slot(slot: ZoneSlot) -> bytes:
-    """Only the stations are written: the cell counts are rebuilt from them on load."""
-    data: dict[str, Any] = {
-        "zone": slot.coverage.zone,
-        "weight": slot.coverage.index.degraded_weight,
-        "stations": {
-            station_id: [known.state.value, list(known.cells), known.supply_ratio]
-            for station_id, known in slot.coverage.stations.items()
-        },
-        "alert": slot.alert.model_dump(mode="json") if slot.alert else None,
-    }
-    return json.dumps(data, separators=(",", ":")).encode()
+    """Only the stations are written: the cell counts are rebuilt from them on load. A zone is
+    written whole whenever one of its stations moves, while most of its stations stay as they
+    were: each station's JSON is kept from the last write (a station's entry is immutable),
+    so a write encodes only the stations that changed."""
+    stations = ",".join(
+        f"{json.dumps(station_id)}:{_zone_station_json(known)}"
+        for station_id, known in slot.coverage.stations.items()
+    )
+    alert = (
+        json.dumps(slot.alert.model_dump(mode="json"), separators=SEPARATORS)
+        if slot.alert
+        else "null"
+    )
+    zone = json.dumps(slot.coverage.zone)
+    weight = json.dumps(slot.coverage.index.degraded_weight)
+    return f'{{"zone":{zone},"weight":{weight},"stations":{{{stations}}},"alert":{alert}}}'.encode()
+
+
+@lru_cache(maxsize=ZONE_STATIONS_KEPT)
+def _zone_station_json(known: ZoneStation) -> str:
+    return json.dumps(
+        [known.state.value, list(known.cells), known.supply_ratio], separators=SEPARATORS
+    )
 
 
 def load_zone_slot(raw: bytes | dict[str, Any]) -> ZoneSlot:

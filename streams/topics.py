@@ -34,6 +34,8 @@ ZONE_SLOTS = "zone-slots"
 ZONE_CLOCKS = "zone-clocks"
 TABLES = (STATION_SLOTS, ZONE_SLOTS, ZONE_CLOCKS)
 
+DEMAND_KEY = b"demand-replaced"  # key of DemandReplaced on the clock topic (ticks have none)
+
 # Headers
 RECEIVED_AT = "waystation-received-at"  # when the API accepted the event (RFC 3339)
 DEAD_LETTER_TOPIC = "dead-letter-topic"

@@ -19,15 +19,26 @@ class Tick(BaseModel):
     at: datetime
 
 
+class DemandReplaced(BaseModel):
+    """On the clock topic, one per partition (key `DEMAND_KEY`): the demand layer in the store
+    was replaced at `at`; each partition's owner loads it and rebuilds access on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+
+
 class ZoneMessage(BaseModel):
-    """On the coverage-delta topic: a delta for one zone, or a tick marker from one station
-    partition (a zone partition ticks once every station partition has passed that time)."""
+    """On the coverage-delta topic: a delta for one zone, a tick marker from one station
+    partition (a zone partition ticks once every station partition has passed that time), or
+    word that the demand layer was replaced (the zone partition rejudges its zones on it)."""
 
     model_config = ConfigDict(frozen=True)
 
     at: datetime
     delta: CoverageDelta | None = None
     tick_from: int | None = None
+    demand_replaced: bool = False
 
 
 class Outcome(BaseModel):

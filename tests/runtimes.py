@@ -21,7 +21,7 @@ from streams.clock import ManualClock
 from streams.coverage_map import zone_summary
 from streams.pipeline import StepOutcome
 from streams.wire import ZoneSummary
-from tests.conftest import load, tiny_city
+from tests.conftest import TinyCity, load, tiny_city
 from tests.kafka_harness import Wire, WorkerProcess
 from waystation.settings import Settings
 
@@ -32,10 +32,12 @@ RegistryWrite = Callable[[StationChangeLog, datetime], object]
 
 
 class Embedded:
-    def __init__(self, settings: Settings, clock: ManualClock) -> None:
+    def __init__(
+        self, settings: Settings, clock: ManualClock, *, city: TinyCity | None = None
+    ) -> None:
         self.clock = clock
         self.system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
-        load(self.system, tiny_city(settings))
+        load(self.system, city or tiny_city(settings))
         self.alerts: list[AlertEvent] = []
         self.system.runtime.listeners.append(self._heard)
         self.system.start()
@@ -82,12 +84,18 @@ class Embedded:
 
 class Distributed:
     def __init__(
-        self, settings: Settings, clock: ManualClock, log: Path, *, drain: bool = True
+        self,
+        settings: Settings,
+        clock: ManualClock,
+        log: Path,
+        *,
+        drain: bool = True,
+        city: TinyCity | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
         self.store = Store.open(settings.resolved_database_url)
-        city = tiny_city(settings)
+        city = city or tiny_city(settings)
         with self.store.transaction() as tx:
             tx.stations.upsert_many(city.stations)
             tx.demand.replace(city.demand)
@@ -95,7 +103,7 @@ class Distributed:
         create_topics(settings)
         self.worker = WorkerProcess(settings, log)
         self.wire = Wire(settings)
-        self.sink = KafkaSink(settings, clock)
+        self.sink = KafkaSink(settings, self.store, clock)
         self.ingest = Ingest(
             sink=self.sink, stations=StoreStations(self.store), settings=settings, secret=SECRET
         )

@@ -42,10 +42,14 @@ INGEST_RESULTS = {
 }
 STREAM_RESULTS = {
     "stream.faust.events_per_s",
+    "stream.faust.two_workers.events_per_s",
+    "stream.faust_noop.events_per_s",
     "stream.aiokafka_ceiling.events_per_s",
     "stream.embedded.same_input.events_per_s",
+    "stream.faust.vs_faust_noop",
     "stream.faust.vs_aiokafka_ceiling",
     "stream.faust.vs_embedded",
+    "stream.faust.end_to_end_p99_ms",
 }
 PIPELINE_FLIP_RESULTS = {
     "pipeline.flip.district.median_ms",

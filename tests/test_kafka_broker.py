@@ -4,7 +4,9 @@ node stopped and started again keeps what it acknowledged, and the broker makes 
 
 from __future__ import annotations
 
+import base64
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,18 @@ from tools.kafka_broker import Cluster
 
 READ_TIMEOUT_MS = 10_000
 MESSAGES = 5
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage tool reads an id starting with "-" as an option: such a draw is redrawn."""
+    dash = uuid.UUID(bytes=b"\xf8" + bytes(15))  # base64 of 0b111110... starts with "-"
+    plain = uuid.UUID(bytes=bytes(range(16)))
+    assert base64.urlsafe_b64encode(dash.bytes).startswith(b"-")
+    draws = iter([dash, dash, plain])
+    monkeypatch.setattr(kafka_broker.uuid, "uuid4", lambda: next(draws))
+    found = kafka_broker.new_cluster_id()
+    assert found == base64.urlsafe_b64encode(plain.bytes).rstrip(b"=").decode()
+    assert len(base64.urlsafe_b64decode(found + "==")) == 16
 
 
 def test_cached_jars_are_used_without_calling_maven(

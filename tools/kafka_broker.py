@@ -169,8 +169,13 @@ def free_port() -> int:
 
 
 def new_cluster_id() -> str:
-    """Kafka's own form: 16 random bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's own form: 16 random bytes, URL-safe base64 without padding. Like Kafka's
+    `Uuid.randomUuid`, never one starting with "-", which the storage tool would read as an
+    option."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not found.startswith("-"):
+            return found
 
 
 @dataclass

@@ -346,6 +346,21 @@ class Settings(BaseSettings):
     worker_sink_batch_wait_seconds: float = Field(
         0.2, gt=0, description="Longest the store writer waits to fill a batch"
     )
+    worker_batch_max_events: int = Field(
+        1000,
+        ge=1,
+        description="Most messages a station or zone stage takes off its topics in one batch "
+        "(its table slots are written once per batch, its output sent together)",
+    )
+    worker_batch_wait_seconds: float = Field(
+        0.02, gt=0, description="Longest a station or zone stage waits to fill a batch"
+    )
+    worker_producer_linger_ms: int = Field(
+        5, ge=0, description="How long a worker's producer waits to fill a produce request"
+    )
+    worker_producer_batch_max_bytes: int = Field(
+        262_144, ge=1024, description="Largest produce batch per partition a worker sends"
+    )
 
     # Planning: siting suggestions, what-if scenarios, report downloads
     siting_max_sites: int = Field(

@@ -55,7 +55,7 @@ async def replace_demand(request: Request, who: Caller, system: SystemDep) -> Re
         check_demand_cells(cells, system.settings.grid_resolution)
     except ValueError as exc:
         return problem(422, "Invalid demand layer", str(exc))
-    await run_in_threadpool(system.runtime.replace_demand, cells)
+    await run_in_threadpool(system.replace_demand, cells)
     replaced = DemandReplaced(cells=len(cells), demand_workers=sum(c.demand_workers for c in cells))
     return JSONResponse(replaced.model_dump(mode="json"))
 
