@@ -15,8 +15,8 @@ from datetime import datetime
 
 from demo.simulator import Simulator
 from schemas.api import Health
-from services.history import HistoryRecorder
 from schemas.geography import DemandCell
+from services.history import HistoryRecorder
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
