@@ -81,6 +81,7 @@ LIFECYCLE_RESULTS = {
     "qr.visit.median_ms",
 }
 
+UNION_RESULTS = {"history.query.30d.ms", "stats.monthly_report.district.ms"}
 PLANNING_RESULTS = {
     "planning.siting.city.k50.s",
     "planning.siting.district.vs_exact",
@@ -95,6 +96,7 @@ ALL_RESULTS = (
     | LIFECYCLE_RESULTS
     | INGEST_RESULTS
     | PLANNING_RESULTS
+    | UNION_RESULTS
 )
 RESULT_FIELDS = {"name", "value", "unit", "target", "baseline", "ratio"}
 MACHINE_FIELDS = {"cores", "memory_gb", "python", "platform"}
