@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SWAGGER_UI := services/static/vendor/swagger-ui
+SWAGGER_UI_VERSION := 5.35.0
+SWAGGER_UI_TMP := var/swagger-ui-dist
 
 .PHONY: run test lint format bench schemas clean postgis browser kafka
 
@@ -14,8 +17,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) $(SWAGGER_UI)/swagger-ui-bundle.js
 	$(BIN)/waystation demo
+
+# The interactive API docs (/docs) are served from Swagger UI's files, taken from the npm
+# package at install time (not kept in the repository), so that they work offline.
+$(SWAGGER_UI)/swagger-ui-bundle.js:
+	rm -rf $(SWAGGER_UI_TMP) && mkdir -p $(SWAGGER_UI_TMP)
+	cd $(SWAGGER_UI_TMP) && npm pack --silent swagger-ui-dist@$(SWAGGER_UI_VERSION) >/dev/null \
+	  && tar xzf swagger-ui-dist-$(SWAGGER_UI_VERSION).tgz
+	cp $(SWAGGER_UI_TMP)/package/swagger-ui.css $(SWAGGER_UI_TMP)/package/swagger-ui-bundle.js.LICENSE.txt \
+	  $(SWAGGER_UI_TMP)/package/LICENSE $(SWAGGER_UI_TMP)/package/NOTICE $(SWAGGER_UI)/
+	cp $(SWAGGER_UI_TMP)/package/swagger-ui-bundle.js $(SWAGGER_UI)/
+	rm -rf $(SWAGGER_UI_TMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -51,7 +65,7 @@ browser:
 	  fi; \
 	fi
 
-test: lint postgis kafka browser
+test: lint postgis kafka browser $(SWAGGER_UI)/swagger-ui-bundle.js
 	$(BIN)/pytest
 
 schemas: $(STAMP)
@@ -60,5 +74,5 @@ schemas: $(STAMP)
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis .import_linter_cache
 
-bench: postgis kafka browser
+bench: postgis kafka browser $(SWAGGER_UI)/swagger-ui-bundle.js
 	$(BIN)/python -m bench.run
