@@ -12,8 +12,6 @@ from kafka.errors import NoError, TopicAlreadyExistsError, for_code
 from streams.topics import TopicSpec, topic_specs
 from waystation.settings import Settings
 
-TOPICS_READY_TIMEOUT_MS = 30_000  # leaders for every partition, even on a busy 3-node cluster
-
 
 @dataclass(frozen=True)
 class TopicCreated:

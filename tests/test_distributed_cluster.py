@@ -27,6 +27,7 @@ PARTITIONS = 4  # more than one worker's share
 OVERLOAD_VISITS = 45  # above 10 seats x 4 visitors per seat
 ARCHIVE_WAIT_S = 60
 ARCHIVE_POLL_S = 0.5
+METADATA_WAIT_S = 30  # every broker's metadata cache learns of new topics, not all at once
 runner = CliRunner()
 
 
@@ -34,6 +35,21 @@ runner = CliRunner()
 def cluster() -> Iterator[Cluster]:
     with kafka_cluster("three", nodes=NODES) as running:
         yield running
+
+
+def described_when_whole(
+    admin: KafkaAdminClient, names: list[str], partitions: int
+) -> dict[str, dict[str, Any]]:
+    """The topics as the broker answering describes them, once it reports all `partitions`
+    of each: `topics create` waits on one broker, and the next request may reach another
+    whose metadata cache has not caught up yet."""
+    deadline = time.monotonic() + METADATA_WAIT_S
+    while True:
+        described = {d["name"]: d for d in admin.describe_topics(names)}
+        whole = all(len(described.get(n, {}).get("partitions") or []) == partitions for n in names)
+        if whole or time.monotonic() > deadline:
+            return described
+        time.sleep(ARCHIVE_POLL_S)
 
 
 def topic_configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
@@ -64,7 +80,7 @@ def test_topics_create_on_three_brokers(
     names = [spec.name for spec in specs]
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
-        described = {d["name"]: d for d in admin.describe_topics(names)}
+        described = described_when_whole(admin, names, PARTITIONS)
         configs = topic_configs(admin, names)
     finally:
         admin.close()
