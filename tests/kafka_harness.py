@@ -29,7 +29,7 @@ WORKER_READY_TIMEOUT_S = 90
 DRAIN_TIMEOUT_S = 90
 DRAIN_POLL_S = 0.15
 DRAIN_STABLE_CHECKS = 2
-DRAIN_IDLE_CHECKS = 30  # x DRAIN_POLL_S: well over the commit interval, fetch wait, recovery
+DRAIN_IDLE_S = 4.5  # well over the commit interval, fetch wait, recovery
 READ_TIMEOUT_MS = 3000
 TEST_PARTITIONS = 2
 COMMIT_INTERVAL_S = 0.2
@@ -158,35 +158,50 @@ class Wire:
     def drain(self) -> None:
         """Wait until the workers have processed everything on their inputs: no lag between
         the group's committed offsets and the ends of the topics, or (see below) a lag that
-        stays exactly the same, in a stable group, for longer than several commit intervals."""
+        stays exactly the same, in a stable group whose members do not change, for longer
+        than the broker takes to notice a dead worker."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        previous: dict[TopicPartition, int] | None = None
+        # A killed worker stays a member of a "Stable" group until its session times out, and
+        # nothing moves meanwhile: an idle spell shorter than that proves nothing.
+        idle_s = max(DRAIN_IDLE_S, self.settings.broker_session_timeout_seconds + DRAIN_IDLE_S)
+        previous: tuple[dict[TopicPartition, int], frozenset[str] | None] | None = None
         same = 0
+        still_since = time.monotonic()
         while True:
             try:
                 lag: dict[TopicPartition, int] | str = self._lag()
+                seen = (lag, self.member_ids()) if isinstance(lag, dict) else None
             except KafkaError as exc:  # a broker restarting: the clients reconnect
-                lag = f"no answer: {exc}"
-            same = same + 1 if isinstance(lag, dict) and lag == previous else 0
-            previous = lag if isinstance(lag, dict) else None
+                lag, seen = f"no answer: {exc}", None
+            if seen is None or seen != previous:
+                same, still_since = 0, time.monotonic()
+            else:
+                same += 1
+            previous = seen
             # A Faust worker that takes a partition over (a restart, a rebalance) may never
             # commit it when its only messages were read before its offsets were set: they are
             # processed and archived, only the commit waits for the partition's next message.
+            stable = seen is not None and seen[1] is not None
             if (lag == {} and same >= DRAIN_STABLE_CHECKS) or (
-                same >= DRAIN_IDLE_CHECKS and self.members() is not None
+                stable and time.monotonic() - still_since >= idle_s
             ):
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workers did not catch up: {lag}")
             time.sleep(DRAIN_POLL_S)
 
-    def members(self) -> int | None:
-        """The workers in the group once it is stable; None while it rebalances."""
+    def member_ids(self) -> frozenset[str] | None:
+        """Who is in the group once it is stable; None while it rebalances."""
         group = self.settings.worker_app_id
         found = self.admin.describe_groups([group]).get(group, {})
         if found.get("group_state") != "Stable":
             return None
-        return len(found.get("members", []))
+        return frozenset(m.get("member_id", "") for m in found.get("members", []))
+
+    def members(self) -> int | None:
+        """The workers in the group once it is stable; None while it rebalances."""
+        ids = self.member_ids()
+        return None if ids is None else len(ids)
 
     def wait_for_members(self, count: int) -> None:
         """Until the group is stable with `count` workers: after one was killed, until the
