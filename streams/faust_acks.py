@@ -19,7 +19,12 @@ commit pass messages no one processed (faust-streaming 0.15):
   runs of two or three events per partition in the rebalance test);
 - the consumer commits acked offsets when the first of them is at most one past the committed
   one (`Consumer._new_offset`), but a committed offset already names the next message to
-  read: a single unacked message there is committed past.
+  read: a single unacked message there is committed past;
+- records the client has fetched are dropped on their way to a stream (`getmany` stops
+  handing out a batch when flow stops or the generation changes, skips partitions not active
+  at that moment, a delivery is cancelled when flow is suspended) while the client has moved
+  past them: on a partition nothing new arrives on they are never read (seen: a restarted
+  worker left the last 25 events before its crash unprocessed).
 
 So the consumer is gated: a stage marks a batch `done` only once its output is on the broker
 and its store writes are committed, and any other ack is refused. A refused message of the
@@ -28,8 +33,10 @@ current generation is a floor: no commit of its partition passes it until it is 
 every offset (all but the compacted ones) no gap counts as acked, and a commit waits for the
 message at the committed offset itself: when it has not been processed while later ones
 have, the partition is read again from the committed offset, and no message read again is
-dropped as already read (see `_ReadOffsets`). Table slot writes need no
-mark: Faust flushes the producer, changelogs included, before it commits offsets."""
+dropped as already read (see `_ReadOffsets`); and a partition whose client position stays past
+the last record a stream was given, with nothing in flight, is read again from there.
+Table slot writes need no mark: Faust flushes the producer, changelogs included, before it
+commits offsets."""
 
 from __future__ import annotations
 
@@ -46,6 +53,8 @@ from faust.types import TP, EventT
 from streams import metrics
 
 log = logging.getLogger(__name__)
+
+STALL_CHECKS = 2  # a record in transit between the client and a stream is handed out by then
 
 
 class Done:
@@ -96,9 +105,10 @@ class _ReadOffsets(dict[TP, int | None]):
         return self.get(tp) if tp.topic in self.compacted else None
 
 
-def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
+def gate_acks(app: faust.App, done: Done, compacted: Collection[str], stall_check_s: float) -> None:
     """Make the consumer `app` creates ack and commit only what `done` allows; `compacted`
-    names the topics whose offsets may legitimately jump."""
+    names the topics whose offsets may legitimately jump; every `stall_check_s` the agents'
+    partitions whose fetched records never reached a stream are read again."""
     transport = app.transport
     base = transport.Consumer
     rereading: dict[TP, int] = {}
@@ -108,6 +118,38 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._read_offset = _ReadOffsets(compacted)
+            self._handed: dict[TP, int] = {}  # the last offset given to a stream, this assignment
+            self._stalled: dict[TP, tuple[int, int, int]] = {}  # (handed, position, checks)
+            self._tried: dict[TP, tuple[int, int]] = {}  # (from, position) read again once
+
+        def track_message(self, message: Any) -> None:
+            super().track_message(message)
+            tp = message.tp
+            self._handed[tp] = max(self._handed.get(tp, -1), message.offset)
+
+        async def read_stalled_again(self, inputs: Collection[str]) -> None:
+            """Read again any partition of `inputs` whose client has moved past records no
+            stream was given, when nothing of it is in flight and that has stayed so for
+            STALL_CHECKS checks in a row."""
+            busy = {message.tp for message in list(self._unacked_messages)}
+            for tp in self.assignment():
+                if tp.topic not in inputs or tp in busy:
+                    self._stalled.pop(tp, None)
+                    continue
+                position = await self.position(tp)
+                handed = self._handed.get(tp)
+                committed = self._committed_offset.get(tp) or 0
+                expected = committed if handed is None else max(handed + 1, committed)
+                if position is None or position <= expected:
+                    self._stalled.pop(tp, None)
+                    continue
+                seen = self._stalled.get(tp)
+                checks = seen[2] + 1 if seen and seen[:2] == (expected, position) else 1
+                self._stalled[tp] = (expected, position, checks)
+                if checks >= STALL_CHECKS and self._tried.get(tp) != (expected, position):
+                    self._tried[tp] = (expected, position)
+                    self._stalled.pop(tp, None)
+                    await self._read_again(tp, expected, "fetched but never given to a stream")
 
         def ack(self, message: Any) -> bool:
             if done.allows(message, self.app.consumer_generation_id):
@@ -130,7 +172,9 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
                 # refused: read the partition again from there (once per committed offset).
                 if rereading.get(tp) != committed:
                     rereading[tp] = committed
-                    seeking = asyncio.ensure_future(self._read_again(tp, committed))
+                    seeking = asyncio.ensure_future(
+                        self._read_again(tp, committed, "not all of it was processed")
+                    )
                     seeks.add(seeking)
                     seeking.add_done_callback(seeks.discard)
                 return None
@@ -145,10 +189,11 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
                 acked.extend(above)
                 acked.sort()
 
-        async def _read_again(self, tp: TP, offset: int) -> None:
+        async def _read_again(self, tp: TP, offset: int, why: str) -> None:
             if tp not in self.assignment():
                 return  # moved on: its next owner reads it from the committed offset
-            log.info("reading %s[%d] again from %d: not all of it was processed", *tp, offset)
+            metrics.REREADS.labels(tp.topic).inc()
+            log.info("reading %s[%d] again from %d: %s", *tp, offset, why)
             try:
                 await self.seek(tp, offset)
             except Exception as exc:  # revoked meanwhile: the next assignment reads it again
@@ -157,6 +202,13 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str]) -> None:
         async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
             done.reassigned()
             rereading.clear()
+            self._handed.clear()
+            self._stalled.clear()
             await super().on_partitions_assigned(assigned, generation_id)
 
     transport.Consumer = _GatedConsumer
+
+    @app.timer(interval=stall_check_s)
+    async def read_stalled_partitions_again() -> None:
+        inputs = {topic for agent in app.agents.values() for topic in agent.channel.topics}
+        await app.consumer.read_stalled_again(inputs)

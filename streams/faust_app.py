@@ -686,7 +686,12 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     )
     cap_fetch_wait(settings.worker_fetch_max_wait_ms)
     done = Done()
-    gate_acks(app, done, {spec.name for spec in t.topic_specs(settings) if spec.compacted})
+    gate_acks(
+        app,
+        done,
+        {spec.name for spec in t.topic_specs(settings) if spec.compacted},
+        settings.worker_stall_check_seconds,
+    )
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)

@@ -50,3 +50,9 @@ ACKS_REFUSED = Counter(
     "that failed), refused so that their offsets are not committed; by source topic",
     ["topic"],
 )
+REREADS = Counter(
+    "waystation_rereads_total",
+    "Times a worker read a partition again from an earlier offset because messages it had "
+    "fetched were never processed (dropped in a rebalance or a pause); by source topic",
+    ["topic"],
+)

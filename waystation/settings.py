@@ -335,6 +335,12 @@ class Settings(BaseSettings):
     worker_commit_interval_seconds: float = Field(
         2.8, gt=0, description="How often a worker commits the offsets it has processed"
     )
+    worker_stall_check_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often a worker looks for partitions whose fetched messages never "
+        "reached a stream (it reads them again after two such checks in a row)",
+    )
     worker_fetch_max_wait_ms: int = Field(
         1500, ge=1, description="Longest a worker's fetch waits on a partition with nothing new"
     )
