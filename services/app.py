@@ -127,7 +127,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     )
     app.state.gauges = gauges
     app.state.gatekeeper = Gatekeeper(
-        KeyRing(system.store),
+        KeyRing(system.store, settings.auth_key_cache_seconds),
         RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         system.clock,
         failures=RateLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst),

@@ -3,14 +3,17 @@ district, revoked and expired keys are refused, and every key has a rate limit."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from schemas.auth import Role
+from services.auth import AuthError, KeyRing, issue_key
+from store.unit_of_work import Store
 from streams.clock import ManualClock
 from tests.conftest import (
     DISTRICT,
@@ -22,6 +25,17 @@ from tests.conftest import (
     served_tiny_city,
     settings_for,
 )
+from waystation.settings import Settings
+
+T_KEYS = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+KEY_CACHE_S = 0.5  # short, so that a revocation behind the server's back shows quickly
+REVOKE_MARGIN_S = 2.0
+REVOKE_POLL_S = 0.1
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return settings_for(tmp_path, auth_key_cache_seconds=KEY_CACHE_S)
 
 
 def test_operator_posts_only_for_its_own_stations(live: LiveServer, event: EventFactory) -> None:
@@ -100,7 +114,14 @@ def test_missing_malformed_revoked_and_expired_keys_get_401(
     assert anonymous.get("/v1/alerts", headers=bearer(revoked)).status_code == 200
     with live.system.store.transaction() as tx:
         assert tx.keys.revoke(key_id, clock.now())
-    assert anonymous.get("/v1/alerts", headers=bearer(revoked)).status_code == 401
+    # Revoked behind the server's back (as the CLI does): refused once its read of the key
+    # is older than auth_key_cache_seconds.
+    deadline = time.monotonic() + live.system.settings.auth_key_cache_seconds + REVOKE_MARGIN_S
+    while (after := anonymous.get("/v1/alerts", headers=bearer(revoked))).status_code == 200:
+        assert time.monotonic() < deadline, "a revoked key kept working past the cache time"
+        time.sleep(REVOKE_POLL_S)
+    assert after.status_code == 401
+    assert "revoked" in after.json()["detail"]
 
     expiring = issue(live.system, Role.planner, expires_at=clock.now() + timedelta(hours=1))
     assert anonymous.get("/v1/alerts", headers={"X-API-Key": expiring}).status_code == 200
@@ -163,3 +184,19 @@ def test_a_request_over_its_time_budget_is_answered_503(tmp_path: Path, clock: M
         assert answer.status_code == 503
         assert answer.headers["retry-after"]
         assert answer.json()["title"] == "Request timed out"
+
+
+def test_key_ring_remembers_a_key_only_for_its_cache_time(settings: Settings) -> None:
+    """What it read of a key is trusted for cache_seconds, then read again."""
+    now_s = [0.0]
+    store = Store.open(settings.resolved_database_url)
+    ring = KeyRing(store, cache_seconds=10.0, monotonic=lambda: now_s[0])
+    issued = issue_key(store, role=Role.planner, now=T_KEYS)
+    assert ring.authenticate(issued.secret, T_KEYS).key.key_id == issued.info.key_id
+    with store.transaction() as tx:
+        assert tx.keys.revoke(issued.info.key_id, T_KEYS)
+    now_s[0] = 9.9
+    assert ring.authenticate(issued.secret, T_KEYS).key.key_id == issued.info.key_id
+    now_s[0] = 10.0
+    with pytest.raises(AuthError, match="revoked"):
+        ring.authenticate(issued.secret, T_KEYS)

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(
         200, ge=1, description="Requests one API key may make at once above its steady rate"
     )
+    auth_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long the server trusts what it read of an API key (a key revoked from "
+        "the CLI stops working within this time; 0 reads the key on every request)",
+    )
     auth_failures_per_minute: int = Field(
         30, ge=1, description="Failed authentications one client address may make per minute"
     )
