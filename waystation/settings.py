@@ -221,6 +221,12 @@ class Settings(BaseSettings):
     scan_station_per_minute: float = Field(
         30.0, gt=0, description="QR-scan visits one station may record per minute, steadily"
     )
+    ingest_station_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long ingest trusts that a station it found exists (changes through "
+        "this server apply at once; a station retired from the CLI, within this time)",
+    )
     scan_station_cache_seconds: float = Field(
         5.0,
         ge=0,
