@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,12 +13,11 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
 import waystation
 from schemas.api import FieldError
@@ -38,6 +35,7 @@ from services.ingest import BodyError
 from services.live import LiveHub
 from services.problems import PROBLEM_JSON, problem
 from services.readings import Readings, UnknownBoundaryError, UnknownDistrictError
+from services.request_guard import RequestGuard
 from services.routes import (
     admin,
     alert_actions,
@@ -61,7 +59,6 @@ from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError, UnknownStationError
 from services.station_import import StationImporter
 from services.system import EmbeddedSystem
-from streams.backlog import REQUEST_DEADLINE
 
 log = logging.getLogger(__name__)
 
@@ -144,36 +141,7 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Any) -> Response:
-        """Answers slow requests with 503 instead of holding the client, and adds the
-        security headers to everything (and no-store to every API answer)."""
-        deadline = REQUEST_DEADLINE.set(
-            time.monotonic()
-            + settings.request_timeout_seconds
-            - settings.request_store_margin_seconds
-        )
-        try:
-            response: Response = await asyncio.wait_for(
-                call_next(request), timeout=settings.request_timeout_seconds
-            )
-        except TimeoutError:
-            response = problem(
-                503,
-                "Request timed out",
-                f"not answered within {settings.request_timeout_seconds:g} s; try again",
-                headers={"Retry-After": "5"},
-            )
-        except ClientDisconnect:  # nobody is left to answer; not a server error
-            response = problem(400, "Client disconnected", "the request body was not received")
-        finally:
-            REQUEST_DEADLINE.reset(deadline)
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith(API_PREFIX):
-            # Answers for a key must not be kept by browsers or proxies.
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(RequestGuard, settings=settings, headers=headers, api_prefix=API_PREFIX)
 
     _install_problem_answers(app)
     app.include_router(dashboard.router)
