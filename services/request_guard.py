@@ -11,7 +11,6 @@ dashboard's live updates) runs as long as its client stays."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Mapping
 
@@ -41,15 +40,19 @@ class RequestGuard:
             return
         settings = self.settings
         extra = self.headers + ([NO_STORE] if scope["path"].startswith(self.api_prefix) else [])
-        started = asyncio.Event()
+        started = limited = False
+        limit = asyncio.timeout(settings.request_timeout_seconds)
 
         async def send_guarded(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 headers += [(name, value) for name, value in extra if name not in present]
                 message = {**message, "headers": headers}
-                started.set()
+                started = True
+                if limited:
+                    limit.reschedule(None)  # the answer has begun: no more time limit
             await send(message)
 
         deadline = REQUEST_DEADLINE.set(
@@ -58,33 +61,25 @@ class RequestGuard:
             - settings.request_store_margin_seconds
         )
         try:
-            answering = asyncio.ensure_future(self.app(scope, receive, send_guarded))
-            begun = asyncio.ensure_future(started.wait())
-            try:
-                await asyncio.wait(
-                    {answering, begun},
-                    timeout=settings.request_timeout_seconds,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                begun.cancel()
-            if not answering.done() and not started.is_set():
-                answering.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await answering
-                answer = problem(
-                    503,
-                    "Request timed out",
-                    f"not answered within {settings.request_timeout_seconds:g} s; try again",
-                    headers={"Retry-After": str(TIMED_OUT_RETRY_AFTER_S)},
-                )
-                await answer(scope, receive, send_guarded)
-                return
-            try:
-                await answering
-            except ClientDisconnect:  # nobody is left to answer; not a server error
-                if not started.is_set():
-                    gone = problem(400, "Client disconnected", "the request body was not received")
-                    await gone(scope, receive, send_guarded)
+            async with limit:
+                limited = True
+                try:
+                    await self.app(scope, receive, send_guarded)
+                finally:
+                    limited = False
+        except TimeoutError:
+            if started:
+                raise
+            answer = problem(
+                503,
+                "Request timed out",
+                f"not answered within {settings.request_timeout_seconds:g} s; try again",
+                headers={"Retry-After": str(TIMED_OUT_RETRY_AFTER_S)},
+            )
+            await answer(scope, receive, send_guarded)
+        except ClientDisconnect:  # nobody is left to answer; not a server error
+            if not started:
+                gone = problem(400, "Client disconnected", "the request body was not received")
+                await gone(scope, receive, send_guarded)
         finally:
             REQUEST_DEADLINE.reset(deadline)
