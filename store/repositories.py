@@ -343,10 +343,7 @@ class EventArchive:
     def after(self, seq: int, limit: int = 1000) -> list[ArchivedEvent]:
         """Events archived after `seq` (0: from the first), in ingest order: a page of a replay."""
         stmt = (
-            select(*_ARCHIVED_COLUMNS)
-            .where(EventRow.seq > seq)
-            .order_by(EventRow.seq)
-            .limit(limit)
+            select(*_ARCHIVED_COLUMNS).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
         )
         return [ArchivedEvent(*row) for row in self._session.execute(stmt)]
 
