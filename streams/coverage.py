@@ -37,6 +37,10 @@ class ZoneCoverage:
     # delta touches, so judging a zone never walks all of its cells. Derived: a zone loaded
     # from elsewhere (a changelog) comes unjudged and is judged whole on first use.
     underserved: dict[str, float] = field(default_factory=dict)
+    # Stations in a state that does not count (closed, silent...): judging a zone looks for
+    # the ones reaching an underserved cell among these few, not among all of its stations.
+    # Derived like `underserved`.
+    down: set[str] = field(default_factory=set)
     judged: bool = False
 
 
@@ -112,9 +116,7 @@ class ZoneCoverageBook:
                 supply_ratio=delta.supply_ratio,
                 old_supply_ratio=known.supply_ratio if known else 0.0,
             )
-            zone.stations[delta.station_id] = ZoneStation(
-                delta.new, delta.cells, delta.supply_ratio
-            )
+            self._place(zone, delta)
             self._rejudge(zone, delta.cells)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped
@@ -128,13 +130,20 @@ class ZoneCoverageBook:
         zone.index.move(known.cells, known.state, None, old_supply_ratio=known.supply_ratio)
         if delta.cells:
             zone.index.move(delta.cells, None, delta.new, supply_ratio=delta.supply_ratio)
-            zone.stations[delta.station_id] = ZoneStation(
-                delta.new, delta.cells, delta.supply_ratio
-            )
+            self._place(zone, delta)
         else:
             del zone.stations[delta.station_id]
+            zone.down.discard(delta.station_id)
         self._rejudge(zone, touched)
         return [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
+
+    @staticmethod
+    def _place(zone: ZoneCoverage, delta: CoverageDelta) -> None:
+        zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
+        if delta.new in COUNTING_STATES:
+            zone.down.discard(delta.station_id)
+        else:
+            zone.down.add(delta.station_id)
 
     def _zone(self, zone_id: str) -> ZoneCoverage:
         """The zone's book, judged: new, or loaded without its derived judgement."""
@@ -144,6 +153,11 @@ class ZoneCoverageBook:
             zone = ZoneCoverage(zone=zone_id, index=index)
         if not zone.judged:
             self._rejudge(zone, self.demand.cells_of_zone.get(zone_id, ()))
+            zone.down = {
+                station_id
+                for station_id, known in zone.stations.items()
+                if known.state not in COUNTING_STATES
+            }
             zone.judged = True
         return zone
 
@@ -177,8 +191,8 @@ class ZoneCoverageBook:
             gap = zone.underserved.keys()
             down = sorted(
                 station_id
-                for station_id, known in zone.stations.items()
-                if known.state not in COUNTING_STATES and not gap.isdisjoint(known.cells)
+                for station_id in zone.down
+                if not gap.isdisjoint(zone.stations[station_id].cells)
             )
         return ZoneAssessment(
             zone=zone_id,

@@ -37,6 +37,7 @@ def copy_zone(zone: ZoneCoverage) -> ZoneCoverage:
         index=index,
         stations=dict(zone.stations),
         underserved=dict(zone.underserved),
+        down=set(zone.down),
         judged=zone.judged,
     )
 
