@@ -50,6 +50,29 @@ def test_cached_jars_are_used_without_calling_maven(
     assert kafka_broker.fetch_jars() == libs
 
 
+def test_the_version_comes_from_the_environment_with_jars_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(kafka_broker.VERSION_ENV, raising=False)
+    assert kafka_broker.kafka_version() == kafka_broker.KAFKA_VERSION
+    default_libs = kafka_broker.libs_dir()
+    monkeypatch.setenv(kafka_broker.VERSION_ENV, "4.4.0")
+    assert kafka_broker.kafka_version() == "4.4.0"
+    assert kafka_broker.cache_root().name == "kafka-4.4.0"
+    assert kafka_broker.libs_dir() != default_libs, "each version keeps jars of its own"
+    monkeypatch.setattr(kafka_broker.shutil, "which", lambda program: f"/usr/bin/{program}")
+    commands: list[list[str]] = []
+
+    def recording_maven(command: list[str], **kwargs: object) -> None:
+        commands.append(command)
+
+    monkeypatch.setattr(subprocess, "run", recording_maven)
+    assert kafka_broker.fetch_jars() == kafka_broker.libs_dir()
+    assert "-Dkafka.version=4.4.0" in commands[0]
+    assert kafka_broker.jars_present()
+
+
 def test_an_interrupted_download_is_never_taken_for_the_jars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,9 @@
     python -m tools.kafka_broker run [--brokers 3] [--port 9092]   # in the foreground
 
 The broker is Kafka itself, fetched from Maven Central with Maven (tools/kafka/pom.xml) into
-~/.cache/waystation/kafka-<version>/libs; a second run finds the jars and calls nothing. Each node
+~/.cache/waystation/kafka-<version>/libs; a second run finds the jars and calls nothing. The
+version is KAFKA_VERSION unless WAYSTATION_TEST_KAFKA_VERSION names another (say 4.4.0), so the
+same tests can be run against a newer broker; each version keeps jars of its own. Each node
 runs in KRaft combined mode (broker and controller in one JVM, no ZooKeeper), listens on
 127.0.0.1 only on free ports, and keeps its data in a directory of its own. Topics are never
 created automatically, so the tests exercise `waystation topics create` for real.
@@ -37,12 +39,15 @@ from kafka.errors import KafkaError
 
 # 3.9.x: Kafka 4.0 removed old protocol versions (KIP-896) that older clients may still send;
 # 3.9 keeps them, and the tests prove it with aiokafka < 0.15 (pinned for faust-streaming 0.15)
-# and kafka-python 3. Moving to 4.x needs those clients proven on it first.
+# and kafka-python 3. docker-compose.yml runs this version too. Another version for a test run:
+# WAYSTATION_TEST_KAFKA_VERSION (README, "Distributed runtime on one machine without Docker").
 KAFKA_VERSION = "3.9.2"
+VERSION_ENV = "WAYSTATION_TEST_KAFKA_VERSION"
 PACKAGES = ("openjdk-17-jre-headless", "maven")
 REPO = Path(__file__).resolve().parents[1]
 POM = REPO / "tools" / "kafka" / "pom.xml"
 LOG4J = REPO / "tools" / "kafka" / "log4j.properties"
+LOG4J2 = REPO / "tools" / "kafka" / "log4j2.properties"  # read by 4.x only
 VAR = REPO / "var" / "kafka"
 MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -76,9 +81,14 @@ TEST_SETTINGS = {
 }
 
 
+def kafka_version() -> str:
+    """The Kafka version to fetch and run: KAFKA_VERSION unless the environment names another."""
+    return os.environ.get(VERSION_ENV, "").strip() or KAFKA_VERSION
+
+
 def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "waystation" / f"kafka-{KAFKA_VERSION}"
+    return Path(base) / "waystation" / f"kafka-{kafka_version()}"
 
 
 def libs_dir() -> Path:
@@ -113,12 +123,12 @@ def fetch_jars() -> Path:
     libs.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     try:
-        print(f"fetching Kafka {KAFKA_VERSION} from Maven Central into {libs}", file=sys.stderr)
+        print(f"fetching Kafka {kafka_version()} from Maven Central into {libs}", file=sys.stderr)
         subprocess.run(
             [
                 "mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(POM),
                 "dependency:copy-dependencies",
-                f"-Dkafka.version={KAFKA_VERSION}",
+                f"-Dkafka.version={kafka_version()}",
                 "-DincludeScope=runtime",
                 f"-DoutputDirectory={scratch}",
             ],
@@ -399,6 +409,7 @@ class Cluster:
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{LOG4J}",
+            f"-Dlog4j2.configurationFile={LOG4J2}",
             f"-Dkafka.logs.dir={node.root}",
             "-cp",
             f"{self.libs}/*",
@@ -489,7 +500,7 @@ def run(nodes: int, port: int | None, name: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     with Cluster(name, nodes=nodes, port=port) as cluster:
-        print(f"Kafka {KAFKA_VERSION} ready: WAYSTATION_BROKER_URL={cluster.url}", flush=True)
+        print(f"Kafka {kafka_version()} ready: WAYSTATION_BROKER_URL={cluster.url}", flush=True)
         while not stopping and all(node.running for node in cluster.nodes):
             time.sleep(READY_POLL_S)
     return 0
