@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -57,12 +58,14 @@ from services.routes import (
 )
 from services.routes import system as system_routes
 from services.routes.deps import ChooseDistrictError, UnknownStationError
+from services.station_files import ADDRESS_FIELD
 from services.station_import import StationImporter
 from services.system import EmbeddedSystem
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/"
+LOCATION = ("lat", "lon")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -270,6 +273,7 @@ def _document_event_body(app: FastAPI) -> None:
             ref_template="#/components/schemas/{model}"
         )
         _document_problems(document)
+        components["StationImport"] = _station_import_schema(components["Station"])
         components["EventOrBatch"] = {
             "oneOf": [
                 {"$ref": "#/components/schemas/Event"},
@@ -280,6 +284,22 @@ def _document_event_body(app: FastAPI) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _station_import_schema(station: dict[str, Any]) -> dict[str, Any]:
+    """A station as `POST /v1/stations` takes it: located by `lat`/`lon`, or by an `address`
+    that is geocoded instead."""
+    schema = copy.deepcopy(station)
+    schema["title"] = "StationImport"
+    schema["properties"][ADDRESS_FIELD] = {
+        "type": "string",
+        "minLength": 1,
+        "description": "A street address, geocoded when lat/lon are not given; a miss or a "
+        "match outside the station's district is refused on `address`",
+    }
+    schema["required"] = [name for name in schema.get("required", []) if name not in LOCATION]
+    schema["anyOf"] = [{"required": list(LOCATION)}, {"required": [ADDRESS_FIELD]}]
+    return schema
 
 
 def _document_problems(document: dict[str, Any]) -> None:

@@ -56,3 +56,17 @@ def test_docs_can_be_turned_off(tmp_path: Path) -> None:
         assert httpx.get(f"{live.url}/docs").status_code == 404
         assert httpx.get(f"{live.url}/redoc").status_code == 404
         assert httpx.get(f"{live.url}/openapi.json").status_code == 200
+
+
+def test_station_import_body_documents_address_instead_of_coordinates(live: LiveServer) -> None:
+    """POST /v1/stations takes a station by coordinates or by street address: the documented
+    body says so, and the documented Station (what the API answers) still has both."""
+    document = httpx.get(f"{live.url}/openapi.json", timeout=10).json()
+    body = document["paths"]["/v1/stations"]["post"]["requestBody"]["content"]
+    one = body["application/json"]["schema"]["oneOf"][0]["$ref"].rsplit("/", 1)[1]
+    schema = document["components"]["schemas"][one]
+    assert schema["properties"]["address"]["type"] == "string"
+    assert not {"lat", "lon"} & set(schema["required"])
+    assert {"required": ["lat", "lon"]} in schema["anyOf"]
+    assert {"required": ["address"]} in schema["anyOf"]
+    assert {"lat", "lon"} <= set(document["components"]["schemas"]["Station"]["required"])

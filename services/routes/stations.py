@@ -63,7 +63,7 @@ def get_station(
     "/v1/stations",
     response_model=ImportResponse,
     responses=IMPORT_RESPONSES,
-    openapi_extra=json_body(one_or_many("Station")),
+    openapi_extra=json_body(one_or_many("StationImport")),
 )
 async def import_stations(
     request: Request,
