@@ -45,8 +45,10 @@ class StationDirectory(Protocol):
 
 
 class Watermarks(Protocol):
-    """When each station was last heard from, as far as processing knows (embedded only:
-    in distributed mode the workers know, and the answer cannot say `late`)."""
+    """When each station was last heard from, as far as processing knows: the embedded
+    runtime's own ledger, or in distributed mode the API's read replica of what the workers
+    wrote (a refresh behind them: an event may be answered `accepted` where `late` was due,
+    never the reverse)."""
 
     def last_heard(self, ids: Sequence[str]) -> dict[str, datetime]: ...
 

@@ -116,7 +116,7 @@ class EmbeddedSystem:
             stations=self.stations,
             settings=settings,
             secret=secret,
-            watermarks=None if settings.distributed else LedgerWatermarks(self.runtime),
+            watermarks=LedgerWatermarks(self.runtime),
         )
         wants_simulator = settings.simulate if simulate is None else simulate
         self.simulator = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,44 @@ def test_api_answers_after_the_broker_acknowledged(
             assert on_topic[0].headers[t.RECEIVED_AT] == T0.isoformat().encode()
             with system.store.transaction() as tx:
                 assert tx.events.count() == 0, "in distributed mode the workers archive"
+    finally:
+        wire.close()
+        system.stop()
+
+
+def test_an_event_older_than_the_workers_last_report_is_answered_late(
+    settings: Settings, kafka: Cluster, clock: ManualClock, event: EventFactory
+) -> None:
+    """The API's replica knows when the workers last heard from a station: an event older
+    than that by more than the allowed lateness is answered `late` (202: on the broker and
+    archived by the workers, never applied), as the embedded runtime answers it."""
+    from schemas.events import CheckInStatus
+    from schemas.state import StationRecord
+
+    distributed = broker_settings(settings, kafka.bootstrap)
+    create_topics(distributed)
+    system = distributed_system(distributed, clock)
+    wire = Wire(distributed)
+    try:
+        heard = StationRecord(
+            station_id="T-0001", check_in_status=CheckInStatus.open, check_in_at=T0
+        )
+        with system.store.transaction() as tx:  # as the workers' store writer saves it
+            tx.records.save_many([heard])
+        system.runtime.refresh()
+        allowed = timedelta(minutes=distributed.allowed_lateness_minutes)
+        stale = event("visit", occurred_at=T0 - allowed - timedelta(minutes=1))
+        fresh = event("visit", occurred_at=T0 - allowed + timedelta(minutes=1))
+        answer = system.ingest.handle([stale, fresh], clock.now())
+        assert [(o.result.value, o.status) for o in answer.results] == [
+            ("late", 202),
+            ("accepted", 202),
+        ]
+        assert answer.late == 1
+        on_topic = wire.read(t.EVENT_TOPICS["visit"])
+        assert sorted(json.loads(r.value)["event_id"] for r in on_topic) == sorted(
+            [stale["event_id"], fresh["event_id"]]
+        )
     finally:
         wire.close()
         system.stop()
