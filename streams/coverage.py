@@ -181,24 +181,33 @@ class ZoneCoverageBook:
             return True
         return zone.index.access(cell) < self.settings.min_access_seats_per_worker
 
-    def assess(self, zone_id: str) -> ZoneAssessment:
+    def assess(self, zone_id: str, *, with_stations_down: bool = True) -> ZoneAssessment:
+        """The zone's demand and gap; `stations_down` left empty unless asked for (it is the
+        costly part, and only an alert's evidence needs it: see `stations_down`)."""
         zone = self._zone(zone_id)
         uncovered = sorted(zone.underserved)
         missing = sum(zone.underserved[cell] for cell in uncovered)
         total = self.demand.demand_of_zone.get(zone_id, 0.0)
-        down: list[str] = []
-        if uncovered:
-            gap = zone.underserved.keys()
-            down = sorted(
-                station_id
-                for station_id in zone.down
-                if not gap.isdisjoint(zone.stations[station_id].cells)
-            )
+        down = self.stations_down(zone_id) if with_stations_down else ()
         return ZoneAssessment(
             zone=zone_id,
             district=self.demand.district_of_zone.get(zone_id),
             demand_workers=round(total, 3),
             uncovered_demand_workers=round(missing, 3),
             uncovered_cells=tuple(uncovered),
-            stations_down=tuple(down),
+            stations_down=down,
+        )
+
+    def stations_down(self, zone_id: str) -> tuple[str, ...]:
+        """Stations of the zone in a state that does not count, reaching an underserved cell."""
+        zone = self._zone(zone_id)
+        if not zone.underserved:
+            return ()
+        gap = zone.underserved.keys()
+        return tuple(
+            sorted(
+                station_id
+                for station_id in zone.down
+                if not gap.isdisjoint(zone.stations[station_id].cells)
+            )
         )

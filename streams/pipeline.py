@@ -9,7 +9,7 @@ stream, partitioned by its own key, over table state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -368,10 +368,25 @@ class ZoneSteps:
     ) -> tuple[list[str], list[AlertEvent]]:
         """Returns the cells whose covered flag flipped and the alert steps it caused
         (none when `judge` is off: a rebuild judges every zone once at the end)."""
-        flipped, assessment = self.zone_book.apply(delta)
-        return flipped, self.judge(assessment, now) if judge else []
+        flipped = self.zone_book.move(delta)
+        if not judge:
+            return flipped, []
+        assessment = self.zone_book.assess(delta.zone, with_stations_down=False)
+        return flipped, self._judge(
+            assessment, lambda: self.zone_book.stations_down(delta.zone), now
+        )
 
     def judge(self, assessment: ZoneAssessment, now: datetime) -> list[AlertEvent]:
+        return self._judge(assessment, lambda: assessment.stations_down, now)
+
+    def _judge(
+        self,
+        assessment: ZoneAssessment,
+        stations_down: Callable[[], tuple[str, ...]],
+        now: datetime,
+    ) -> list[AlertEvent]:
+        """`stations_down` is asked only when the condition holds: a clear zone's evidence is
+        never kept, and most judgements after a delta find the zone clear."""
         threshold = self.settings.zone_uncovered_demand_workers
         if self.alert_book.is_active(AlertKind.zone_underserved, assessment.zone):
             threshold *= self.settings.zone_resolve_ratio  # hysteresis: harder to clear
@@ -388,7 +403,7 @@ class ZoneSteps:
             reason=reason,
             cells=assessment.uncovered_cells,
             uncovered_demand_workers=assessment.uncovered_demand_workers,
-            stations=assessment.stations_down,
+            stations=stations_down() if active else (),
         )
         return self.alert_book.observe(
             AlertKind.zone_underserved,
