@@ -49,9 +49,10 @@ def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCre
     with the timestamp in `X-Waystation-Timestamp`.
 
     DingTalk and Feishu group robots with signature verification (加签) check a signature of
-    their own: such a webhook may be given `secret`, the one the robot's security settings
-    show, which is kept instead of a generated one. Any other secret is generated here: a
-    `json` or `wecom` webhook given one is refused."""
+    their own: give such a webhook `secret`, the one the robot's security settings show, and
+    its posts carry that signature too (query `timestamp` and `sign` for DingTalk, body fields
+    for Feishu). Any other secret is generated here: a `json` or `wecom` webhook given one is
+    refused."""
     who.require(Role.union)
     hub = _hub(request)
     known = hub.data.known_districts()
