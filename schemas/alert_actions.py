@@ -5,11 +5,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 NOTE_MAX_CHARS = 2000
 ASSIGNEE_MAX_CHARS = 200
+ROBOT_SECRET_MIN_CHARS = 8
+WEBHOOK_SECRET_MAX_CHARS = 128  # a DingTalk robot's is 67: "SEC" and 64 hex digits
+ROBOT_SECRET_PATTERN = r"^[!-~]+$"  # visible ASCII, as the robots' settings pages show them
 
 
 class ActionKind(StrEnum):
@@ -74,12 +86,49 @@ class WebhookFlavour(StrEnum):
     feishu = "feishu"
 
 
+SIGNING_ROBOTS = frozenset({WebhookFlavour.dingtalk, WebhookFlavour.feishu})
+"""Group robots that verify a signature of their own (加签) with a secret they show the admin."""
+
+RobotSecret = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,  # pasted from the robot's page with a stray space or newline
+        min_length=ROBOT_SECRET_MIN_CHARS,
+        max_length=WEBHOOK_SECRET_MAX_CHARS,
+        pattern=ROBOT_SECRET_PATTERN,
+    ),
+]
+
+
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     district: str = Field(min_length=1, max_length=100)
     url: HttpUrl
     flavour: WebhookFlavour = WebhookFlavour.json
+    secret: RobotSecret | None = Field(
+        None,
+        description="dingtalk and feishu only: the signing secret (加签) the robot's security "
+        "settings show, so that the robot accepts what is sent; left out, one is generated",
+        examples=["SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"],
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _only_for_signing_robots(cls, secret: str | None, info: ValidationInfo) -> str | None:
+        """Only a robot that checks its own signature needs its secret here; our receivers'
+        secrets are generated, so none is ever chosen by hand (or reused)."""
+        flavour = info.data.get("flavour")
+        if secret is None or flavour is None or flavour in SIGNING_ROBOTS:
+            return secret
+        if flavour is WebhookFlavour.wecom:
+            raise ValueError(
+                "WeCom group robots have no signing secret: leave secret out "
+                "(their own protection is the webhook key in the url)"
+            )
+        raise ValueError(
+            "a json webhook's secret is always generated and returned once: leave secret out"
+        )
 
 
 class Webhook(BaseModel):
@@ -92,7 +141,10 @@ class Webhook(BaseModel):
 
 
 class WebhookCreated(Webhook):
-    secret: str = Field(description="The HMAC-SHA256 key the bodies are signed with; shown once")
+    secret: str = Field(
+        description="The HMAC-SHA256 key the posts are signed with (a robot's own, if given); "
+        "shown once"
+    )
 
 
 class DeliveryStatus(StrEnum):

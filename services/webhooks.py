@@ -1,4 +1,4 @@
-"""Outgoing webhooks: each district's alert transitions (opened, escalated, resolved) sent to
+r"""Outgoing webhooks: each district's alert transitions (opened, escalated, resolved) sent to
 the district's receivers, signed, retried with backoff and logged.
 
 The runtime's listener only queues the transitions, so a slow or dead receiver never holds
@@ -8,10 +8,27 @@ with an HMAC-SHA256 signature over `timestamp.body`:
 
     X-Waystation-Timestamp: 1764470400
     X-Waystation-Signature: sha256=<hex>
+
+DingTalk and Feishu group robots with signature verification (加签) read none of that, so a
+post to one is also signed its way, with the secret the robot's settings show (given when the
+webhook was created). The robots refuse a timestamp an hour away from their own clock, so it
+is taken from the wall clock at each attempt, not from the processing clock:
+
+    dingtalk  string_to_sign = f"{timestamp_ms}\n{secret}"
+              sign = base64(HMAC-SHA256(key=secret, msg=string_to_sign))
+              url?access_token=...&timestamp=<timestamp_ms>&sign=<sign, URL-encoded>
+    feishu    string_to_sign = f"{timestamp_s}\n{secret}"
+              sign = base64(HMAC-SHA256(key=string_to_sign, msg=b""))
+              {"timestamp": "<timestamp_s>", "sign": <sign>, "msg_type": ..., "content": ...}
+
+Group robots (wecom, dingtalk, feishu) answer HTTP 200 even when they refuse a message, with
+the reason in the body, so for them a delivery counts only when the body says so too:
+`errcode` 0 (wecom, dingtalk), `code` 0 (feishu; older robots: `StatusCode` 0).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -19,10 +36,12 @@ import logging
 import queue
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
@@ -44,12 +63,66 @@ DELIVERY_HEADER = "X-Waystation-Delivery"
 SECRET_BYTES = 32
 DUE_BATCH = 100  # deliveries attempted per pass
 ERROR_MAX_CHARS = 500
+MS_PER_S = 1000
+DINGTALK_SIGN_PARAMS = ("timestamp", "sign")
+ROBOT_OK = 0  # the code a group robot answers when it took the message
 _STOP = object()
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + digest.hexdigest()
+
+
+def dingtalk_signed_url(url: str, secret: str, now_s: float) -> str:
+    """The robot's URL (its `access_token` kept) with `timestamp` in milliseconds and `sign`
+    added to the query, as a DingTalk robot with 加签 checks them."""
+    timestamp = str(int(now_s * MS_PER_S))
+    string_to_sign = f"{timestamp}\n{secret}".encode()
+    digest = hmac.new(secret.encode(), string_to_sign, hashlib.sha256).digest()
+    signature = base64.b64encode(digest).decode()
+    parts = urlsplit(url)
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and pair.partition("=")[0] not in DINGTALK_SIGN_PARAMS
+    ]
+    query = "&".join([*kept, urlencode({"timestamp": timestamp, "sign": signature})])
+    return urlunsplit(parts._replace(query=query))
+
+
+def feishu_signed_body(body: bytes, secret: str, now_s: float) -> bytes:
+    """The message with `timestamp` (seconds, a string) and `sign` beside `msg_type` and
+    `content`, as a Feishu robot with signature verification checks them. Feishu keys the
+    HMAC with the string to sign and signs nothing (unlike DingTalk)."""
+    timestamp = str(int(now_s))
+    string_to_sign = f"{timestamp}\n{secret}".encode()
+    signature = base64.b64encode(hmac.new(string_to_sign, b"", hashlib.sha256).digest()).decode()
+    message = json.loads(body)
+    signed = {"timestamp": timestamp, "sign": signature, **message}
+    return json.dumps(signed, ensure_ascii=False).encode()
+
+
+def robot_refusal(flavour: WebhookFlavour, answer: httpx.Response) -> str | None:
+    """Why a group robot did not take a message it answered with a 2xx, or None if it did.
+    Our own JSON receivers' 2xx is enough."""
+    if flavour is WebhookFlavour.json:
+        return None
+    try:
+        said = answer.json()
+    except ValueError:
+        said = None
+    if not isinstance(said, dict):
+        return f"HTTP {answer.status_code}, not a robot's answer: {answer.text}"
+    if flavour is WebhookFlavour.feishu and "code" not in said and "StatusCode" in said:
+        code, message = said.get("StatusCode"), said.get("StatusMessage")
+    elif flavour is WebhookFlavour.feishu:
+        code, message = said.get("code"), said.get("msg")
+    else:
+        code, message = said.get("errcode"), said.get("errmsg")
+    if type(code) is int and code == ROBOT_OK:  # not `false`, which Python takes for 0
+        return None
+    return f"HTTP {answer.status_code}, the {flavour} robot refused it: code {code}: {message}"
 
 
 def backoff(attempts: int, settings: Settings) -> timedelta:
@@ -237,7 +310,14 @@ class WebhookDispatcher:
     def _post(
         self, client: httpx.Client, hook: Webhook, secret: str, delivery: Delivery, body: bytes
     ) -> str | None:
-        """Posts one delivery; returns why it failed, or None."""
+        """Posts one delivery, signed our way and, for a signing robot, its own way too;
+        returns why it failed, or None."""
+        url = hook.url
+        robot_now_s = time.time()  # robots check it against the wall clock, not processing time
+        if hook.flavour is WebhookFlavour.dingtalk:
+            url = dingtalk_signed_url(url, secret, robot_now_s)
+        elif hook.flavour is WebhookFlavour.feishu:
+            body = feishu_signed_body(body, secret, robot_now_s)
         timestamp = str(int(self.clock.now().timestamp()))
         headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -246,9 +326,10 @@ class WebhookDispatcher:
             DELIVERY_HEADER: delivery.delivery_id,
         }
         try:
-            answer = client.post(hook.url, content=body, headers=headers)
+            answer = client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:ERROR_MAX_CHARS]
-        if answer.is_success:
-            return None
-        return f"HTTP {answer.status_code}: {answer.text}"[:ERROR_MAX_CHARS]
+        if not answer.is_success:
+            return f"HTTP {answer.status_code}: {answer.text}"[:ERROR_MAX_CHARS]
+        refused = robot_refusal(hook.flavour, answer)
+        return refused[:ERROR_MAX_CHARS] if refused is not None else None

@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from schemas.alert_actions import WEBHOOK_SECRET_MAX_CHARS
 from store.geometry import GeometryColumn
 
 ID_LENGTH = 64  # station ids: see schemas.stations.STATION_ID_PATTERN
@@ -345,7 +346,8 @@ class AlertActionRow(Base):
 
 
 class WebhookRow(Base):
-    """Where a district's alerts are sent. The secret signs bodies, so it is kept as is."""
+    """Where a district's alerts are sent. The secret signs posts, so it is kept as is: one we
+    generated, or a group robot's own (DingTalk's are longer than a hash)."""
 
     __tablename__ = "webhooks"
 
@@ -353,7 +355,7 @@ class WebhookRow(Base):
     district: Mapped[str] = mapped_column(String(AREA_LENGTH), index=True)
     url: Mapped[str] = mapped_column(Text)
     flavour: Mapped[str] = mapped_column(String(ENUM_LENGTH))
-    secret: Mapped[str] = mapped_column(String(HASH_LENGTH))
+    secret: Mapped[str] = mapped_column(String(WEBHOOK_SECRET_MAX_CHARS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(NAME_LENGTH))
 

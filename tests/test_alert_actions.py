@@ -42,11 +42,14 @@ WAIT_S = 15.0
 POLL_S = 0.05
 BACKOFF_S = 30.0
 FAILURES_BEFORE_RECOVERY = 2
+ROBOT_TOOK_IT = json.dumps({"errcode": 0, "errmsg": "ok"}).encode()
 
 
 @dataclass
 class Receiver:
-    """A local webhook receiver: records every request; fails while `failing` is set."""
+    """A local webhook receiver: records every request; fails while `failing` is set. It
+    answers as a group robot does when it took a message (our JSON receivers' body is not
+    read), since a robot's HTTP 200 alone does not say it did."""
 
     url: str
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
@@ -68,10 +71,14 @@ def receiver() -> Iterator[Receiver]:
             if me.failing.is_set():
                 me.refused += 1
                 self.send_response(503)
-            else:
-                me.received.append((dict(self.headers.items()), body))
-                self.send_response(200)
+                self.end_headers()
+                return
+            me.received.append((dict(self.headers.items()), body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(ROBOT_TOOK_IT)))
             self.end_headers()
+            self.wfile.write(ROBOT_TOOK_IT)
 
         def log_message(self, *_: object) -> None:
             return

@@ -46,7 +46,13 @@ def _mine(hub: LiveHub, who: Principal, webhook_id: str) -> Webhook | JSONRespon
 def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCreated | JSONResponse:
     """Send the district's alert transitions to `url`, signed with the secret returned here
     (shown once): `X-Waystation-Signature: sha256=HMAC(secret, timestamp + "." + body)`,
-    with the timestamp in `X-Waystation-Timestamp`."""
+    with the timestamp in `X-Waystation-Timestamp`.
+
+    DingTalk and Feishu group robots with signature verification (加签) check a signature of
+    their own: give such a webhook `secret`, the one the robot's security settings show, and
+    its posts carry that signature too (query `timestamp` and `sign` for DingTalk, body fields
+    for Feishu). Any other secret is generated here: a `json` or `wecom` webhook given one is
+    refused."""
     who.require(Role.union)
     hub = _hub(request)
     known = hub.data.known_districts()
@@ -58,7 +64,7 @@ def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCre
             [FieldError(field="district", reason=f"must be one of: {', '.join(known)}")],
         )
     who.check_district(body.district)
-    secret = new_secret()
+    secret = body.secret or new_secret()
     hook = Webhook(
         webhook_id=str(uuid.uuid4()),
         district=body.district,
