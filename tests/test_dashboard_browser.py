@@ -1,13 +1,16 @@
 """The dashboard in a real browser (Debian's chromium through Playwright): sign in with a union
 key, see the station count and KPIs of a sample city, close a station through the API and see
-its marker change and an alert appear without a reload, switch language. Screenshots go to
-tests/artifacts/ for people to look at.
+its marker change and an alert appear without a reload, switch language, assign an alert, note
+it and read its history (by keyboard, on a phone's width). Screenshots go to tests/artifacts/
+for people to look at.
 
 Without chromium these tests skip on a developer's machine; under CI=true they fail."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +22,22 @@ from demo.sample_city import (
     DISTRICT_NAME,
     WITHIN_OPENING_HOURS,
 )
+from schemas.alert_actions import ASSIGNEE_MAX_CHARS, NOTE_MAX_CHARS
 from schemas.auth import Role
 from tests.conftest import LiveServer, issue
 from tests.served_city import (
     CLOSED,
     DEGRADED,
+    HEARTBEAT_INTERVAL_S,
     LEFT_SILENT,
     STATIONS,
     SUBDISTRICTS,
     ServedCity,
     alerting_settings,
     envelope,
+    opened,
     opened_sample_city,
+    post,
 )
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -42,6 +49,14 @@ POPUP_FADE_MS = 400  # Leaflet fades popups in
 COLOUR_TOLERANCE = 40  # per channel: antialiasing and the white outline blend at the edges
 AVAILABLE_RGB = (0x00, 0x9E, 0x73)
 CLOSED_RGB = (0xD5, 0x5E, 0x00)
+PHONE_VIEWPORT = {"width": 360, "height": 740}
+ON_DUTY = "总工会值班"  # the key's label: who did it
+# Long and without spaces: it must wrap, not widen the page on a phone.
+TEAM = (
+    "朝阳区总工会第三网格户外劳动者服务保障队（负责望京、酒仙桥、大山子一带驿站的巡查与设施维修）"
+)
+NOTE = "饮水机已报修，<b>明早</b>到场"  # markup typed by a person stays text
+DRAFT = "正在写"
 
 
 @pytest.fixture
@@ -55,8 +70,9 @@ def city(tmp_path: Path) -> Iterator[ServedCity]:
         yield served
 
 
-def sign_in(page: Any, live: LiveServer) -> None:
-    key = issue(live.system, Role.union, districts=[DISTRICT_NAME])
+def sign_in(page: Any, live: LiveServer, key: str | None = None) -> None:
+    """Signs in with `key`, or with a new union key for the sample district."""
+    key = key or issue(live.system, Role.union, districts=[DISTRICT_NAME])
     page.goto(live.url)
     page.get_by_label("API 密钥").fill(key)
     page.get_by_role("button", name="登录").click()
@@ -245,3 +261,200 @@ def test_dashboard_benchmark_quick_run(browser: Any) -> None:
         assert result.unit == "ms"
         assert 0 < result.value < UPDATE_TIMEOUT_MS * 3
         assert result.about
+
+
+# --- acting on alerts from the page -----------------------------------------------------------
+
+
+def degraded_alert_or_none(served: ServedCity) -> dict[str, Any] | None:
+    """The open alert of a station that lost its water in `events_for`."""
+    station_id = served.city.stations[LEFT_SILENT + CLOSED].station_id
+    found = served.live.client.get("/v1/alerts", params={"status": "open", "limit": 1000})
+    return next((a for a in found.json()["alerts"] if a["subject"] == station_id), None)
+
+
+def degraded_alert(served: ServedCity) -> dict[str, Any]:
+    alert = degraded_alert_or_none(served)
+    assert alert is not None, "the degraded station must have its alert open"
+    return alert
+
+
+def alert_item(page: Any, alert: dict[str, Any]) -> Any:
+    return page.locator(f"#alert-feed li.alert[data-subject='{alert['subject']}']")
+
+
+def is_focused(locator: Any) -> bool:
+    return bool(locator.evaluate("node => node === document.activeElement"))
+
+
+def test_a_union_key_assigns_notes_and_reads_the_history_by_keyboard_on_a_phone(
+    browser: Any, city: ServedCity
+) -> None:
+    live = city.live
+    alert = degraded_alert(city)
+    key = issue(live.system, Role.union, districts=[DISTRICT_NAME], label=ON_DUTY)
+    page = browser.new_page(viewport=PHONE_VIEWPORT)
+    sign_in(page, live, key)
+    item = alert_item(page, alert)
+    controls = item.locator(".alert-actions")
+    assert controls.get_attribute("data-alert-id") == alert["alert_id"]
+    assign_field = item.locator("form[data-form=assign] input")
+    note_field = item.locator("form[data-form=notes] textarea")
+    assert assign_field.get_attribute("maxlength") == str(ASSIGNEE_MAX_CHARS)
+    assert note_field.get_attribute("maxlength") == str(NOTE_MAX_CHARS)
+
+    # Assign: open the form (Escape closes it again), type, Enter.
+    assign_button = item.locator("button[data-action=assign]")
+    assign_button.focus()
+    page.keyboard.press("Enter")
+    assert assign_button.get_attribute("aria-expanded") == "true"
+    assert is_focused(assign_field)
+    page.keyboard.press("Escape")
+    assert assign_field.is_hidden()
+    assert is_focused(assign_button)
+    page.keyboard.press("Enter")
+    assert is_focused(assign_field)
+    page.keyboard.type(TEAM)
+    page.keyboard.press("Enter")
+    item.locator(".alert-handling .tag", has_text=f"指派给 {TEAM}").wait_for(
+        timeout=UPDATE_TIMEOUT_MS
+    )
+    assert item.locator(".alert-message").inner_text() == "已指派。"
+    assert assign_field.is_hidden()
+    assert is_focused(assign_button)
+
+    # A note: a live update while it is being typed keeps the draft, the focus and the caret.
+    note_button = item.locator("button[data-action=notes]")
+    note_button.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.type(DRAFT)
+    seq = page.locator("body").get_attribute("data-live-seq")
+    closing = opened(city.city)[0]
+    city.clock.advance(timedelta(minutes=1))
+    post(live, [envelope("check_in", closing, city.clock.now(), {"status": "closed"})])
+    page.wait_for_selector(
+        f"body[data-last-station='{closing}:closed']", state="attached", timeout=UPDATE_TIMEOUT_MS
+    )
+    assert page.locator("body").get_attribute("data-live-seq") != seq
+    assert note_field.input_value() == DRAFT
+    assert is_focused(note_field)
+    page.keyboard.press("Backspace")  # at the caret, the end of the draft
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    page.keyboard.type(NOTE)
+    page.keyboard.press("Tab")  # to the save button
+    page.keyboard.press("Enter")
+    item.locator(".alert-handling .tag", has_text="备注 1 条").wait_for(timeout=UPDATE_TIMEOUT_MS)
+    assert item.locator(".alert-message").inner_text() == "备注已保存。"
+
+    # The history: who did what, with the note as typed.
+    item.locator("button[data-action=history]").focus()
+    page.keyboard.press("Enter")
+    entries = item.locator(".alert-history li[data-action]")
+    entries.nth(1).wait_for(timeout=UPDATE_TIMEOUT_MS)
+    assert [e.get_attribute("data-action") for e in entries.all()] == ["assigned", "noted"]
+    assert entries.nth(0).locator(".history-who").inner_text() == ON_DUTY
+    assert entries.nth(0).locator(".history-what").inner_text() == f"指派给 {TEAM}"
+    assert entries.nth(1).locator(".history-who").inner_text() == ON_DUTY
+    assert entries.nth(1).locator(".history-what").inner_text() == "添加了备注"
+    assert entries.nth(1).locator(".history-note").inner_text() == NOTE
+    assert item.locator(".alert-history b").count() == 0, "typed markup must stay text"
+
+    # The API tells the same story.
+    answer = live.client.get(f"/v1/alerts/{alert['alert_id']}/actions").json()
+    assert [(a["action"], a["by_label"], a["assignee"], a["note"]) for a in answer["actions"]] == [
+        ("assigned", ON_DUTY, TEAM, None),
+        ("noted", ON_DUTY, None, NOTE),
+    ]
+    assert answer["handling"]["assignee"] == TEAM
+    assert answer["handling"]["notes"] == 1
+
+    # Nothing is wider than the phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    box = item.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= PHONE_VIEWPORT["width"]
+    item.locator("button[data-action=notes]").click()  # the form shows in the picture
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_VIEWPORT["width"]
+    item.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-alert-actions-phone.png"))
+
+    # In English the same history is worded again, the person's words as they were.
+    page.get_by_role("button", name="Switch to English").click()
+    assert entries.nth(0).locator(".history-what").inner_text() == f"assigned to {TEAM}"
+    assert entries.nth(1).locator(".history-note").inner_text() == NOTE
+    assert item.locator("button[data-action=assign]").inner_text() == "Assign"
+    page.get_by_role("button", name="切换到中文").click()
+    page.close()
+
+
+def test_api_errors_are_said_in_the_pages_words(browser: Any, city: ServedCity) -> None:
+    live = city.live
+    alert = degraded_alert(city)
+    page = browser.new_page(viewport=VIEWPORT)
+    page.route("**/v1/live**", lambda route: route.abort())  # no pushed updates: a stale page
+    sign_in(page, live)
+    item = alert_item(page, alert)
+    message = item.locator(".alert-message[data-kind=error]")
+    field = item.locator("form[data-form=assign] input")
+    item.locator("button[data-action=assign]").click()
+
+    # Too long for the API (the field's maxlength stops typing, not a script).
+    field.evaluate("(node, n) => { node.value = '长'.repeat(n); }", ASSIGNEE_MAX_CHARS + 1)
+    item.locator("form[data-form=assign] button[type=submit]").click()
+    message.wait_for(timeout=UPDATE_TIMEOUT_MS)
+    assert message.inner_text() == f"请填写 1 至 {ASSIGNEE_MAX_CHARS} 个字。"
+
+    # The alert resolves meanwhile: the server says 409, the page says so in Chinese.
+    station_id = alert["subject"]
+    city.clock.advance(timedelta(minutes=1))
+    water_back = {
+        "amenities": {"drinking_water": "ok", "rest_seats": "ok"},
+        "next_check_in_seconds": HEARTBEAT_INTERVAL_S,
+    }
+    post(live, [envelope("health_check", station_id, city.clock.now(), water_back)])
+    assert degraded_alert_or_none(city) is None, "the alert must be resolved by now"
+    field.fill("张队")
+    item.locator("form[data-form=assign] button[type=submit]").click()
+    item.locator(".alert-message", has_text="该警报已在此期间解除。").wait_for(
+        timeout=UPDATE_TIMEOUT_MS
+    )
+
+    # A 403 (the key's districts changed, say): the server's English text never shows.
+    forbidden = {"title": "Forbidden", "status": 403, "detail": "a union key cannot do this"}
+    page.route(
+        "**/v1/alerts/*/notes",
+        lambda route: route.fulfill(
+            status=403, content_type="application/problem+json", body=json.dumps(forbidden)
+        ),
+    )
+    item.locator("button[data-action=notes]").click()
+    item.locator("form[data-form=notes] textarea").fill("已到场")
+    item.locator("form[data-form=notes] button[type=submit]").click()
+    item.locator(".alert-message", has_text="此密钥无权处理该警报。").wait_for(
+        timeout=UPDATE_TIMEOUT_MS
+    )
+    assert "cannot" not in item.inner_text()
+    assert live.client.get(f"/v1/alerts/{alert['alert_id']}/actions").json()["actions"] == []
+    page.close()
+
+
+def test_a_planner_sees_who_handles_an_alert_but_no_controls(
+    browser: Any, city: ServedCity
+) -> None:
+    live = city.live
+    alert = degraded_alert(city)
+    base = f"/v1/alerts/{alert['alert_id']}"
+    assert live.client.post(f"{base}/assign", json={"assignee": "张队"}).status_code == 200
+    assert live.client.post(f"{base}/notes", json={"text": "已到场"}).status_code == 200
+    page = browser.new_page(viewport=VIEWPORT)
+    sign_in(page, live, issue(live.system, Role.planner))
+    item = alert_item(page, alert)
+    tags = item.locator(".alert-handling .tag").all_inner_texts()
+    assert tags == ["指派给 张队", "备注 1 条"]
+    assert page.locator("#alert-feed li.alert").count() > 1
+    for control in (".alert-actions", "button[data-action]", "form", "input", "textarea"):
+        assert page.locator(f"#alert-feed {control}").count() == 0, control
+    page.close()

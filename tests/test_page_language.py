@@ -1,6 +1,7 @@
-"""The zh-CN dashboard words everything itself: with an alert of every kind open, and the
-popups of stations in every state open, the rendered text holds no English (the server sends
-codes and values, never sentences). Names are data and are left out of the scan.
+"""The zh-CN dashboard words everything itself: with an alert of every kind open, the popups
+of stations in every state open, and an alert's forms and history (acknowledged, assigned,
+noted) open, the rendered text holds no English (the server sends codes and values, never
+sentences). Names are data and are left out of the scan.
 
 Without chromium these tests skip on a developer's machine; under CI=true they fail."""
 
@@ -15,8 +16,9 @@ from typing import Any
 import pytest
 
 from bench.browser import VIEWPORT
+from schemas.auth import Role
 from streams.clock import ManualClock
-from tests.conftest import T0, LiveServer
+from tests.conftest import T0, LiveServer, bearer, issue
 from tests.served_city import (
     CLOSED,
     DEGRADED,
@@ -45,6 +47,7 @@ ZONE_THRESHOLD_WORKERS = 150.0  # few zones alert, so that every alert fits in t
 ALLOWED_LATIN = {"waystation", "Leaflet", "API", "AED", "English"}
 LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z_'-]+")
 H3_CELL = re.compile(r"\b[0-9a-f]{15}\b")
+ON_DUTY = "区总工会值班"  # the acting key's label
 
 
 def visit(station_id: str, clock: ManualClock) -> dict[str, Any]:
@@ -121,6 +124,19 @@ def latin_words(text: str, names: list[str]) -> set[str]:
     return {w for w in LATIN_WORD.findall(text) if w not in ALLOWED_LATIN}
 
 
+def act_on(live: LiveServer, alert_id: str) -> None:
+    """Every kind of action on one alert, by a key with a label, each with its words."""
+    union = bearer(issue(live.system, Role.union, label=ON_DUTY))
+    base = f"/v1/alerts/{alert_id}"
+    for what, body in (
+        ("acknowledge", {"note": "已派人查看"}),
+        ("assign", {"assignee": "第三网格服务队"}),
+        ("notes", {"text": "饮水机已报修"}),
+    ):
+        answer = live.client.post(f"{base}/{what}", json=body, headers=union)
+        assert answer.status_code == 200, answer.text
+
+
 def test_no_english_in_the_chinese_page_with_every_alert_kind_open(
     browser: Any, every_kind_open: tuple[LiveServer, dict[str, str]]
 ) -> None:
@@ -131,6 +147,8 @@ def test_no_english_in_the_chinese_page_with_every_alert_kind_open(
     assert open_alerts["total"] <= FEED_MAX, "every open alert must fit in the feed"
     for alert in open_alerts["alerts"]:  # the server sends a code and values for each
         assert alert["evidence"]["reason"]["code"], alert
+    handled = next(a for a in open_alerts["alerts"] if a["kind"] == "station_degraded")
+    act_on(live, handled["alert_id"])
 
     names = names_in(live)
     page = browser.new_page(viewport=VIEWPORT)
@@ -138,7 +156,21 @@ def test_no_english_in_the_chinese_page_with_every_alert_kind_open(
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     for kind in KINDS:
         assert page.locator(f"#alert-feed li[data-kind={kind}]").count() > 0, kind
+    assert page.locator("#alert-feed button[data-action=history]").count() > 0
     texts = {"page": page.locator("body").inner_text()}
+    # The alert someone acted on, with its forms and its history open.
+    item = page.locator(f"#alert-feed li.alert[data-subject='{handled['subject']}']")
+    for action in ("assign", "notes", "history"):
+        item.locator(f"button[data-action={action}]").click()
+    history = item.locator(".alert-history li[data-action]")
+    history.nth(2).wait_for(timeout=POPUP_TIMEOUT_MS)
+    assert [h.get_attribute("data-action") for h in history.all()] == [
+        "acknowledged",
+        "assigned",
+        "noted",
+    ]
+    assert item.locator("form[data-form=notes] label").is_visible()
+    texts["alert actions"] = item.inner_text()
     for state, station_id in states.items():
         page.locator(f"#attention li[data-station='{station_id}'] button").click()
         popup = page.locator(f".station-popup[data-station='{station_id}']")
@@ -153,6 +185,6 @@ def test_no_english_in_the_chinese_page_with_every_alert_kind_open(
     # The scan can see English: the same page in English is full of it.
     page.get_by_role("button", name="Switch to English").click()
     english = latin_words(page.locator("#alert-feed").inner_text(), names)
-    assert {"expected", "workers", "visitors"} <= english
+    assert {"expected", "workers", "visitors", "assigned", "added"} <= english
     page.get_by_role("button", name="切换到中文").click()
     page.close()

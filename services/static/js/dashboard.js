@@ -37,6 +37,7 @@
   function showSignIn(message) {
     if (live) live.stop();
     live = null;
+    WS.alertActions.clear(); // drafts and histories were the last key's
     $("app").hidden = true;
     $("controls").hidden = true;
     $("sign-out").hidden = true;
@@ -410,23 +411,33 @@
     fitTo(model.boundaries.features.filter((f) => f.properties.name === name));
   }
 
-  async function acknowledge(alert) {
+  const alertPath = (alert, what) => `/v1/alerts/${encodeURIComponent(alert.alert_id)}/${what}`;
+
+  // Acknowledge, assign or note (`what`); the answer is where the alert stands now. An
+  // alert resolved meanwhile stays in the feed, saying so, until the live update takes it.
+  async function act(alert, what, body) {
     try {
-      const done = await api.post(`/v1/alerts/${encodeURIComponent(alert.alert_id)}/acknowledge`);
+      const done = await api.post(alertPath(alert, what), body);
       model.handling.set(alert.alert_id, done.handling);
+      renderPanel();
+      return done;
     } catch (error) {
-      if (error.status === 409) model.alerts.delete(alert.alert_id); // resolved meanwhile
+      if (error.status === 401) { api.key.clear(); showSignIn(t("badKey")); }
+      throw error;
     }
-    renderPanel();
   }
+
+  const alertIo = { act, history: (alert) => api.get(alertPath(alert, "actions")) };
 
   function renderPanel() {
     if (!model.kpis) return;
     const scope = model.sub || model.district || t("allDistricts");
     panel.renderKpis(model.sub ? subdistrictKpis() : model.kpis, scope);
     panel.renderAlerts([...model.alerts.values()].filter(inScope), describeAlert, locateAlert, {
-      handling: model.handling, mayAct: ACTING_ROLES.has(model.me.role), onAcknowledge: acknowledge,
+      handling: model.handling, mayAct: ACTING_ROLES.has(model.me.role),
+      controls: (alert) => WS.alertActions.controlsFor(alert, model.handling.get(alert.alert_id), alertIo),
     });
+    WS.alertActions.keepOnly(new Set(model.alerts.keys()));
     const s = model.stations, k = subIndex(), rows = [];
     for (let i = 0; i < s.n; i++) {
       const state = model.states[s.state[i]];

@@ -77,27 +77,27 @@ WS.panel = (() => {
     }
   }
 
-  // Who acknowledged an alert, who has it, how many notes; or a button to acknowledge it.
+  // Who acknowledged an alert, who has it, how many notes: for every key; the buttons to act
+  // on it come from `acting.controls` for the keys that may.
   function handlingOf(alert, acting) {
     const box = el("div", "alert-handling");
     const h = acting.handling.get(alert.alert_id);
     if (h && h.acknowledged_at) {
       box.dataset.acknowledged = "true";
       box.append(el("span", "tag", t("acknowledgedBy", { who: h.acknowledged_by, time: formatTime(h.acknowledged_at) })));
-    } else if (acting.mayAct) {
-      const button = el("button", "button small", t("acknowledge"));
-      button.type = "button";
-      button.dataset.action = "acknowledge";
-      button.addEventListener("click", () => { button.disabled = true; acting.onAcknowledge(alert); });
-      box.append(button);
     }
     if (h && h.assignee) box.append(el("span", "tag", t("assignedTo", { who: h.assignee })));
     if (h && h.notes) box.append(el("span", "tag", t("notes", { n: number(h.notes) })));
     return box;
   }
 
+  // The feed is rebuilt on every live update: whoever is typing in it keeps the focus and
+  // the caret (the alerts' controls are the same elements, kept by WS.alertActions).
   function renderAlerts(alerts, describe, onLocate, acting) {
     const feed = $("alert-feed");
+    const focused = feed.contains(document.activeElement) ? document.activeElement : null;
+    const caret = focused && typeof focused.selectionStart === "number"
+      ? [focused.selectionStart, focused.selectionEnd] : null;
     feed.replaceChildren();
     const sorted = [...alerts].sort((a, b) => (b.opened_at || "").localeCompare(a.opened_at || ""));
     $("alert-count").textContent = `(${number(sorted.length)})`;
@@ -123,9 +123,14 @@ WS.panel = (() => {
       }
       item.append(head, body, el("div", "alert-detail", reasonText(alert.evidence.reason, alert.evidence.detail)),
         handlingOf(alert, acting));
+      if (acting.mayAct) item.append(acting.controls(alert));
       feed.append(item);
     }
     if (sorted.length > FEED_MAX) feed.append(el("li", "more", t("andMore", { n: sorted.length - FEED_MAX })));
+    if (focused && focused.isConnected && document.activeElement !== focused) {
+      focused.focus({ preventScroll: true });
+      if (caret) focused.setSelectionRange(...caret);
+    }
   }
 
   function renderAttention(rows, onLocate) {
