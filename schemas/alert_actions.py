@@ -142,8 +142,8 @@ class Webhook(BaseModel):
 
 class WebhookCreated(Webhook):
     secret: str = Field(
-        description="The HMAC-SHA256 key the posts are signed with (a robot's own, if given); "
-        "shown once"
+        description="The HMAC-SHA256 key the posts are signed with (a robot's own, if given; "
+        "empty for a DingTalk or Feishu robot given none: its posts go unsigned); shown once"
     )
 
 

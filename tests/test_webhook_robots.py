@@ -103,13 +103,19 @@ class Robot:
             if self.gone is not None:
                 self.refused += 1
                 return self.gone
+            # A robot without a secret is secured otherwise; it is sent no signature at all.
             if self.flavour is WebhookFlavour.dingtalk:
                 query = parse_qs(parts.query)
                 holds = query.get("access_token") == [ACCESS_TOKEN]
-                holds = holds and dingtalk_signature_holds(self.secret, query)
+                signed = dingtalk_signature_holds(self.secret, query) if self.secret else True
+                holds = holds and signed and (bool(self.secret) or "sign" not in query)
                 refusal = DINGTALK_SIGN_NOT_MATCH
             elif self.flavour is WebhookFlavour.feishu:
-                holds = feishu_signature_holds(self.secret, body)
+                holds = (
+                    feishu_signature_holds(self.secret, body)
+                    if self.secret
+                    else "sign" not in body and "timestamp" not in body
+                )
                 refusal = FEISHU_SIGN_FAIL
             else:
                 holds, refusal = True, {}
@@ -343,3 +349,24 @@ def test_a_dingtalk_secret_is_kept_whole(store: Store) -> None:
         found = tx.webhooks.get("robot")
     assert found is not None
     assert found[1] == DINGTALK_SECRET
+
+
+def test_robots_without_a_secret_are_sent_no_signature(
+    city: City, robots: Callable[[WebhookFlavour, str], Robot]
+) -> None:
+    """A robot secured by keywords or addresses is not given a signature made with a secret
+    it does not know: its posts carry none, and the webhook's secret is empty."""
+    dingtalk, feishu = robots(WebhookFlavour.dingtalk, ""), robots(WebhookFlavour.feishu, "")
+    hooks = [
+        city.create(WebhookFlavour.dingtalk, dingtalk.url),
+        city.create(WebhookFlavour.feishu, feishu.url),
+    ]
+    assert [hook["secret"] for hook in hooks] == ["", ""]
+    city.degrade(opened(city.city)[0])
+    wait_for(lambda: dingtalk.taken and feishu.taken, "both robots took a post")
+    assert dingtalk.refused == feishu.refused == 0
+    for hook in hooks:
+        wait_for(
+            lambda hook=hook: {d["status"] for d in city.deliveries(hook)} == {"delivered"},
+            "delivered",
+        )

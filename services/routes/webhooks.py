@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from schemas.alert_actions import (
+    SIGNING_ROBOTS,
     DeliveryList,
     Webhook,
     WebhookCreated,
@@ -51,8 +52,9 @@ def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCre
     DingTalk and Feishu group robots with signature verification (加签) check a signature of
     their own: give such a webhook `secret`, the one the robot's security settings show, and
     its posts carry that signature too (query `timestamp` and `sign` for DingTalk, body fields
-    for Feishu). Any other secret is generated here: a `json` or `wecom` webhook given one is
-    refused."""
+    for Feishu); without one they are posted unsigned (a robot secured by keywords or
+    addresses) and `secret` is empty. A `json` or `wecom` webhook's secret is generated here:
+    one given is refused."""
     who.require(Role.union)
     hub = _hub(request)
     known = hub.data.known_districts()
@@ -64,7 +66,10 @@ def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCre
             [FieldError(field="district", reason=f"must be one of: {', '.join(known)}")],
         )
     who.check_district(body.district)
-    secret = body.secret or new_secret()
+    # A signing robot without its secret is secured some other way (keywords, addresses):
+    # its posts go unsigned rather than signed with a secret the robot does not know.
+    unsigned_robot = body.flavour in SIGNING_ROBOTS and not body.secret
+    secret = body.secret or ("" if unsigned_robot else new_secret())
     hook = Webhook(
         webhook_id=str(uuid.uuid4()),
         district=body.district,
