@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.auth import ApiKeyInfo, Role
+from services.recent_reads import RecentReads
 from store.unit_of_work import Store
 from streams.clock import Clock
 
@@ -127,9 +128,9 @@ def issue_key(
 
 class KeyRing:
     """Checks presented keys against the store, remembering what it read of each key for
-    `cache_seconds`: a key lookup is a store transaction, which would otherwise be a quarter
-    of every small request's cost. A key revoked or expired from another process (the CLI)
-    stops working within that time; an unknown key id is never remembered."""
+    `cache_seconds` (a key lookup was a quarter of a small request's cost): a key revoked from
+    another process (the CLI) stops working within that time. An unknown key id is never
+    remembered."""
 
     def __init__(
         self,
@@ -138,10 +139,7 @@ class KeyRing:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.cache_seconds = cache_seconds
-        self._monotonic = monotonic
-        self._read: dict[str, tuple[tuple[ApiKeyInfo, str], float]] = {}
-        self._lock = threading.Lock()
+        self._read: RecentReads[str, tuple[ApiKeyInfo, str]] = RecentReads(cache_seconds, monotonic)
 
     def authenticate(self, presented: str | None, now: datetime) -> Principal:
         if not presented:
@@ -161,18 +159,12 @@ class KeyRing:
         return Principal(info)
 
     def _lookup(self, key_id: str) -> tuple[ApiKeyInfo, str] | None:
-        now_s = self._monotonic()
-        with self._lock:
-            cached = self._read.get(key_id)
-        if cached is not None and now_s - cached[1] < self.cache_seconds:
-            return cached[0]
-        with self.store.transaction(readonly=True) as tx:  # never queue behind writers
-            found = tx.keys.get(key_id)
-        with self._lock:
-            if found is None:
-                self._read.pop(key_id, None)
-            elif self.cache_seconds > 0:
-                self._read[key_id] = (found, now_s)
+        found = self._read.get(key_id)
+        if found is None:
+            with self.store.transaction(readonly=True) as tx:  # never queue behind writers
+                found = tx.keys.get(key_id)
+            if found is not None:
+                self._read.put(key_id, found)
         return found
 
 

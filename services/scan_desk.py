@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
@@ -21,6 +20,7 @@ from schemas.events import EventType, Service, VisitSource, WorkerKind
 from schemas.stations import Station
 from services.auth import RateLimiter
 from services.ingest import Ingest
+from services.recent_reads import RecentReads
 from services.scan_tokens import (
     ForgedTokenError,
     StationToken,
@@ -104,7 +104,6 @@ class VisitBatcher:
 class _Known:
     station: Station | None
     generation: int
-    read_at_s: float
 
 
 class ScanDesk:
@@ -117,7 +116,7 @@ class ScanDesk:
         )
         self.stations = RateLimiter(settings.scan_station_per_minute, settings.scan_station_burst)
         self.visits = VisitBatcher(system.ingest, system.clock)
-        self._known: dict[str, _Known] = {}
+        self._known: RecentReads[str, _Known] = RecentReads(settings.scan_station_cache_seconds)
 
     def token_for(self, station_id: str) -> str:
         return current_token(self.system.store, self.signer, station_id)
@@ -125,22 +124,16 @@ class ScanDesk:
     def rotate(self, station_id: str) -> str:
         """Revoke every poster of the station; returns the new token."""
         token = rotate_token(self.system.store, self.signer, station_id, self.system.clock.now())
-        self._known.pop(station_id, None)
+        self._known.forget(station_id)
         return token
 
     def _lookup(self, station_id: str) -> _Known:
         """The station and its poster generation, read at most every few seconds."""
-        now_s = time.monotonic()
         known = self._known.get(station_id)
-        if (
-            known is None
-            or now_s - known.read_at_s > self.system.settings.scan_station_cache_seconds
-        ):
+        if known is None:
             with self.system.store.transaction(readonly=True) as tx:
-                known = _Known(
-                    tx.stations.get(station_id), tx.scan_tokens.generation(station_id), now_s
-                )
-            self._known[station_id] = known
+                known = _Known(tx.stations.get(station_id), tx.scan_tokens.generation(station_id))
+            self._known.put(station_id, known)
         return known
 
     def open(self, token: str) -> ScanResult:

@@ -9,7 +9,6 @@ a read replica that follows what the workers write to the store.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from services.history import HistoryRecorder
 from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
+from services.recent_reads import RecentReads
 from services.station_tally import take_tally
 from services.visit_stats import VisitRollupFollower
 from services.webhooks import WebhookDispatcher
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 class StoreStations:
     """The ingest's view of the registry: which station ids exist. A station found is
-    remembered for `cache_seconds`, because reading the store for every post was a fifth of a
-    single-event post's cost; an id not found is read again each time, so a station added a
+    remembered for `cache_seconds` (reading the store for every post was a fifth of a
+    single-event post's cost); an id not found is read again each time, so a station added a
     moment ago is known at once. Changes through this server forget everything (`forget`); a
     station retired from another process may take events for up to `cache_seconds` more,
     which the processors then refuse as unknown."""
@@ -48,26 +48,22 @@ class StoreStations:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.cache_seconds = cache_seconds
-        self._monotonic = monotonic
-        self._found_at: dict[str, float] = {}
+        self._found: RecentReads[str, bool] = RecentReads(cache_seconds, monotonic)
 
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
-        now_s = self._monotonic()
-        found_at = self._found_at
-        known = {i for i in ids if now_s - found_at.get(i, -math.inf) < self.cache_seconds}
+        known = {i for i in ids if self._found.get(i)}
         missing = set(ids) - known
         if not missing:
             return known
         # A read-only snapshot: it must not queue behind the writers for SQLite's write lock.
         with self.store.transaction(readonly=True) as tx:
             found = tx.stations.existing_ids(missing)
-        if self.cache_seconds > 0:
-            found_at.update(dict.fromkeys(found, now_s))
+        for station_id in found:
+            self._found.put(station_id, True)
         return known | found
 
     def forget(self) -> None:
-        self._found_at = {}
+        self._found.forget()
 
 
 class LedgerWatermarks:
