@@ -320,12 +320,8 @@ class StationStage:
         slot = self._slot(change.station_id)
         steps, state = self._steps(slot)
         produced = steps.change(change, change.at)
-        if change.new is None:
-            self.by_partition[
-                t.partition_for(change.station_id, self.settings.broker_partitions)
-            ].discard(change.station_id)
-        else:
-            self._own(change.station_id)
+        # A retired station stays on its partition's ticks until its open alerts resolve.
+        self._own(change.station_id)
         self._publish(produced, change.at)
         self._save(slot, state, change.at)
 
@@ -356,6 +352,8 @@ class StationStage:
             self._publish(produced, now)
             if before != after:
                 self._save(slot, state, now)
+            if not state["alerts"] and station_id not in self.registry:
+                self.by_partition[partition].discard(station_id)  # retired, nothing open
         marker = ZoneMessage(at=now, tick_from=partition).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
             self.sender.send(
