@@ -244,6 +244,7 @@ class StationStage:
         self.published: dict[str, StationRecord | None] = {}  # record as of the batch's start
         self.partition_of: dict[str, int] = {}  # where each working slot's input came from
         self.handled: list[tuple[str, str]] = []  # (event type, what became of it) this batch
+        self.registry_behind = False  # partitions assigned since the log was last read
         for station_id in registry:
             self._own(station_id)
 
@@ -251,8 +252,16 @@ class StationStage:
         partition = t.partition_for(station_id, self.settings.broker_partitions)
         self.by_partition[partition].add(station_id)
 
+    def partitions_assigned(self) -> None:
+        """A rebalance gave this worker its partitions: stations on those it did not own
+        may have changed while another worker did, which only that worker applied."""
+        self.registry_behind = True
+
     async def run(self, batch: Sequence[EventT]) -> None:
         started = time.perf_counter()
+        if self.registry_behind:  # before the first message from a partition taken over
+            self.registry_behind = False
+            self.follow_registry()
         for event in batch:
             self.process(event)
         await self.finish()
@@ -311,19 +320,22 @@ class StationStage:
         slot = self._slot(change.station_id)
         steps, state = self._steps(slot)
         produced = steps.change(change, change.at)
-        if change.new is None:
-            self.by_partition[
-                t.partition_for(change.station_id, self.settings.broker_partitions)
-            ].discard(change.station_id)
-        else:
-            self._own(change.station_id)
+        # A retired station stays on its partition's ticks until its open alerts resolve.
+        self._own(change.station_id)
         self._publish(produced, change.at)
         self._save(slot, state, change.at)
 
-    def tick(self, partition: int, now: datetime) -> None:
-        for change in self.registry.refresh():  # changed while another worker owned them
+    def follow_registry(self) -> None:
+        """Take the registry changes logged since the last look (those made while another
+        worker owned the station). A move or a seats change alters a station's supply ratio:
+        it is worked out again, not taken from what this worker computed before."""
+        for change in self.registry.refresh():
+            self.supply_ratios.pop(change.station_id, None)
             if change.new is not None:
                 self._own(change.station_id)
+
+    def tick(self, partition: int, now: datetime) -> None:
+        self.follow_registry()
         for station_id in sorted(self.by_partition.get(partition, ())):
             self.partition_of[station_id] = partition
             slot = self._slot(station_id)
@@ -340,6 +352,8 @@ class StationStage:
             self._publish(produced, now)
             if before != after:
                 self._save(slot, state, now)
+            if not state["alerts"] and station_id not in self.registry:
+                self.by_partition[partition].discard(station_id)  # retired, nothing open
         marker = ZoneMessage(at=now, tick_from=partition).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
             self.sender.send(
@@ -702,6 +716,13 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         settings, world, zone_slots, zone_clocks, Sender(app), DemandFollower(store, world)
     )
     writer = StoreWriter(store)
+
+    @app.on_partitions_assigned.connect
+    def registry_after_rebalance(sender: faust.App, assigned: Any, **kwargs: Any) -> None:
+        # Sent once the group has synced: every earlier owner has stopped, and whatever
+        # changes it applied are in the store's log (written before their message). The new
+        # partitions stay paused until their tables are recovered, so this comes first.
+        station_stage.partitions_assigned()
 
     station_input = app.topic(
         *t.EVENT_TOPICS.values(),
