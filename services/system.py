@@ -135,7 +135,7 @@ class EmbeddedSystem:
         if self.kafka is not None:
             with self._publishing:
                 with self.store.transaction(readonly=True) as tx:
-                    changes = tx.station_changes.after(self._published_seq)
+                    changes = tx.station_changes.all_after(self._published_seq)
                 self.kafka.publish_station_changes([change for _, change in changes])
                 if changes:
                     self._published_seq = changes[-1][0]

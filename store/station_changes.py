@@ -126,6 +126,15 @@ class StationChangeLog:
         )
         return [(row.seq, _change(row)) for row in self._session.scalars(stmt)]
 
+    def all_after(self, seq: int) -> list[tuple[int, StationChange]]:
+        """Every change after `seq`, read a page at a time: an import of thousands of
+        stations is one burst of changes, and every one of them must be followed."""
+        found: list[tuple[int, StationChange]] = []
+        while page := self.after(seq):
+            found += page
+            seq = page[-1][0]
+        return found
+
     def last_seq(self) -> int:
         return self._session.scalar(select(func.max(StationChangeRow.seq))) or 0
 

@@ -132,7 +132,7 @@ class StationRegistry(MutableMapping[str, Station]):
         """Take the registry changes logged since the last ones (a worker that did not apply
         them itself: another worker owned the station then); returns them."""
         with self._store.transaction(readonly=True) as tx:
-            changes = tx.station_changes.after(self.change_seq)
+            changes = tx.station_changes.all_after(self.change_seq)
         for seq, change in changes:
             if change.new is None:
                 self._stations.pop(change.station_id, None)
@@ -466,7 +466,7 @@ class EmbeddedRuntime:
         assert self.registry is not None
         outcome = StepOutcome()
         with self.store.transaction(readonly=True) as tx:
-            changes = tx.station_changes.after(self.registry.change_seq)
+            changes = tx.station_changes.all_after(self.registry.change_seq)
         now = self.clock.now()
         for seq, change in changes:
             outcome.extend(self.pipeline.change(change, now))

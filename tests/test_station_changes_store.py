@@ -12,6 +12,8 @@ from schemas.stations import StationKind
 from store.unit_of_work import Store
 from tests.conftest import CENTRE, T0, make_station
 
+BURST_STATIONS = 2_345  # over two pages of the log
+
 
 def test_every_write_is_a_versioned_audited_change(store: Store) -> None:
     first = make_station("A-1", *CENTRE)
@@ -60,3 +62,17 @@ def test_poster_generations_and_stops_are_kept(store: Store) -> None:
         assert tx.scan_tokens.rotate("BUS-1", T0) == 3
         assert tx.stations.get("BUS-1") == bus
         assert tx.stations.get("BUS-1").stops[0].start == T0
+
+
+def test_a_burst_larger_than_a_page_is_followed_whole(store: Store) -> None:
+    """An import of more stations than one page of the log holds: `all_after` returns every
+    change, in order, and nothing after the last."""
+    count = BURST_STATIONS
+    stations = [make_station(f"B-{i:05d}", CENTRE[0] + i * 1e-5, CENTRE[1]) for i in range(count)]
+    with store.transaction() as tx:
+        made = tx.station_changes.write(stations, actor="import", at=T0)
+    with store.transaction(readonly=True) as tx:
+        assert len(tx.station_changes.after(0)) < count, "the burst spans pages"
+        followed = tx.station_changes.all_after(0)
+        assert [seq for seq, _ in followed] == [seq for seq, _ in made]
+        assert tx.station_changes.all_after(made[-1][0]) == []

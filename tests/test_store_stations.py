@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from geo.crs import Datum
+from services.station_import import StationImporter
 from services.system import EmbeddedSystem, StoreStations
 from store.unit_of_work import Store
 from streams.clock import ManualClock
 from tests.conftest import make_station, settings_for
 
 CACHE_S = 10.0
+IMPORT_STATIONS = 1_500  # over one page (1,000) of the registry log
 
 
 def test_found_ids_are_trusted_for_the_cache_time_and_missing_ones_read_again(
@@ -48,3 +51,23 @@ def test_a_retirement_through_the_server_is_seen_at_once(
         tx.stations.remove("T-0001")
     system.registry_changed()
     assert system.stations.existing_ids(["T-0001"]) == set()
+
+
+def test_an_import_larger_than_a_page_of_the_log_reaches_the_runtime_whole(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """Stations imported through the server in one burst, more than one page of the registry
+    log: every one is in the running processor's registry, not only the first page."""
+    system = EmbeddedSystem(settings_for(tmp_path), clock=clock, autotick=False, simulate=False)
+    system.start()
+    try:
+        importer = StationImporter(system.store, system.registry_changed)
+        items = [
+            make_station(f"I-{i:05d}", 39.9 + i * 1e-5, 116.4).model_dump(mode="json")
+            for i in range(IMPORT_STATIONS)
+        ]
+        assert importer.add(items, Datum.wgs84).imported == IMPORT_STATIONS
+        with system.runtime.reading() as pipeline:
+            assert len(pipeline.registry) == IMPORT_STATIONS
+    finally:
+        system.stop()
