@@ -203,7 +203,6 @@ class WebhookDispatcher:
         self._inbox: queue.Queue[object] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._runtime: EmbeddedRuntime | None = None
-        self._idle = threading.Event()
 
     def start(self, runtime: EmbeddedRuntime) -> None:
         self._runtime = runtime
@@ -228,6 +227,13 @@ class WebhookDispatcher:
         """Look for due deliveries now (after the clock moved, in tests and tools)."""
         self._inbox.put([])
 
+    def caught_up(self, timeout_s: float) -> bool:
+        """Wait until every transition queued so far has been logged as deliveries (tests and
+        tools: a webhook created next is then sent only what happens after it)."""
+        done = threading.Event()
+        self._inbox.put(done)
+        return done.wait(timeout_s)
+
     def _run(self) -> None:
         with self._client_factory() as client:
             while True:
@@ -236,6 +242,8 @@ class WebhookDispatcher:
                     for item in items:
                         if isinstance(item, list):
                             self._enqueue(item)
+                        elif isinstance(item, threading.Event):
+                            item.set()
                     self._attempt_due(client)
                 except Exception:  # a bad pass must not end deliveries for good
                     log.exception("a webhook pass failed; due deliveries are retried")

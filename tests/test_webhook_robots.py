@@ -183,6 +183,8 @@ class City:
 
     def create(self, flavour: WebhookFlavour, url: str, **extra: Any) -> dict[str, Any]:
         body = {"district": DISTRICT_NAME, "url": url, "flavour": flavour} | extra
+        # Transitions of the city's opening, still queued, would reach the new webhook too.
+        assert self.live.system.webhooks.caught_up(WAIT_S)
         answer = self.live.client.post("/v1/webhooks", json=body)
         assert answer.status_code == 201, answer.text
         return answer.json()
