@@ -109,7 +109,7 @@ class WebhookIn(BaseModel):
     secret: RobotSecret | None = Field(
         None,
         description="dingtalk and feishu only: the signing secret (加签) the robot's security "
-        "settings show, so that the robot accepts what is sent; left out, one is generated",
+        "settings show, so that the robot accepts what is sent; left out, posts go unsigned",
         examples=["SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"],
     )
 

@@ -136,10 +136,13 @@ def gate_acks(app: faust.App, done: Done, compacted: Collection[str], stall_chec
                 if tp.topic not in inputs or tp in busy:
                     self._stalled.pop(tp, None)
                     continue
-                position = await self.position(tp)
                 handed = self._handed.get(tp)
                 committed = self._committed_offset.get(tp) or 0
                 expected = committed if handed is None else max(handed + 1, committed)
+                if (self.highwater(tp) or 0) <= expected:  # nothing past it: no stall here
+                    self._stalled.pop(tp, None)
+                    continue
+                position = await self.position(tp)  # a call into the client's thread
                 if position is None or position <= expected:
                     self._stalled.pop(tp, None)
                     continue

@@ -68,8 +68,7 @@ def create_webhook(body: WebhookIn, who: Caller, request: Request) -> WebhookCre
     who.check_district(body.district)
     # A signing robot without its secret is secured some other way (keywords, addresses):
     # its posts go unsigned rather than signed with a secret the robot does not know.
-    unsigned_robot = body.flavour in SIGNING_ROBOTS and not body.secret
-    secret = body.secret or ("" if unsigned_robot else new_secret())
+    secret = body.secret or ("" if body.flavour in SIGNING_ROBOTS else new_secret())
     hook = Webhook(
         webhook_id=str(uuid.uuid4()),
         district=body.district,
