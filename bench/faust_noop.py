@@ -24,6 +24,7 @@ def build(bootstrap: str, count: int, out: Path, fetch_max_wait_ms: int) -> faus
         f"bench-noop-{os.getpid()}",
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         store="memory://",
+        datadir=str(out.parent / "{conf.name}"),  # beside its result, not the working directory
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

@@ -8,10 +8,10 @@ stations all through: closing and reopening, amenities going out of service and 
 are put on the event topics before anything reads them. Every run starts from fresh topics.
 
 - `stream.faust.events_per_s`: one `waystation worker` process, started after the topics are
-  filled. The clock starts at the first outcome the worker publishes (start-up and recovery
-  are not counted) and stops only when every stage has caught up: every event archived in the
-  store, and no lag left on any topic the worker reads (events, clock, coverage deltas, and the
-  store writer's station states, alerts and outcomes).
+  filled. The clock starts at the first station state the worker publishes (its first batch's
+  output; start-up and recovery are not counted) and stops only when every stage has caught up:
+  every event archived in the store, and no lag left on any topic the worker reads (events,
+  clock, coverage deltas, and the store writer's alerts).
 - `stream.faust.two_workers.events_per_s`: the same with two worker processes sharing the
   partitions (on the same two cores).
 - `stream.faust_noop.events_per_s`: a Faust agent that reads the same topics and does nothing
@@ -107,9 +107,7 @@ WORKER_INPUTS = (
     *t.EVENT_TOPICS.values(),
     t.CLOCK,
     t.COVERAGE_DELTAS,
-    t.STATION_STATE,
     t.ALERTS,
-    t.OUTCOMES,
 )
 
 OK = {"drinking_water": "ok", "rest_seats": "ok"}
@@ -251,10 +249,10 @@ class Progress:
             total += max(ends[tp] - max(done, 0), 0)
         return total
 
-    def first_outcome_s(self) -> float:
-        """Broker time (s) of the first outcome any worker published."""
+    def first_output_s(self) -> float:
+        """Broker time (s) of the first station state any worker published."""
         consumer = KafkaConsumer(
-            t.OUTCOMES,
+            t.STATION_STATE,
             bootstrap_servers=self.settings.bootstrap_servers,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -299,7 +297,7 @@ def _faust(root: Path, settings: Settings, count: int, workers: int) -> float:
                 raise TimeoutError(f"{archived} of {count} archived in time")
             time.sleep(CAUGHT_UP_POLL_S)
         done = time.time()
-        return (count - 1) / max(done - progress.first_outcome_s(), 1e-3)
+        return (count - 1) / max(done - progress.first_output_s(), 1e-3)
     finally:
         progress.close()
         for worker in running:

@@ -3,11 +3,12 @@
 Three thin stages, each partitioned by its own key:
 
 - stations (the event topics and the clock, by station_id): `StationSteps` over the station's
-  table slot; publishes the station record (compacted), coverage deltas re-keyed by zone,
-  station alerts, and each event's outcome. What cannot be read goes to the dead-letter topic.
+  table slot; publishes the station record (compacted), coverage deltas re-keyed by zone and
+  station alerts, and archives each event with what became of it, together with the records,
+  in one store transaction per batch. What cannot be read goes to the dead-letter topic.
 - zones (coverage deltas, by zone): `ZoneSteps` over the zone's slot; publishes zone alerts and
   the zone's coverage summary (compacted).
-- store writer: station records, alerts and event outcomes into the store, idempotently.
+- store writer: alerts (from both stages) into the store, idempotently.
 
 Time is deterministic: an event is processed at the instant the API accepted it (its
 received-at header), so a replay or a restarted worker computes what the first run did. Ticks
@@ -37,7 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from geo.coverage import CoverageIndex
 from geo.demand import DemandLayer
 from schemas.alerts import Alert, AlertEvent, AlertKind, alert_key
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import Event
 from schemas.geography import DemandCell
 from schemas.lifecycle import StationChange
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
@@ -63,13 +64,11 @@ from streams.slots import (
 )
 from streams.wire import (
     DemandReplaced,
-    Outcome,
     Tick,
     WireError,
     ZoneMessage,
     read_event,
     retired_marker,
-    retired_station,
 )
 from streams.world import World
 from waystation.settings import Settings
@@ -220,8 +219,11 @@ class StationStage:
     """Station-keyed processing over one table slot per station.
 
     A batch of messages (events and ticks, each partition in order) runs through the pure
-    steps in one go over a working copy of the slots it touches; then its output is sent, and
-    each touched slot is written once (one changelog message per station per batch)."""
+    steps in one go over a working copy of the slots it touches; then its output is sent, its
+    events and the records it changed are written to the store in one transaction, and each
+    touched slot is written once (one changelog message per station per batch). The stage
+    archives what it decided itself: a round trip through a topic to a writer would cost two
+    more message operations and a parse for every event."""
 
     def __init__(
         self,
@@ -231,6 +233,7 @@ class StationStage:
         slots: Any,
         sender: Sender,
         follower: DemandFollower,
+        writer: StoreWriter,
     ) -> None:
         self.settings = settings
         self.world = world
@@ -238,6 +241,8 @@ class StationStage:
         self.registry = registry
         self.slots = slots
         self.sender = sender
+        self.writer = writer
+        self.archive: list[ArchivedEvent] = []  # this batch's first sightings, with their status
         self.supply_ratios: dict[str, float] = {}
         self.by_partition: dict[int, set[str]] = defaultdict(set)
         self.working: dict[str, StationSlot] = {}
@@ -303,15 +308,14 @@ class StationStage:
         slot = self._slot(event.station_id)
         event_id = str(event.event_id)
         if event_id in slot.seen:  # a copy: a client's retry, or a replay after a crash
-            self._outcome(event, now, None)
-            return
+            return  # archived with the batch that first saw it
         steps, state = self._steps(slot)
         produced = steps.handle(event, now)
         applied = produced.applied or EventStatus.applied
         self.handled.append((event.type.value, applied.value))
         slot.seen[event_id] = event.occurred_at
         self._publish(produced, now)
-        self._outcome(event, now, produced.applied)
+        self.archive.append(ArchivedEvent.from_event(event, received_at=now, status=applied))
         self._save(slot, state, now)
 
     def change(self, change: StationChange, partition: int) -> None:
@@ -392,17 +396,23 @@ class StationStage:
             )
 
     async def finish(self) -> None:
-        """Output first, then the slots: a worker that dies in between replays the batch,
-        whose effects downstream are idempotent; one that dies before never said it was done."""
+        """Output and the store first, then the slots: a worker that dies in between replays
+        the batch, whose effects downstream and in the store are idempotent; one that dies
+        before never said it was done."""
+        changed: dict[str, StationRecord | None] = {}
         for station_id, slot in self.working.items():
             before = self.published.get(station_id)
             if slot.record is not None and slot.record != before:
+                changed[station_id] = slot.record
                 self.sender.send(
                     t.STATION_STATE, station_id, slot.record.model_dump_json().encode()
                 )
             elif slot.record is None and before is not None:  # retired
+                changed[station_id] = None
                 self.sender.send(t.STATION_STATE, station_id, retired_marker(station_id))
         await self.sender.flush()
+        self.writer.settle(changed, self.archive)
+        self.archive = []
         for station_id, slot in self.working.items():
             keep(self.slots, self.partition_of[station_id], station_id, slot)
         self.working.clear()
@@ -457,10 +467,6 @@ class StationStage:
                 self.sender.alerts([item])
             else:
                 assert isinstance(item, StationStateChanged)
-
-    def _outcome(self, event: Event, now: datetime, status: Any) -> None:
-        outcome = Outcome(body=canonical_json(event), received_at=now, status=status)
-        self.sender.send(t.OUTCOMES, event.station_id, outcome.model_dump_json().encode())
 
 
 class ZoneStage:
@@ -618,25 +624,25 @@ class ZoneStage:
 
 
 class StoreWriter:
-    """Station records, alerts and event outcomes into the store. Every write is an upsert by
-    its natural key (station_id, alert_id, event_id), so a replayed message writes nothing
-    twice; within a partition messages arrive in order, so the last write is the newest."""
+    """What the stages decided, into the store. Every write is an upsert by its natural key
+    (station_id, alert_id) or first-wins (event_id), so a replayed batch writes nothing twice;
+    a station's records come from its one owner, in order, so the last write is the newest."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def records(self, values: Sequence[bytes]) -> None:
-        latest: dict[str, StationRecord | None] = {}
-        for value in values:
-            retired = retired_station(value)
-            if retired is not None:
-                latest[retired] = None
-                continue
-            record = StationRecord.model_validate_json(value)
-            latest[record.station_id] = record
+    def settle(
+        self, records: Mapping[str, StationRecord | None], archived: Sequence[ArchivedEvent]
+    ) -> None:
+        """A station batch's events, with what became of them, and the records it changed
+        (None: retired), in one transaction."""
+        if not records and not archived:
+            return
         with self.store.transaction() as tx:
-            tx.records.save_many(r for r in latest.values() if r is not None)
-            tx.records.remove_many(sid for sid, r in latest.items() if r is None)
+            tx.records.save_many(r for r in records.values() if r is not None)
+            tx.records.remove_many(sid for sid, r in records.items() if r is None)
+            if archived:
+                tx.events.append(archived)
 
     def alerts(self, values: Sequence[bytes]) -> None:
         latest: dict[str, Alert] = {}
@@ -645,22 +651,6 @@ class StoreWriter:
             latest[alert.alert_id] = alert
         with self.store.transaction() as tx:
             tx.alerts.save_many(latest.values())
-
-    def outcomes(self, values: Sequence[bytes]) -> None:
-        archived: list[ArchivedEvent] = []
-        for value in values:
-            outcome = Outcome.model_validate_json(value)
-            if outcome.status is None:
-                continue  # a copy; the first one is archived
-            event = EVENT_ADAPTER.validate_json(outcome.body, strict=True, context={})
-            archived.append(
-                ArchivedEvent.from_event(
-                    event, received_at=outcome.received_at, status=outcome.status
-                )
-            )
-        if archived:
-            with self.store.transaction() as tx:
-                tx.events.append(archived)
 
 
 def canonical_bytes(event: Event) -> bytes:
@@ -678,10 +668,13 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     world.catchments.many([(s.lat, s.lon) for s in (registry[i] for i in registry)])
     parts = settings.broker_partitions
     session = settings.broker_session_timeout_seconds
+    worker_dir = settings.data_dir / "worker"  # Faust's own files; not the working directory
+    worker_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.worker_app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
         store="memory://",
+        datadir=str(worker_dir / "{conf.name}"),
         topic_allow_declare=False,
         topic_disable_leader=True,
         topic_partitions=parts,
@@ -709,13 +702,13 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     station_slots = _table(app, t.STATION_SLOTS, _StationSlotCodec(), load_station_slot)
     zone_slots = _table(app, t.ZONE_SLOTS, _ZoneSlotCodec(), load_zone_slot)
     zone_clocks = _table(app, t.ZONE_CLOCKS, _JsonCodec(), None)
+    writer = StoreWriter(store)
     station_stage = StationStage(
-        settings, world, registry, station_slots, Sender(app), DemandFollower(store, world)
+        settings, world, registry, station_slots, Sender(app), DemandFollower(store, world), writer
     )
     zone_stage = ZoneStage(
         settings, world, zone_slots, zone_clocks, Sender(app), DemandFollower(store, world)
     )
-    writer = StoreWriter(store)
 
     @app.on_partitions_assigned.connect
     def registry_after_rebalance(sender: faust.App, assigned: Any, **kwargs: Any) -> None:
@@ -749,12 +742,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
 
     batch = settings.worker_sink_batch_max_messages
     within = settings.worker_sink_batch_wait_seconds
-    for topic_name, write in (
-        (t.STATION_STATE, writer.records),
-        (t.ALERTS, writer.alerts),
-        (t.OUTCOMES, writer.outcomes),
-    ):
-        _sink(app, topic_name, write, batch, within, done)
+    _sink(app, t.ALERTS, writer.alerts, batch, within, done)
 
     _export_metrics(app)
 

@@ -25,7 +25,6 @@ STATION_STATE = "waystation.station-state"  # compacted; StationRecord by statio
 COVERAGE_DELTAS = "waystation.coverage.deltas"  # CoverageDelta by zone, and tick markers
 ZONE_COVERAGE = "waystation.coverage.zones"  # compacted; ZoneSummary by zone
 ALERTS = "waystation.alerts"  # AlertEvent by alert key
-OUTCOMES = "waystation.events.outcomes"  # what became of each event, for the archive
 DEAD_LETTER = "waystation.dead-letter"  # original bytes; where from and why in headers
 
 # Tables, and the compacted changelog topics Faust keeps them in.
@@ -78,7 +77,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(COVERAGE_DELTAS, parts, False, events_ms),
         TopicSpec(ZONE_COVERAGE, parts, True, None),
         TopicSpec(ALERTS, parts, False, events_ms),
-        TopicSpec(OUTCOMES, parts, False, events_ms),
         TopicSpec(DEAD_LETTER, parts, False, dead_ms),
     ]
     specs += [TopicSpec(changelog_topic(settings, t), parts, True, None) for t in TABLES]

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from schemas.events import EVENT_ADAPTER, Event
-from schemas.state import CoverageDelta, EventStatus
+from schemas.state import CoverageDelta
 
 
 class Tick(BaseModel):
@@ -39,16 +39,6 @@ class ZoneMessage(BaseModel):
     delta: CoverageDelta | None = None
     tick_from: int | None = None
     demand_replaced: bool = False
-
-
-class Outcome(BaseModel):
-    """On the outcomes topic: what became of one event, so the store can archive it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    body: str  # the event's canonical JSON, as archived
-    received_at: datetime
-    status: EventStatus | None  # None: a copy of an event already processed
 
 
 class ZoneSummary(BaseModel):
@@ -92,7 +82,7 @@ def read_event(raw: bytes | None) -> Event:
 
 class StationRetired(BaseModel):
     """On the compacted station-state topic in place of a record: the station was retired,
-    so the store forgets its record."""
+    and whoever follows the topic forgets its record."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -101,10 +91,3 @@ class StationRetired(BaseModel):
 
 def retired_marker(station_id: str) -> bytes:
     return StationRetired(retired_station_id=station_id).model_dump_json().encode()
-
-
-def retired_station(raw: bytes) -> str | None:
-    """The station a retirement marker names; None for a station record."""
-    if b'"retired_station_id"' not in raw:
-        return None
-    return StationRetired.model_validate_json(raw).retired_station_id

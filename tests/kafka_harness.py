@@ -38,9 +38,7 @@ INPUT_TOPICS = (
     t.STATION_CHANGES,
     t.CLOCK,
     t.COVERAGE_DELTAS,
-    t.STATION_STATE,
     t.ALERTS,
-    t.OUTCOMES,
 )
 
 
@@ -169,7 +167,7 @@ class Wire:
         still_since = time.monotonic()
         while True:
             try:
-                lag: dict[TopicPartition, int] | str = self._lag()
+                lag: dict[TopicPartition, int] | str = self.lag()
                 seen = (lag, self.member_ids()) if isinstance(lag, dict) else None
             except KafkaError as exc:  # a broker restarting: the clients reconnect
                 lag, seen = f"no answer: {exc}", None
@@ -212,7 +210,8 @@ class Wire:
                 raise TimeoutError(f"the group has {found} workers, not {count}")
             time.sleep(DRAIN_POLL_S)
 
-    def _lag(self) -> dict[TopicPartition, int]:
+    def lag(self) -> dict[TopicPartition, int]:
+        """Messages on the workers' inputs not yet committed by their group, by partition."""
         parts = range(self.settings.broker_partitions)
         wanted = [TopicPartition(topic, p) for topic in INPUT_TOPICS for p in parts]
         group = self.settings.worker_app_id
