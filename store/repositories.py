@@ -19,7 +19,7 @@ import h3
 from pydantic import BaseModel
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
@@ -524,6 +524,12 @@ class StationRecordRepository:
         stmt = select(StationRecordRow.record).order_by(StationRecordRow.station_id)
         records = (StationRecord.model_validate(data) for data in self._session.scalars(stmt))
         return {r.station_id: r for r in records}
+
+    def texts(self) -> dict[str, str]:
+        """Each station's record as its stored JSON text, undecoded: a reader that follows
+        the table compares texts and decodes only the records that changed."""
+        stmt = select(StationRecordRow.station_id, cast(StationRecordRow.record, Text))
+        return dict(self._session.execute(stmt).tuples().all())
 
     def counts_by_state(
         self, *, station_ids: Collection[str] | None = None

@@ -194,6 +194,7 @@ class EmbeddedRuntime:
         self._stopping = threading.Event()
         self.pipeline: Pipeline | None = None
         self.registry: StationRegistry | None = None
+        self._followed: dict[str, tuple[str, StationRecord | None]] = {}  # text, as adopted
         self.backlog = Backlog(settings.max_unapplied_events, settings.backlog_retry_after_seconds)
         self._commits: GroupCommit[ArchivedEvent, AppendOutcome] = GroupCommit(
             self._commit_group,
@@ -479,18 +480,29 @@ class EmbeddedRuntime:
         self.drain()
 
     def _follow(self) -> StepOutcome:
+        """Adopt what the workers stored since the last look. Records are compared as their
+        stored text and only those that changed are decoded: the replica follows every tick,
+        and decoding every station's record each time would starve the API it serves."""
         assert self.pipeline is not None
-        with self.store.transaction() as tx:
-            records = tx.records.load_all()
+        with self.store.transaction(readonly=True) as tx:
+            texts = tx.records.texts()
             alerts = {a.key: a for a in tx.alerts.load_active()}
         now = self.clock.now()
         outcome = StepOutcome()
         current = self.pipeline.ledger.records
-        for station_id in sorted(records):
-            if records[station_id] != current.get(station_id):
-                outcome.extend(self.pipeline.adopt(records[station_id], now))
-        for gone in [sid for sid in current if sid not in records]:
+        followed = self._followed
+        for station_id in sorted(texts):
+            text = texts[station_id]
+            last = followed.get(station_id)
+            if last is not None and last[0] == text and current.get(station_id) is last[1]:
+                continue  # as adopted last time, and nothing here has replaced it since
+            record = StationRecord.model_validate_json(text)
+            if record != current.get(station_id):
+                outcome.extend(self.pipeline.adopt(record, now))
+            followed[station_id] = (text, current.get(station_id))
+        for gone in [sid for sid in current if sid not in texts]:
             del current[gone]  # a retired station's record, removed by the workers
+            followed.pop(gone, None)
         book = self.pipeline.alert_book.alerts
         book.clear()
         book.update(alerts)

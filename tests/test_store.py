@@ -568,6 +568,24 @@ def test_records_round_trip_in_utc(store: Store) -> None:
             assert since == datetime(2025, 6, 2, 0, 0, tzinfo=UTC)  # timestamptz
 
 
+def test_record_texts_decode_to_the_records_and_change_only_with_them(store: Store) -> None:
+    records = [record("CY-0001"), record("CY-0002", StationState.closed)]
+    with store.transaction() as uow:
+        uow.records.save_many(records)
+    with store.transaction(readonly=True) as uow:
+        before = uow.records.texts()
+    assert {sid: StationRecord.model_validate_json(t) for sid, t in before.items()} == {
+        r.station_id: r for r in records
+    }
+    with store.transaction() as uow:
+        uow.records.save_many([records[0], record("CY-0002", StationState.silent)])
+    with store.transaction(readonly=True) as uow:
+        after = uow.records.texts()
+    assert after["CY-0001"] == before["CY-0001"], "the same record is stored as the same text"
+    assert after["CY-0002"] != before["CY-0002"]
+    assert StationRecord.model_validate_json(after["CY-0002"]).state is StationState.silent
+
+
 def test_records_refuse_naive_datetimes(store: Store) -> None:
     naive = StationRecord(station_id="CY-0001", check_in_at=datetime(2025, 6, 2, 8))
     with pytest.raises(ValueError, match="naive"), store.transaction() as uow:
