@@ -20,8 +20,8 @@ are put on the event topics before anything reads them. Every run starts from fr
   assigned every event partition, reading to the end and doing nothing with what it reads.
 - `stream.embedded.same_input.events_per_s`: the embedded runtime over the same events,
   submitted in batches of 500 and drained (archived durably, processed, saved).
-- `stream.faust.end_to_end_p99_ms`: the API (distributed mode, its replica following the store)
-  and one worker; events are posted at 1,000 per second, and every so often one of them closes
+- `stream.faust.end_to_end_p99_ms`: the API (`waystation run` in distributed mode, in a process
+  of its own as deployed, its replica following the store) and one worker; events are posted at 1,000 per second, and every so often one of them closes
   or reopens a probe station: the time from posting it until the API pushes the change on its
   live feed (`/v1/live`, the dashboard's), with the coverage of the cells it moved.
 """
@@ -34,6 +34,7 @@ import json
 import queue
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,12 +58,10 @@ from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
 from schemas.auth import Role
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.stations import StationState
-from services.app import create_app
 from services.auth import issue_key
 from services.bootstrap import load_city
 from services.broker_topics import create_topics
 from services.dashboard_data import STATE_INDEX
-from services.server import Server
 from services.system import EmbeddedSystem
 from store.repositories import canonical_json
 from store.unit_of_work import Store
@@ -103,6 +102,7 @@ END_TO_END_TARGET_MS = 1000.0
 FAUST_TARGET_PER_S = 5000.0
 VS_NOOP_TARGET = 0.5
 STARTUP_S = 120
+STOP_S = 30
 WORKER_INPUTS = (
     *t.EVENT_TOPICS.values(),
     t.CLOCK,
@@ -325,26 +325,48 @@ def _embedded(root: Path, settings: Settings, events: list[Event], city: Any) ->
 
 
 @contextmanager
-def _api(system: EmbeddedSystem) -> Iterator[httpx.Client]:
-    """The API in a thread on a free loopback port, with an admin key."""
-    port = kafka_broker.free_port()
-    server = Server(create_app(system), host="127.0.0.1", port=port, log_level="warning")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_S
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API did not start")
-        time.sleep(CAUGHT_UP_POLL_S)
-    issued = issue_key(system.store, role=Role.admin, now=system.clock.now())
-    headers = {"Authorization": f"Bearer {issued.secret}"}
+def _api(settings: Settings, log_path: Path) -> Iterator[httpx.Client]:
+    """`waystation run` (distributed mode) in a process of its own, as deployed, on a free
+    loopback port, with an admin key: the load generator and the live-feed reader here must not
+    share the API's interpreter."""
+    from tests.kafka_harness import environment
+
+    store = Store.open(settings.resolved_database_url)
     try:
-        url = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client:
-            yield client
+        issued = issue_key(store, role=Role.admin, now=datetime.now(UTC))
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        store.close()
+    port = kafka_broker.free_port()
+    env = environment(settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port}))
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client:
+                deadline = time.monotonic() + STARTUP_S
+                while True:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"the API exited: see {log_path}")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if client.get("/healthz").status_code == httpx.codes.OK:
+                            break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the API did not start")
+                    time.sleep(CAUGHT_UP_POLL_S)
+                yield client
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=STOP_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 class LiveFeed:
@@ -467,12 +489,13 @@ def _end_to_end(root: Path, settings: Settings, city: Any, seconds: float) -> tu
         update={"worker_clock": "wall", "worker_sink_batch_wait_seconds": SINK_WAIT_S}
     )
     worker = WorkerProcess(worker_settings, root / "worker-e2e.log")
-    api_settings = settings.model_copy(update={"tick_interval_seconds": API_FOLLOW_S})
-    system = EmbeddedSystem(api_settings, simulate=False)
+    api_settings = settings.model_copy(
+        update={"tick_interval_seconds": API_FOLLOW_S, "simulate": False}
+    )
     latencies: list[float] = []
     taken = 0.0
     try:
-        with _api(system) as client:
+        with _api(api_settings, root / "api-e2e.log") as client:
             stations = sorted(city.stations, key=lambda s: s.station_id)
             probe, others = stations[0], [s.station_id for s in stations[1:]]
             feed = LiveFeed(str(client.base_url), dict(client.headers), probe.district)
@@ -506,7 +529,6 @@ def _end_to_end(root: Path, settings: Settings, city: Any, seconds: float) -> tu
             finally:
                 feed.close()
     finally:
-        system.stop()
         worker.stop()
     if not latencies:
         raise RuntimeError("no probe was measured")
