@@ -65,6 +65,7 @@ from streams.slots import (
 from streams.wire import (
     DemandReplaced,
     Tick,
+    TimedDelta,
     WireError,
     ZoneMessage,
     read_event,
@@ -243,6 +244,7 @@ class StationStage:
         self.sender = sender
         self.writer = writer
         self.archive: list[ArchivedEvent] = []  # this batch's first sightings, with their status
+        self.deltas: dict[str, list[TimedDelta]] = {}  # by zone, in order, not yet queued
         self.supply_ratios: dict[str, float] = {}
         self.by_partition: dict[int, set[str]] = defaultdict(set)
         self.working: dict[str, StationSlot] = {}
@@ -358,6 +360,7 @@ class StationStage:
                 self._save(slot, state, now)
             if not state["alerts"] and station_id not in self.registry:
                 self.by_partition[partition].discard(station_id)  # retired, nothing open
+        self._queue_deltas()  # a tick marker vouches for every delta before it
         marker = ZoneMessage(at=now, tick_from=partition).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
             self.sender.send(
@@ -389,6 +392,7 @@ class StationStage:
                 )
                 self._publish(steps.propagate(again, at), at)
                 self._save(slot, state, at)
+        self._queue_deltas()
         marker = ZoneMessage(at=at, demand_replaced=True).model_dump_json().encode()
         for zone_partition in range(self.settings.broker_partitions):
             self.sender.send(
@@ -399,6 +403,7 @@ class StationStage:
         """Output and the store first, then the slots: a worker that dies in between replays
         the batch, whose effects downstream and in the store are idempotent; one that dies
         before never said it was done."""
+        self._queue_deltas()
         changed: dict[str, StationRecord | None] = {}
         for station_id, slot in self.working.items():
             before = self.published.get(station_id)
@@ -461,12 +466,19 @@ class StationStage:
     def _publish(self, produced: StationOutcome, now: datetime) -> None:
         for item in produced.emitted:
             if isinstance(item, CoverageDelta):
-                value = ZoneMessage(at=now, delta=item).model_dump_json().encode()
-                self.sender.send(t.COVERAGE_DELTAS, item.zone, value)
+                self.deltas.setdefault(item.zone, []).append(TimedDelta(at=now, delta=item))
             elif isinstance(item, AlertEvent):
                 self.sender.alerts([item])
             else:
                 assert isinstance(item, StationStateChanged)
+
+    def _queue_deltas(self) -> None:
+        """Each zone's deltas so far as one message: a batch's state changes reach a zone
+        in one read, not one per delta."""
+        for zone, deltas in self.deltas.items():
+            message = ZoneMessage(at=deltas[-1].at, deltas=deltas)
+            self.sender.send(t.COVERAGE_DELTAS, zone, message.model_dump_json().encode())
+        self.deltas.clear()
 
 
 class ZoneStage:
@@ -507,9 +519,9 @@ class ZoneStage:
 
     def process(self, event: EventT) -> None:
         message = ZoneMessage.model_validate_json(event.message.value)
-        if message.delta is not None:
-            self.partition_of[message.delta.zone] = event.message.partition
-            self.apply(message.delta, message.at)
+        for timed in message.deltas:
+            self.partition_of[timed.delta.zone] = event.message.partition
+            self.apply(timed.delta, timed.at)
         if message.tick_from is not None:
             self.tick(event.message.partition, message.tick_from, message.at)
         if message.demand_replaced:

@@ -28,15 +28,25 @@ class DemandReplaced(BaseModel):
     at: datetime
 
 
-class ZoneMessage(BaseModel):
-    """On the coverage-delta topic: a delta for one zone, a tick marker from one station
-    partition (a zone partition ticks once every station partition has passed that time), or
-    word that the demand layer was replaced (the zone partition rejudges its zones on it)."""
+class TimedDelta(BaseModel):
+    """A coverage delta and the instant the station stage produced it."""
 
     model_config = ConfigDict(frozen=True)
 
     at: datetime
-    delta: CoverageDelta | None = None
+    delta: CoverageDelta
+
+
+class ZoneMessage(BaseModel):
+    """On the coverage-delta topic: one zone's deltas from a station batch, in order (one
+    message per zone per batch, not per delta); a tick marker from one station partition (a
+    zone partition ticks once every station partition has passed that time); or word that the
+    demand layer was replaced (the zone partition rejudges its zones on it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    deltas: list[TimedDelta] = []
     tick_from: int | None = None
     demand_replaced: bool = False
 
