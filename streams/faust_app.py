@@ -21,6 +21,7 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -767,6 +768,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                 if tp.topic == t.CLOCK:
                     await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
+    gc.freeze()  # the world just loaded lives as long as the worker: keep it out of full GCs
     return app
 
 
