@@ -417,7 +417,9 @@ class StationStage:
                 changed[station_id] = None
                 self.sender.send(t.STATION_STATE, station_id, retired_marker(station_id))
         await self.sender.flush()
-        self.writer.settle(changed, self.archive)
+        # In a thread: while the store commits (an fsync), the loop goes on fetching and
+        # handing out messages, and other stages run.
+        await asyncio.to_thread(self.writer.settle, changed, self.archive)
         self.archive = []
         for station_id, slot in self.working.items():
             keep(self.slots, self.partition_of[station_id], station_id, slot)
@@ -845,7 +847,7 @@ def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float, don
 
     async def sink(stream: StreamT) -> None:
         async for events in stream.take_events(batch, within=within):
-            write([event.message.value for event in events])
+            await asyncio.to_thread(write, [event.message.value for event in events])
             done.mark(events)  # only once the store transaction holding them has committed
 
     app.agent(source, name=f"store-writer-{topic}")(sink)
