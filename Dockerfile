@@ -16,7 +16,11 @@ COPY services services
 # psycopg: the PostgreSQL driver for WAYSTATION_DATABASE_URL=postgresql+psycopg://...
 RUN pip install . "psycopg[binary]>=3.1,<4"
 
-RUN useradd --create-home --uid 10001 waystation
+# WAYSTATION_DATA_DIR in docker-compose.yml: owned by the user the processes run as (a named
+# volume mounted there takes this ownership), so the API and the workers can write to it.
+RUN useradd --create-home --uid 10001 waystation \
+    && mkdir -p /var/lib/waystation \
+    && chown waystation /var/lib/waystation
 USER waystation
 EXPOSE 8000 6066
 CMD ["waystation", "run"]

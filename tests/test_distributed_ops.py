@@ -6,6 +6,7 @@ write; docker-compose.yml sets only known settings and runs the tests' Kafka."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -311,3 +312,16 @@ def test_compose_runs_the_kafka_the_tests_run() -> None:
     assert environment_["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == created
     volume = kafka["volumes"][0].split(":", 1)[1]
     assert environment_["KAFKA_LOG_DIRS"] == volume, "the broker's data on its volume"
+
+
+def test_image_lets_its_user_write_the_data_dir_compose_gives() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    user = re.search(r"^USER (\S+)$", dockerfile, re.MULTILINE)
+    assert user is not None, "the image runs as a user of its own"
+    for name, service in compose["services"].items():
+        data_dir = (service.get("environment") or {}).get("WAYSTATION_DATA_DIR")
+        if data_dir is None:
+            continue
+        assert f"mkdir -p {data_dir}" in dockerfile, f"{name}: {data_dir} is not in the image"
+        assert f"chown {user.group(1)} {data_dir}" in dockerfile, f"{name}: {data_dir} not writable"
