@@ -2,8 +2,10 @@
 
 Each caller queues its items and waits. Whoever finds no commit running becomes the leader:
 it takes everything queued (up to a limit), commits it in one transaction (one fsync), hands
-every waiter its own outcomes, and steps down; the next waiter still queued leads the next
-group. No thread of its own, so it works the same whether or not the processor runs.
+every waiter its own outcomes, and passes the lead to the oldest caller still queued, who
+commits the next group. No thread of its own, so it works the same whether or not the
+processor runs. Each caller waits on its own event and is woken once, when its outcomes are
+ready or the lead is its: a shared condition would wake every waiter at every commit.
 
 A caller that waited past its deadline while still queued is taken out before anything of it
 is stored and told so; once its items are in a group, it gets their outcomes.
@@ -12,7 +14,6 @@ is stored and told so; once its items are in a group, it gets their outcomes.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -31,6 +32,8 @@ class _Request(Generic[_Item, _Outcome]):
     outcomes: list[_Outcome] = field(default_factory=list)
     error: BaseException | None = None
     done: bool = False
+    leads: bool = False  # handed the lead while still queued: commits the next group
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommit(Generic[_Item, _Outcome]):
@@ -46,9 +49,9 @@ class GroupCommit(Generic[_Item, _Outcome]):
         self._commit = commit
         self._after_commit = after_commit
         self.max_items = max_items
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queued: list[_Request[_Item, _Outcome]] = []
-        self._leading = False
+        self._leading = False  # a leader is committing; while none is, nothing is queued
         self.groups = 0  # transactions committed, for metrics and tests
         self.grouped_items = 0
 
@@ -59,26 +62,34 @@ class GroupCommit(Generic[_Item, _Outcome]):
         if not items:
             return []
         request: _Request[_Item, _Outcome] = _Request(items)
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
+        with self._lock:
             self._queued.append(request)
-            while not request.done and self._leading:
-                left = deadline - time.monotonic()
-                if left <= 0 and request in self._queued:
+            leads = not self._leading
+            self._leading = True
+        if not leads and not request.woken.wait(timeout_s):
+            with self._lock:
+                if not request.leads and request in self._queued:
                     self._queued.remove(request)
                     raise CommitTimeoutError(f"not committed within {timeout_s:g} s")
-                self._cond.wait(left if left > 0 else None)
-            if request.done:
-                return self._answer(request)
-            self._leading = True
+            request.woken.wait()  # taken into a group, or handed the lead, just now
+        if not request.done:
+            self._lead()
+        return self._answer(request)
+
+    def _lead(self) -> None:
+        """Commit the oldest queued requests, then pass the lead on (or lay it down)."""
+        with self._lock:
             group = self._take()
         try:
             self._run(group)
         finally:
-            with self._cond:
-                self._leading = False
-                self._cond.notify_all()
-        return self._answer(request)
+            with self._lock:
+                if self._queued:
+                    successor = self._queued[0]
+                    successor.leads = True
+                    successor.woken.set()
+                else:
+                    self._leading = False
 
     def _take(self) -> list[_Request[_Item, _Outcome]]:
         """The queued requests, oldest first, up to `max_items` (always at least one)."""
@@ -100,12 +111,14 @@ class GroupCommit(Generic[_Item, _Outcome]):
             for request in group:
                 request.error = exc
                 request.done = True
+                request.woken.set()
             return
         start = 0
         for request in group:
             request.outcomes = outcomes[start : start + len(request.items)]
             start += len(request.items)
             request.done = True
+            request.woken.set()
         self.groups += 1
         self.grouped_items += len(items)
 

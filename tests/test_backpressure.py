@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -123,6 +124,45 @@ def test_a_post_whose_turn_does_not_come_stores_nothing() -> None:
     slow.join(WAIT_S)
     assert committer.submit([3], timeout_s=WAIT_S) == [3]
     assert committed == [1, 3]
+
+
+def test_many_concurrent_posts_each_get_their_own_outcomes_once() -> None:
+    """Forty threads posting at once, some with deadlines too short to be met: every item
+    stored is stored once and answered to its own caller; no group passes the limit; a caller
+    told it timed out had nothing stored."""
+    most = 7
+    committed: list[int] = []
+
+    def commit(items: list[int]) -> list[int]:
+        assert len(items) <= most
+        committed.extend(items)
+        time.sleep(0.001)  # a commit takes a while: posts pile up behind it
+        return [item * 10 for item in items]
+
+    committer: GroupCommit[int, int] = GroupCommit(commit, max_items=most)
+    answers: dict[int, list[int] | str] = {}
+    rng = random.Random(7)
+    posts = {n: [n * 100 + i for i in range(rng.randint(1, 4))] for n in range(1, 41)}
+    deadlines = {n: (0.0005 if n % 9 == 0 else WAIT_S) for n in posts}
+
+    def post(n: int) -> None:
+        try:
+            answers[n] = committer.submit(posts[n], timeout_s=deadlines[n])
+        except CommitTimeoutError:
+            answers[n] = "timed out"
+
+    threads = [threading.Thread(target=post, args=(n,)) for n in posts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT_S)
+    assert set(answers) == set(posts)
+    stored = [n for n, answer in answers.items() if answer != "timed out"]
+    assert sorted(committed) == sorted(item for n in stored for item in posts[n])
+    for n in stored:
+        assert answers[n] == [item * 10 for item in posts[n]]
+    assert all(deadlines[n] < WAIT_S for n in posts if n not in stored)
+    assert committer.submit([9999], timeout_s=WAIT_S) == [99990], "the lead was laid down"
 
 
 def test_a_failed_commit_reaches_every_post_of_its_group() -> None:
