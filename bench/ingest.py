@@ -18,10 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -34,6 +31,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.api_process import running_api
 from bench.results import Result
 
 SAMPLE_STATIONS = 2000
@@ -46,8 +44,6 @@ BATCH_REQUESTS = 120
 QUICK_BATCH_REQUESTS = 16
 WARMUP_REQUESTS = 64  # single events posted before timing (connections, caches)
 
-STARTUP_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 60.0
 REQUEST_TIMEOUT_S = 60.0
 # The bench posts with one key from every client: the per-key rate limit is lifted for it.
 RATE_LIMIT_PER_MINUTE = 100_000_000
@@ -87,43 +83,22 @@ def running_server(data_dir: Path) -> Iterator[tuple[int, str, list[str]]]:
         "WAYSTATION_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT_PER_MINUTE),
         "WAYSTATION_RATE_LIMIT_BURST": str(RATE_LIMIT_BURST),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "demo", "--no-simulate"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    with running_api(["demo", "--no-simulate"], env, url, healthy=_demo_loaded):
+        keys = json.loads((data_dir / "demo-keys.json").read_text())
+        key = keys["admin"]["key"]
         with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError("the server exited during start-up")
-                try:
-                    if client.get("/healthz").json()["status"] == "ok":
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the server did not become healthy")
-                time.sleep(0.2)
-            keys = json.loads((data_dir / "demo-keys.json").read_text())
-            key = keys["admin"]["key"]
             answer = client.get(
                 "/v1/stations",
                 params={"limit": SAMPLE_STATIONS},
                 headers={"Authorization": f"Bearer {key}"},
             )
-            stations = [s["station"]["station_id"] for s in answer.json()["stations"]]
+        stations = [s["station"]["station_id"] for s in answer.json()["stations"]]
         yield port, key, stations
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+
+def _demo_loaded(answer: httpx.Response) -> bool:
+    return bool(answer.json()["status"] == "ok")
 
 
 def _visit(station_id: str, at: str) -> dict[str, object]:

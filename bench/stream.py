@@ -21,9 +21,10 @@ are put on the event topics before anything reads them. Every run starts from fr
 - `stream.embedded.same_input.events_per_s`: the embedded runtime over the same events,
   submitted in batches of 500 and drained (archived durably, processed, saved).
 - `stream.faust.end_to_end_p99_ms`: the API (`waystation run` in distributed mode, in a process
-  of its own as deployed, its replica following the store) and one worker; events are posted at 1,000 per second, and every so often one of them closes
-  or reopens a probe station: the time from posting it until the API pushes the change on its
-  live feed (`/v1/live`, the dashboard's), with the coverage of the cells it moved.
+  of its own as deployed, its replica following the store) and one worker; events are posted
+  at 1,000 per second, and every so often one of them closes or reopens a probe station: the
+  time from posting it until the API pushes the change on its live feed (`/v1/live`, the
+  dashboard's), with the coverage of the cells it moved.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import json
 import queue
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -53,6 +53,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as SyncTopicPartition
 
+from bench.api_process import running_api
 from bench.results import Result
 from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
 from schemas.auth import Role
@@ -102,7 +103,6 @@ END_TO_END_TARGET_MS = 1000.0
 FAUST_TARGET_PER_S = 5000.0
 VS_NOOP_TARGET = 0.5
 STARTUP_S = 120
-STOP_S = 30
 WORKER_INPUTS = (
     *t.EVENT_TOPICS.values(),
     t.CLOCK,
@@ -340,33 +340,11 @@ def _api(settings: Settings, log_path: Path) -> Iterator[httpx.Client]:
     env = environment(settings.model_copy(update={"api_host": "127.0.0.1", "api_port": port}))
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {issued.secret}"}
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "run"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client:
-                deadline = time.monotonic() + STARTUP_S
-                while True:
-                    if process.poll() is not None:
-                        raise RuntimeError(f"the API exited: see {log_path}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get("/healthz").status_code == httpx.codes.OK:
-                            break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the API did not start")
-                    time.sleep(CAUGHT_UP_POLL_S)
-                yield client
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=STOP_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with (
+        running_api(["run"], env, url, log_path=log_path),
+        httpx.Client(base_url=url, headers=headers, timeout=PROBE_TIMEOUT_S) as client,
+    ):
+        yield client
 
 
 class LiveFeed:
