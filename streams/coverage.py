@@ -177,9 +177,16 @@ class ZoneCoverageBook:
         access (2SFCA) for it."""
         if cell_demand < self.settings.min_cell_demand_workers:
             return False
-        if zone is None or not zone.index.is_covered(cell):
+        if zone is None:
             return True
-        return zone.index.access(cell) < self.settings.min_access_seats_per_worker
+        covered, access = zone.index.covered_and_access(cell)
+        return self.underserved_given(cell_demand, covered, access)
+
+    def underserved_given(self, cell_demand: float, covered: bool, access: float) -> bool:
+        """`is_underserved` of a cell whose coverage and access were already read."""
+        if cell_demand < self.settings.min_cell_demand_workers:
+            return False
+        return not covered or access < self.settings.min_access_seats_per_worker
 
     def assess(self, zone_id: str, *, with_stations_down: bool = True) -> ZoneAssessment:
         """The zone's demand and gap; `stations_down` left empty unless asked for (it is the

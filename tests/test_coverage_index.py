@@ -140,6 +140,12 @@ def test_index_equals_a_recount(
             assert index.access(cell) == pytest.approx(
                 access_sum(stations, ratios, weight, cell), abs=1e-9
             )
+            assert index.reach(cell) == (
+                index.coverage(cell),
+                index.is_covered(cell),
+                index.access(cell),
+            )
+            assert index.covered_and_access(cell) == (index.is_covered(cell), index.access(cell))
             assert index.coverage(cell).stations == sum(
                 1 for state, cells_ in stations.values() if state is not None and cell in cells_
             )
