@@ -3,6 +3,7 @@ station imported while the runtime runs is picked up."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -76,3 +77,17 @@ def test_stale_and_late_events_are_archived_without_effect(
     assert status_of(system, ancient["event_id"]) == EventStatus.late
     assert system.runtime.pipeline is not None
     assert system.runtime.pipeline.ledger.records["T-0001"].state.value == "available"
+
+
+def test_what_start_built_is_kept_out_of_full_collections_until_stop(
+    system: EmbeddedSystem,
+) -> None:
+    runtime = system.runtime
+    assert runtime.pipeline is not None
+    records = runtime.pipeline.ledger.records
+    assert gc.get_freeze_count() > 0
+    # Frozen objects are in no generation: no collection walks the live state.
+    assert not any(tracked is records for tracked in gc.get_objects())
+    runtime.stop()
+    assert gc.get_freeze_count() == 0
+    assert any(tracked is records for tracked in gc.get_objects())
