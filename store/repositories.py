@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ import h3
 from pydantic import BaseModel
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
@@ -348,20 +349,20 @@ class EventArchive:
         return [ArchivedEvent(*row) for row in self._session.execute(stmt)]
 
     def mark(self, statuses: Mapping[str, str]) -> None:
-        """Set the status of events by event_id (the only change the archive allows)."""
-        if not statuses:
-            return
-        params = [
-            {"b_event_id": event_id, "b_status": _check_status(status)}
-            for event_id, status in statuses.items()
-        ]
+        """Set the status of events by event_id (the only change the archive allows).
+
+        One UPDATE per status and chunk of ids, not one per event: a processed batch is
+        thousands of events with nearly all the same status, and each statement run costs
+        the caller the interpreter's time to bind and the database's to plan it."""
+        by_status: dict[str, list[str]] = defaultdict(list)
+        for event_id, status in statuses.items():
+            by_status[_check_status(status)].append(event_id)
         table = EventRow.__table__
-        stmt = (
-            update(table)
-            .where(table.c.event_id == bindparam("b_event_id"))
-            .values(status=bindparam("b_status"))
-        )
-        self._session.execute(stmt, params)
+        for status, event_ids in sorted(by_status.items()):
+            for chunk in _chunks(event_ids):
+                self._session.execute(
+                    update(table).where(table.c.event_id.in_(chunk)).values(status=status)
+                )
 
     def with_status(
         self, status: str, *, station_id: str | None = None, limit: int = 1000
