@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import h3
 from pydantic import BaseModel
@@ -24,7 +24,7 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import EVENT_ADAPTER, Event, EventType
 from schemas.geography import DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station, StationState
@@ -207,6 +207,15 @@ def content_hash(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+class ArchivedVisit(NamedTuple):
+    """An archived visit as the visit rollups read it."""
+
+    seq: int
+    station_id: str
+    occurred_at: datetime
+    body: str  # canonical JSON of the validated event
+
+
 @dataclass(frozen=True)
 class ArchivedEvent:
     seq: int | None  # assigned by the archive on append (monotonic ingest order)
@@ -347,6 +356,17 @@ class EventArchive:
             select(*_ARCHIVED_COLUMNS).where(EventRow.seq > seq).order_by(EventRow.seq).limit(limit)
         )
         return [ArchivedEvent(*row) for row in self._session.execute(stmt)]
+
+    def visits_after(self, seq: int, limit: int = 1000) -> list[ArchivedVisit]:
+        """Visits archived after `seq`, in ingest order, with only what the visit rollups read:
+        a page for their follower, which skips every other kind of event anyway."""
+        stmt = (
+            select(EventRow.seq, EventRow.station_id, EventRow.occurred_at, EventRow.body)
+            .where(EventRow.seq > seq, EventRow.type == EventType.visit.value)
+            .order_by(EventRow.seq)
+            .limit(limit)
+        )
+        return [ArchivedVisit(*row) for row in self._session.execute(stmt)]
 
     def mark(self, statuses: Mapping[str, str]) -> None:
         """Set the status of events by event_id (the only change the archive allows).

@@ -331,6 +331,30 @@ def test_append_refuses_an_unknown_status(store: Store) -> None:
         uow.events.append([bad])
 
 
+def test_visits_after_a_seq_skip_the_other_events_in_ingest_order(store: Store) -> None:
+    events = [
+        visit("CY-0001"),
+        check_in("CY-0001"),
+        visit("CY-0002", T0 - timedelta(minutes=3)),
+        check_in("CY-0002"),
+        visit("CY-0003", T0 + timedelta(minutes=1)),
+    ]
+    with store.transaction() as uow:
+        uow.events.append(events)
+    with store.transaction(readonly=True) as uow:
+        archived = {e.event_id: e.seq for e in uow.events.after(0)}
+        visits = uow.events.visits_after(0)
+        assert [v.seq for v in visits] == [archived[events[i].event_id] for i in (0, 2, 4)]
+        assert [(v.station_id, v.body) for v in visits] == [
+            (events[i].station_id, events[i].body) for i in (0, 2, 4)
+        ]
+        assert visits[1].occurred_at == T0 - timedelta(minutes=3)
+        assert visits[1].occurred_at.tzinfo is UTC
+        assert uow.events.visits_after(0, limit=2) == visits[:2]
+        assert uow.events.visits_after(visits[1].seq) == visits[2:]
+        assert uow.events.visits_after(visits[2].seq) == []
+
+
 def test_pending_in_ingest_order_and_mark(store: Store) -> None:
     # Ingest order, not event time: the third event occurred first.
     events = [visit(occurred_at=T0 + timedelta(minutes=m)) for m in (5, 1, -30, 2)]
