@@ -31,6 +31,14 @@ from waystation.settings import Settings
 log = logging.getLogger(__name__)
 
 
+# The causes that carry no values of their own, made once: every applied event settles its
+# station, and an open or closed one gets one of these each time.
+OPEN_AND_REPORTING = Reason(code=ReasonCode.open_and_reporting)
+CHECKED_IN = {
+    status: Reason(code=ReasonCode.checked_in, values={"status": status.value})
+    for status in CheckInStatus
+}
+
 ClosedByClock = Callable[[StationRecord, datetime], Reason | None]
 """Why the clock alone closes a station at an instant (outside its opening hours, a mobile
 unit between stops), or None."""
@@ -67,8 +75,7 @@ def station_cause(
     if closed_by_clock is not None:
         return StationState.closed, closed_by_clock
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
-        status = record.check_in_status.value
-        return StationState.closed, Reason(code=ReasonCode.checked_in, values={"status": status})
+        return StationState.closed, CHECKED_IN[record.check_in_status]
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
     deadline = heard + timedelta(seconds=interval * settings.silence_missed_heartbeats)
     if now > deadline:
@@ -82,7 +89,7 @@ def station_cause(
     if out:
         cause = Reason(code=ReasonCode.amenities_out, values={"amenities": out})
         return StationState.degraded, cause
-    return StationState.available, Reason(code=ReasonCode.open_and_reporting)
+    return StationState.available, OPEN_AND_REPORTING
 
 
 def absorb(

@@ -217,6 +217,8 @@ class StationSteps:
         return counted_at(station, self.ledger.records.get(station.station_id))
 
     def catchment(self, station: Station) -> frozenset[str]:
+        if not station.mobile:  # at its registered location (see `counted_at`)
+            return self.catchments.cells(station.lat, station.lon)
         point = self.position(station)
         return self.catchments.cells(point.lat, point.lon)
 
