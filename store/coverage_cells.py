@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from schemas.api import CellStatus
 from schemas.geography import AreaGap, BoundaryLevel, CoverageCell
 from store.boundaries import BoundaryRepository, outline_table
-from store.database import upsert
+from store.database import executemany_direct, upsert
 from store.spatial import (
     degree_box,
     geodesic_m,
@@ -112,20 +112,22 @@ class CoverageCellRepository:
             .where(table.c.cell == bindparam("b_cell"))
             .values({name: bindparam(f"b_{name}") for name in _LIVE})
         )
+        names = ["b_cell", *(f"b_{name}" for name in _LIVE)]
+        types = {f"b_{name}": table.c[name].type for name in _LIVE}
         written = 0
         for chunk in _chunked(cells):
-            params = [
-                {
-                    "b_cell": c.cell,
-                    "b_demand_workers": c.demand_workers,
-                    "b_coverage_count": c.coverage_count,
-                    "b_access_score": c.access_score,
-                    "b_status": c.status.value,
-                    "b_updated_at": c.updated_at,
-                }
+            rows = [
+                (
+                    c.cell,
+                    c.demand_workers,
+                    c.coverage_count,
+                    c.access_score,
+                    c.status.value,
+                    c.updated_at,
+                )
                 for c in chunk
             ]
-            self._session.execute(stmt, params)
+            executemany_direct(self._session, stmt, names, types, rows)
             written += len(chunk)
         return written
 
