@@ -140,7 +140,9 @@ def executemany_direct(
     dialect = session.get_bind().dialect
     compiled = stmt.compile(dialect=dialect)
     processors = [
-        _remembering(types[name].bind_processor(dialect)) if name in types else None
+        _remembering(types[name].dialect_impl(dialect).bind_processor(dialect))
+        if name in types
+        else None
         for name in names
     ]
     converted = (
