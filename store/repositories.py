@@ -20,7 +20,7 @@ import h3
 from pydantic import BaseModel
 from shapely.geometry import Point, Polygon
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
@@ -28,7 +28,7 @@ from schemas.events import EVENT_ADAPTER, Event, EventType
 from schemas.geography import DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station, StationState
-from store.database import dialect_insert, upsert
+from store.database import dialect_insert, executemany_direct, upsert
 from store.spatial import degree_box, geodesic_m, on_postgis, pg_geography, pg_point
 from store.tables import (
     AlertRow,
@@ -69,6 +69,20 @@ def _json_in_utc(model: BaseModel) -> dict[str, Any]:
             if offset:
                 data[name] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return data
+
+
+def _json_text_in_utc(model: BaseModel) -> str:
+    """`_json_in_utc` as JSON text. When every top-level datetime is in UTC already (as the
+    runtime's are) pydantic's serializer writes the same times, several times faster than
+    dumping to a dict and then to text."""
+    for name, value in model.__dict__.items():
+        if isinstance(value, datetime):
+            offset = value.utcoffset()
+            if offset is None:
+                raise ValueError(f"{type(model).__name__}.{name} is a naive datetime")
+            if offset:
+                return json.dumps(_json_in_utc(model))
+    return model.model_dump_json()
 
 
 # --- stations -------------------------------------------------------------------------------
@@ -523,16 +537,32 @@ class StationRecordRepository:
         self._session = session
 
     def save_many(self, records: Iterable[StationRecord]) -> None:
-        rows = [
-            {
-                "station_id": record.station_id,
-                "state": record.state.value,
-                "state_since": record.state_since,
-                "record": _json_in_utc(record),
-            }
+        """Insert or replace these records (the last one of a station wins). The processor
+        saves up to thousands after every batch, so each goes to the driver as plain values,
+        its JSON made by pydantic's serializer (see `executemany_direct`)."""
+        table = StationRecordRow.__table__
+        rows = {
+            record.station_id: (
+                record.station_id,
+                record.state.value,
+                record.state_since,
+                _json_text_in_utc(record),
+            )
             for record in records
-        ]
-        upsert(self._session, StationRecordRow.__table__, rows, key=["station_id"])
+        }
+        if not rows:
+            return
+        names = ("b_station_id", "b_state", "b_state_since", "b_record")
+        columns = ("station_id", "state", "state_since", "record")
+        stmt = dialect_insert(self._session, table).values(
+            {column: bindparam(name) for column, name in zip(columns, names, strict=True)}
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["station_id"],
+            set_={column: stmt.excluded[column] for column in columns[1:]},
+        )
+        types = {"b_state_since": table.c.state_since.type}  # the record is JSON text already
+        executemany_direct(self._session, stmt, names, types, rows.values())
 
     def remove_many(self, station_ids: Iterable[str]) -> None:
         """Forget retired stations' records."""

@@ -592,6 +592,27 @@ def test_records_round_trip_in_utc(store: Store) -> None:
             assert since == datetime(2025, 6, 2, 0, 0, tzinfo=UTC)  # timestamptz
 
 
+def test_record_json_holds_its_times_in_utc_whatever_their_offset(store: Store) -> None:
+    local = record("CY-0001")  # times at +08:00
+    times = ("check_in_at", "health_at", "state_since")
+    in_utc = record("CY-0002").model_copy(
+        update={name: getattr(local, name).astimezone(UTC) for name in times}
+    )
+    with store.transaction() as uow:
+        uow.records.save_many([local, in_utc])
+    with store.transaction() as uow:
+        stored = dict(
+            uow.session.execute(text("SELECT station_id, record FROM station_records")).all()
+        )
+    for station_id in ("CY-0001", "CY-0002"):
+        raw = stored[station_id]
+        data = raw if isinstance(raw, dict) else json.loads(raw)
+        assert data["check_in_at"] == "2025-06-02T00:00:00Z"
+        assert data["health_at"] == "2025-06-02T00:05:00Z"
+        assert data["state_since"] == "2025-06-02T00:00:00Z"
+        assert data["amenities"] == {"drinking_water": "ok", "wifi": "degraded"}
+
+
 def test_records_refuse_naive_datetimes(store: Store) -> None:
     naive = StationRecord(station_id="CY-0001", check_in_at=datetime(2025, 6, 2, 8))
     with pytest.raises(ValueError, match="naive"), store.transaction() as uow:
