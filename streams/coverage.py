@@ -3,7 +3,6 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 
@@ -65,16 +64,14 @@ def fan_out(
     """Split one station's change into a delta per zone its catchment touches. A station
     whose catchment changed (it moved, or retired: an empty catchment) also sends an empty
     delta to each zone only its `previous` catchment reached, so that zone forgets it."""
-    by_zone: dict[str, list[str]] = defaultdict(list)
-    for cell in catchment:
-        by_zone[grid.zone_of(cell)].append(cell)
+    by_zone = dict(grid.by_zone(catchment))
     for cell in previous:
-        by_zone.setdefault(grid.zone_of(cell), [])
+        by_zone.setdefault(grid.zone_of(cell), ())
     return [
         CoverageDelta(
             zone=zone,
             station_id=change.station_id,
-            cells=tuple(sorted(cells)),
+            cells=cells,
             old=change.old,
             new=change.new,
             at=change.at,
