@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
+from functools import cache
 
 from schemas.events import (
     AmenityState,
@@ -98,8 +99,8 @@ def absorb(
     """Fold one event into a record. Each kind of fact keeps only its newest report, so late
     events are order-independent and can never move a station backwards."""
     watermark = record.last_heard_at
-    if watermark is not None and watermark - event.occurred_at > timedelta(
-        minutes=settings.allowed_lateness_minutes
+    if watermark is not None and watermark - event.occurred_at > _minutes(
+        settings.allowed_lateness_minutes
     ):
         return record, EventStatus.late
     match event:
@@ -168,11 +169,17 @@ def plausible(at: datetime, now: datetime, settings: Settings) -> bool:
     """Whether a station can have meant this time: not before the earliest accepted, not
     further ahead of `now` than the allowed skew (the same window the ingest enforces)."""
     try:
-        return at >= settings.earliest_occurred_at and at - now <= timedelta(
-            minutes=settings.max_future_skew_minutes
+        return at >= settings.earliest_occurred_at and at - now <= _minutes(
+            settings.max_future_skew_minutes
         )
     except OverflowError:
         return False
+
+
+@cache
+def _minutes(minutes: float) -> timedelta:
+    """A setting in minutes as a timedelta, made once: every event asks several times."""
+    return timedelta(minutes=minutes)
 
 
 def without_implausible_facts(
