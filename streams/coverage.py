@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from geo.coverage import CoverageIndex
 from geo.demand import DemandLayer
@@ -23,6 +24,13 @@ class ZoneStation:
     state: StationState
     cells: tuple[str, ...]
     supply_ratio: float
+
+    @cached_property
+    def cell_set(self) -> frozenset[str]:
+        """`cells` as a set, made on first use: judging an underserved zone tests the reach
+        of its stations that are down against its gap after every delta, and a set lets that
+        test walk whichever of the two is smaller."""
+        return frozenset(self.cells)
 
 
 @dataclass
@@ -212,6 +220,6 @@ class ZoneCoverageBook:
             sorted(
                 station_id
                 for station_id in zone.down
-                if not gap.isdisjoint(zone.stations[station_id].cells)
+                if not gap.isdisjoint(zone.stations[station_id].cell_set)
             )
         )
