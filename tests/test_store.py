@@ -23,14 +23,17 @@ from schemas.events import AmenityState, CheckInStatus, parse_event
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Amenity, Station, StationKind, StationState
+from store import unit_of_work
 from store.database import create_schema, make_engine
 from store.repositories import AppendOutcome, ArchivedEvent, EventArchive
 from store.tables import EventRow, UTCDateTime
-from store.unit_of_work import Store
+from store.unit_of_work import Store, StoreBusyError
 
 BEIJING = timezone(timedelta(hours=8))
 T0 = datetime(2025, 6, 2, 8, 0, tzinfo=BEIJING)
 RECEIVED = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
+THREAD_WAIT_S = 10.0
+SHORT_BUSY_TIMEOUT_MS = 200
 
 
 @pytest.fixture
@@ -192,6 +195,49 @@ def test_readonly_transaction_reads_a_snapshot_while_a_writer_holds_the_lock(sto
             assert reader.meta.get("k") == "old"
     with store.transaction(readonly=True) as reader:
         assert reader.meta.get("k") == "new"
+
+
+def test_writers_queue_for_the_write_lock_and_start_when_it_is_let_go(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's writers lock rows, not the database
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with store.transaction() as uow:
+            uow.meta.set("k", "first")
+            holding.set()
+            let_go.wait()
+
+    first = threading.Thread(target=hold_the_lock)
+    first.start()
+    try:
+        assert holding.wait(timeout=THREAD_WAIT_S)
+        # A writer that cannot have the lock within the busy timeout is told so.
+        monkeypatch.setattr(unit_of_work, "SQLITE_BUSY_TIMEOUT_MS", SHORT_BUSY_TIMEOUT_MS)
+        with pytest.raises(StoreBusyError), store.transaction() as uow:
+            uow.meta.set("k", "never")
+        monkeypatch.undo()
+        # One that waits starts once the first commits, and sees what it wrote.
+        seen: list[str | None] = []
+
+        def write_next() -> None:
+            with store.transaction() as uow:
+                seen.append(uow.meta.get("k"))
+                uow.meta.set("k", "second")
+
+        second = threading.Thread(target=write_next)
+        second.start()
+        second.join(timeout=SHORT_BUSY_TIMEOUT_MS / 1000)
+        assert second.is_alive()  # still queued behind the first
+    finally:
+        let_go.set()
+        first.join(timeout=THREAD_WAIT_S)
+    second.join(timeout=THREAD_WAIT_S)
+    assert seen == ["first"]
+    with store.transaction(readonly=True) as uow:
+        assert uow.meta.get("k") == "second"
 
 
 # --- stations -------------------------------------------------------------------------------
