@@ -195,6 +195,21 @@ class CoverageIndex:
                     flags[i] = self._covered(moved[j])
         return flags
 
+    def reach(self, cell: str) -> tuple[CellCoverage, bool, float]:
+        """`coverage`, `is_covered` and `access` of one cell from one lookup: the live map
+        reads all three for every cell it shows or saves."""
+        counts, access = self._get(cell)
+        if not counts:
+            return CellCoverage(), False, 0.0
+        return CellCoverage(*counts), self._covered(counts), max(0.0, access)
+
+    def covered_and_access(self, cell: str) -> tuple[bool, float]:
+        """`is_covered` and `access` of one cell from one lookup (judging a cell needs both)."""
+        counts, access = self._get(cell)
+        if not counts:
+            return False, 0.0
+        return self._covered(counts), max(0.0, access)
+
     def effective(self, cell: str) -> float:
         counts, _ = self._get(cell)
         return counts[0] + self.degraded_weight * counts[1] if counts else 0.0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import h3
 
@@ -17,6 +19,9 @@ class Grid:
     resolution: int = 9
     zone_resolution: int = 7
     zones: ZoneScheme | None = None
+    _split: dict[frozenset[str], dict[str, tuple[str, ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.zone_resolution > self.resolution:
@@ -30,6 +35,19 @@ class Grid:
     def zone_of(self, cell: str) -> str:
         assert self.zones is not None
         return self.zones.zone_of(cell)
+
+    def by_zone(self, cells: frozenset[str]) -> Mapping[str, tuple[str, ...]]:
+        """`cells` split by zone, each zone's cells sorted. Remembered per set: a station's
+        catchment is split again every time its state changes, and it is the same set (the
+        catchments are cached) every time. Do not change what it returns."""
+        split = self._split.get(cells)
+        if split is None:
+            grouped: dict[str, list[str]] = defaultdict(list)
+            for cell in cells:
+                grouped[self.zone_of(cell)].append(cell)
+            split = {zone: tuple(sorted(members)) for zone, members in grouped.items()}
+            self._split[cells] = split
+        return split
 
     @staticmethod
     def centre(cell: str) -> tuple[float, float]:

@@ -1,6 +1,7 @@
-"""Service statistics kept as visits arrive: a follower reads the event archive after its
-cursor (each event once, never a rescan), adds each visit to the daily rollups and moves the
-cursor in the same transaction, so a restart neither loses nor double-counts a visit.
+"""Service statistics kept as visits arrive: a follower reads the visits archived after its
+cursor (the last visit counted; each visit once, never a rescan), adds them to the daily
+rollups and moves the cursor in the same transaction, so a restart neither loses nor
+double-counts a visit.
 
 Visits count on the local day (the district's time zone) they occurred; every archived visit
 counts, whatever processing made of it (a late visit was still a visit). Distinct workers
@@ -14,10 +15,9 @@ import threading
 from collections import Counter
 from zoneinfo import ZoneInfo
 
-from schemas.events import EventType
 from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats, VisitStatsList
 from services.step_follower import StepFollower
-from store.repositories import ArchivedEvent
+from store.repositories import ArchivedVisit
 from store.unit_of_work import Store, UnitOfWork
 from streams.embedded import EmbeddedRuntime
 from waystation.settings import Settings
@@ -53,30 +53,34 @@ class VisitRollupFollower:
         self._follower.stop()
 
     def catch_up(self) -> int:
-        """Adds every visit archived since the cursor; returns how many events it read."""
+        """Adds every visit archived since the cursor; returns how many visits it read.
+
+        The page is read in a read-only snapshot, and only visits (the archive's other events
+        never count): the follower wakes after every processed batch, and taking the write
+        lock just to find nothing new made the processor and the ingest queue behind it. The
+        write that adds a page checks that the cursor is still where the page began."""
         read = 0
         with self._lock:  # one pass at a time: the thread's and a caller's
             while True:
-                with self.store.transaction() as tx:
+                with self.store.transaction(readonly=True) as tx:
                     cursor = int(tx.meta.get(CURSOR_KEY) or 0)
-                    page = tx.events.after(cursor, PAGE_EVENTS)
-                    if not page:
-                        return read
+                    page = tx.events.visits_after(cursor, PAGE_EVENTS)
+                if not page:
+                    return read
+                with self.store.transaction() as tx:
+                    if int(tx.meta.get(CURSOR_KEY) or 0) != cursor:
+                        continue  # moved meanwhile (another process): read from where it is
                     self._add(tx, page)
-                    last = page[-1].seq
-                    assert last is not None
-                    tx.meta.set(CURSOR_KEY, str(last))
+                    tx.meta.set(CURSOR_KEY, str(page[-1].seq))
                 read += len(page)
         return read
 
-    def _add(self, tx: UnitOfWork, page: list[ArchivedEvent]) -> None:
+    def _add(self, tx: UnitOfWork, page: list[ArchivedVisit]) -> None:
         visits: Counter[tuple[str, str, str]] = Counter()
         people: Counter[tuple[str, str, str]] = Counter()
         services: Counter[tuple[str, str, str]] = Counter()
         workers: set[tuple[str, str, int]] = set()
         for item in page:
-            if item.type != EventType.visit.value:
-                continue
             payload = json.loads(item.body)["payload"]
             day = item.occurred_at.astimezone(self.zone).date().isoformat()
             key = (day, item.station_id, payload["worker_kind"])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import h3
 from pydantic import BaseModel
@@ -23,11 +24,11 @@ from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
-from schemas.events import EVENT_ADAPTER, Event
+from schemas.events import EVENT_ADAPTER, Event, EventType
 from schemas.geography import DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Station, StationState
-from store.database import dialect_insert, upsert
+from store.database import dialect_insert, executemany_direct, upsert
 from store.spatial import degree_box, geodesic_m, on_postgis, pg_geography, pg_point
 from store.tables import (
     AlertRow,
@@ -68,6 +69,20 @@ def _json_in_utc(model: BaseModel) -> dict[str, Any]:
             if offset:
                 data[name] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
     return data
+
+
+def _json_text_in_utc(model: BaseModel) -> str:
+    """`_json_in_utc` as JSON text. When every top-level datetime is in UTC already (as the
+    runtime's are) pydantic's serializer writes the same times, several times faster than
+    dumping to a dict and then to text."""
+    for name, value in model.__dict__.items():
+        if isinstance(value, datetime):
+            offset = value.utcoffset()
+            if offset is None:
+                raise ValueError(f"{type(model).__name__}.{name} is a naive datetime")
+            if offset:
+                return json.dumps(_json_in_utc(model))
+    return model.model_dump_json()
 
 
 # --- stations -------------------------------------------------------------------------------
@@ -204,6 +219,15 @@ def canonical_json(event: Event) -> str:
 
 def content_hash(body: str) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class ArchivedVisit(NamedTuple):
+    """An archived visit as the visit rollups read it."""
+
+    seq: int
+    station_id: str
+    occurred_at: datetime
+    body: str  # canonical JSON of the validated event
 
 
 @dataclass(frozen=True)
@@ -347,21 +371,32 @@ class EventArchive:
         )
         return [ArchivedEvent(*row) for row in self._session.execute(stmt)]
 
-    def mark(self, statuses: Mapping[str, str]) -> None:
-        """Set the status of events by event_id (the only change the archive allows)."""
-        if not statuses:
-            return
-        params = [
-            {"b_event_id": event_id, "b_status": _check_status(status)}
-            for event_id, status in statuses.items()
-        ]
-        table = EventRow.__table__
+    def visits_after(self, seq: int, limit: int = 1000) -> list[ArchivedVisit]:
+        """Visits archived after `seq`, in ingest order, with only what the visit rollups read:
+        a page for their follower, which skips every other kind of event anyway."""
         stmt = (
-            update(table)
-            .where(table.c.event_id == bindparam("b_event_id"))
-            .values(status=bindparam("b_status"))
+            select(EventRow.seq, EventRow.station_id, EventRow.occurred_at, EventRow.body)
+            .where(EventRow.seq > seq, EventRow.type == EventType.visit.value)
+            .order_by(EventRow.seq)
+            .limit(limit)
         )
-        self._session.execute(stmt, params)
+        return [ArchivedVisit(*row) for row in self._session.execute(stmt)]
+
+    def mark(self, statuses: Mapping[str, str]) -> None:
+        """Set the status of events by event_id (the only change the archive allows).
+
+        One UPDATE per status and chunk of ids, not one per event: a processed batch is
+        thousands of events with nearly all the same status, and each statement run costs
+        the caller the interpreter's time to bind and the database's to plan it."""
+        by_status: dict[str, list[str]] = defaultdict(list)
+        for event_id, status in statuses.items():
+            by_status[_check_status(status)].append(event_id)
+        table = EventRow.__table__
+        for status, event_ids in sorted(by_status.items()):
+            for chunk in _chunks(event_ids):
+                self._session.execute(
+                    update(table).where(table.c.event_id.in_(chunk)).values(status=status)
+                )
 
     def with_status(
         self, status: str, *, station_id: str | None = None, limit: int = 1000
@@ -502,16 +537,32 @@ class StationRecordRepository:
         self._session = session
 
     def save_many(self, records: Iterable[StationRecord]) -> None:
-        rows = [
-            {
-                "station_id": record.station_id,
-                "state": record.state.value,
-                "state_since": record.state_since,
-                "record": _json_in_utc(record),
-            }
+        """Insert or replace these records (the last one of a station wins). The processor
+        saves up to thousands after every batch, so each goes to the driver as plain values,
+        its JSON made by pydantic's serializer (see `executemany_direct`)."""
+        table = StationRecordRow.__table__
+        rows = {
+            record.station_id: (
+                record.station_id,
+                record.state.value,
+                record.state_since,
+                _json_text_in_utc(record),
+            )
             for record in records
-        ]
-        upsert(self._session, StationRecordRow.__table__, rows, key=["station_id"])
+        }
+        if not rows:
+            return
+        names = ("b_station_id", "b_state", "b_state_since", "b_record")
+        columns = ("station_id", "state", "state_since", "record")
+        stmt = dialect_insert(self._session, table).values(
+            {column: bindparam(name) for column, name in zip(columns, names, strict=True)}
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["station_id"],
+            set_={column: stmt.excluded[column] for column in columns[1:]},
+        )
+        types = {"b_state_since": table.c.state_since.type}  # the record is JSON text already
+        executemany_direct(self._session, stmt, names, types, rows.values())
 
     def remove_many(self, station_ids: Iterable[str]) -> None:
         """Forget retired stations' records."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,7 +13,12 @@ from store.alert_actions import AlertActionLog, WebhookRepository
 from store.api_keys import ApiKeyRepository
 from store.boundaries import BoundaryRepository
 from store.coverage_cells import CoverageCellRepository
-from store.database import READONLY_OPTION, create_schema, make_engine
+from store.database import (
+    READONLY_OPTION,
+    SQLITE_BUSY_TIMEOUT_MS,
+    create_schema,
+    make_engine,
+)
 from store.geocode_cache import GeocodeCache
 from store.history import HistoryRepository
 from store.receipts import EventReceipts
@@ -28,6 +34,8 @@ from store.scan_tokens import ScanTokenRepository
 from store.scenarios import ScenarioRepository
 from store.station_changes import StationChangeLog
 from store.visit_stats import VisitRollups
+
+MS_PER_S = 1000
 
 
 class UnitOfWork:
@@ -55,12 +63,23 @@ class UnitOfWork:
         self.receipts = EventReceipts(session)
 
 
+class StoreBusyError(TimeoutError):
+    """A writing unit of work waited longer than SQLite's busy timeout for the write lock."""
+
+
 class Store:
     """The database behind the repositories. Thread-safe: each transaction has its own Session."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._readonly_engine = engine.execution_options(**{READONLY_OPTION: True})
+        # SQLite has one writer at a time. Left to itself, a writer that finds the lock taken
+        # polls for it, sleeping longer each time (up to 100 ms): between polls the lock sits
+        # free while the processor, the ingest's group commits and the snapshot writer all
+        # sleep. This store's writers queue on a lock of their own instead, and the next one
+        # starts as soon as the last one commits. (Re-entrant, so a thread that nests writing
+        # units of work fails on SQLite's busy timeout, as without it, rather than hanging.)
+        self._writers = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -77,9 +96,23 @@ class Store:
         keep it short. `readonly=True` reads a consistent snapshot without taking that lock
         (and must not write).
         """
-        bind = self._readonly_engine if readonly else self.engine
-        with Session(bind, expire_on_commit=False, autoflush=False) as session, session.begin():
-            yield UnitOfWork(session)
+        if readonly or self._writers is None:
+            bind = self._readonly_engine if readonly else self.engine
+            with Session(bind, expire_on_commit=False, autoflush=False) as session, session.begin():
+                yield UnitOfWork(session)
+            return
+        if not self._writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / MS_PER_S):
+            raise StoreBusyError(
+                f"the database's write lock was not free within {SQLITE_BUSY_TIMEOUT_MS} ms"
+            )
+        try:
+            with (
+                Session(self.engine, expire_on_commit=False, autoflush=False) as session,
+                session.begin(),
+            ):
+                yield UnitOfWork(session)
+        finally:
+            self._writers.release()
 
     def close(self) -> None:
         """Close every pooled connection; the Store is not used afterwards."""

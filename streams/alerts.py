@@ -81,6 +81,12 @@ class AlertBook:
             events.append(AlertEvent(transition=AlertTransition.updated, alert=alert))
         return events
 
+    def settled(self, kind: AlertKind, subject: str, *, active: bool) -> bool:
+        """Whether observing would change nothing: the condition is clear and no alert of it
+        is held. Most observations are such, and the caller can then skip building their
+        evidence."""
+        return not active and alert_key(kind, subject) not in self.alerts
+
     def on_tick(self, now: datetime) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         for key in sorted(self.alerts):

@@ -3,9 +3,9 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from geo.coverage import CoverageIndex
 from geo.demand import DemandLayer
@@ -24,6 +24,13 @@ class ZoneStation:
     state: StationState
     cells: tuple[str, ...]
     supply_ratio: float
+
+    @cached_property
+    def cell_set(self) -> frozenset[str]:
+        """`cells` as a set, made on first use: judging an underserved zone tests the reach
+        of its stations that are down against its gap after every delta, and a set lets that
+        test walk whichever of the two is smaller."""
+        return frozenset(self.cells)
 
 
 @dataclass
@@ -65,16 +72,14 @@ def fan_out(
     """Split one station's change into a delta per zone its catchment touches. A station
     whose catchment changed (it moved, or retired: an empty catchment) also sends an empty
     delta to each zone only its `previous` catchment reached, so that zone forgets it."""
-    by_zone: dict[str, list[str]] = defaultdict(list)
-    for cell in catchment:
-        by_zone[grid.zone_of(cell)].append(cell)
+    by_zone = dict(grid.by_zone(catchment))
     for cell in previous:
-        by_zone.setdefault(grid.zone_of(cell), [])
+        by_zone.setdefault(grid.zone_of(cell), ())
     return [
         CoverageDelta(
             zone=zone,
             station_id=change.station_id,
-            cells=tuple(sorted(cells)),
+            cells=cells,
             old=change.old,
             new=change.new,
             at=change.at,
@@ -177,9 +182,16 @@ class ZoneCoverageBook:
         access (2SFCA) for it."""
         if cell_demand < self.settings.min_cell_demand_workers:
             return False
-        if zone is None or not zone.index.is_covered(cell):
+        if zone is None:
             return True
-        return zone.index.access(cell) < self.settings.min_access_seats_per_worker
+        covered, access = zone.index.covered_and_access(cell)
+        return self.underserved_given(cell_demand, covered, access)
+
+    def underserved_given(self, cell_demand: float, covered: bool, access: float) -> bool:
+        """`is_underserved` of a cell whose coverage and access were already read."""
+        if cell_demand < self.settings.min_cell_demand_workers:
+            return False
+        return not covered or access < self.settings.min_access_seats_per_worker
 
     def assess(self, zone_id: str, *, with_stations_down: bool = True) -> ZoneAssessment:
         """The zone's demand and gap; `stations_down` left empty unless asked for (it is the
@@ -208,6 +220,6 @@ class ZoneCoverageBook:
             sorted(
                 station_id
                 for station_id in zone.down
-                if not gap.isdisjoint(zone.stations[station_id].cells)
+                if not gap.isdisjoint(zone.stations[station_id].cell_set)
             )
         )

@@ -51,11 +51,12 @@ class CoverageMap:
     def view(self, cell: str) -> CellView:
         """One demand cell's live coverage."""
         zone = self.zones.get(self.demand.grid.zone_of(cell))
-        coverage = zone.index.coverage(cell) if zone else CellCoverage()
-        covered = zone is not None and zone.index.is_covered(cell)
-        access = zone.index.access(cell) if zone else 0.0
+        if zone is None:
+            coverage, covered, access = CellCoverage(), False, 0.0
+        else:
+            coverage, covered, access = zone.index.reach(cell)
         cell_demand = self.demand.demand[cell]
-        if self.book.is_underserved(zone, cell, cell_demand):
+        if self.book.underserved_given(cell_demand, covered, access):
             status = CellStatus.underserved
         elif covered:
             status = CellStatus.covered

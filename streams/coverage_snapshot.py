@@ -16,6 +16,7 @@ from datetime import datetime
 
 from schemas.api import CellStatus
 from schemas.geography import CoverageCell
+from store.coverage_cells import CellValues
 from store.unit_of_work import Store
 from streams.coverage_map import CellView
 
@@ -36,7 +37,8 @@ class CoverageSnapshotWriter:
         coalesce_s: float,
     ) -> None:
         """`read(cells)`: the live views of those demand cells (None: every demand cell),
-        taken consistently; `stamp`: views as stored rows."""
+        taken consistently; `stamp`: views as stored rows (for the whole snapshot; changes
+        are written as their live values only)."""
         self._store = store
         self._read = read
         self._stamp = stamp
@@ -129,7 +131,18 @@ class CoverageSnapshotWriter:
             ]
             if not views:
                 return
-            rows = self._stamp(views, self._now())
+            at = self._now()
+            rows = [
+                CellValues(
+                    view.cell,
+                    view.demand_workers,
+                    view.coverage_count,
+                    max(0.0, view.access_score),
+                    view.status,
+                    at,
+                )
+                for view in views
+            ]
             with self._store.transaction() as tx:
                 tx.coverage.update(rows)
             self._saved.update((view.cell, view.signature) for view in views)

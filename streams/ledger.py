@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, MutableMapping
 from datetime import datetime, timedelta
+from functools import cache
 
 from schemas.events import (
     AmenityState,
@@ -30,6 +31,14 @@ from waystation.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+# The causes that carry no values of their own, made once: every applied event settles its
+# station, and an open or closed one gets one of these each time.
+OPEN_AND_REPORTING = Reason(code=ReasonCode.open_and_reporting)
+CHECKED_IN = {
+    status: Reason(code=ReasonCode.checked_in, values={"status": status.value})
+    for status in CheckInStatus
+}
 
 ClosedByClock = Callable[[StationRecord, datetime], Reason | None]
 """Why the clock alone closes a station at an instant (outside its opening hours, a mobile
@@ -67,8 +76,7 @@ def station_cause(
     if closed_by_clock is not None:
         return StationState.closed, closed_by_clock
     if record.check_in_status in (CheckInStatus.closed, CheckInStatus.paused):
-        status = record.check_in_status.value
-        return StationState.closed, Reason(code=ReasonCode.checked_in, values={"status": status})
+        return StationState.closed, CHECKED_IN[record.check_in_status]
     interval = record.heartbeat_interval_s or settings.heartbeat_interval_seconds
     deadline = heard + timedelta(seconds=interval * settings.silence_missed_heartbeats)
     if now > deadline:
@@ -82,7 +90,7 @@ def station_cause(
     if out:
         cause = Reason(code=ReasonCode.amenities_out, values={"amenities": out})
         return StationState.degraded, cause
-    return StationState.available, Reason(code=ReasonCode.open_and_reporting)
+    return StationState.available, OPEN_AND_REPORTING
 
 
 def absorb(
@@ -91,8 +99,8 @@ def absorb(
     """Fold one event into a record. Each kind of fact keeps only its newest report, so late
     events are order-independent and can never move a station backwards."""
     watermark = record.last_heard_at
-    if watermark is not None and watermark - event.occurred_at > timedelta(
-        minutes=settings.allowed_lateness_minutes
+    if watermark is not None and watermark - event.occurred_at > _minutes(
+        settings.allowed_lateness_minutes
     ):
         return record, EventStatus.late
     match event:
@@ -161,11 +169,17 @@ def plausible(at: datetime, now: datetime, settings: Settings) -> bool:
     """Whether a station can have meant this time: not before the earliest accepted, not
     further ahead of `now` than the allowed skew (the same window the ingest enforces)."""
     try:
-        return at >= settings.earliest_occurred_at and at - now <= timedelta(
-            minutes=settings.max_future_skew_minutes
+        return at >= settings.earliest_occurred_at and at - now <= _minutes(
+            settings.max_future_skew_minutes
         )
     except OverflowError:
         return False
+
+
+@cache
+def _minutes(minutes: float) -> timedelta:
+    """A setting in minutes as a timedelta, made once: every event asks several times."""
+    return timedelta(minutes=minutes)
 
 
 def without_implausible_facts(

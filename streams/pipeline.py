@@ -217,6 +217,8 @@ class StationSteps:
         return counted_at(station, self.ledger.records.get(station.station_id))
 
     def catchment(self, station: Station) -> frozenset[str]:
+        if not station.mobile:  # at its registered location (see `counted_at`)
+            return self.catchments.cells(station.lat, station.lon)
         point = self.position(station)
         return self.catchments.cells(point.lat, point.lon)
 
@@ -303,22 +305,29 @@ class StationSteps:
     ) -> list[AlertEvent]:
         record = self.ledger.records.get(station.station_id)
         heard_from = record is not None and record.last_heard_at is not None
+        # A station never heard from is not yet commissioned, not a station gone quiet.
+        silent = change.new is StationState.silent and heard_from
+        degraded = change.new is StationState.degraded
+        book = self.alert_book
+        if book.settled(AlertKind.station_silent, station.station_id, active=silent) and (
+            book.settled(AlertKind.station_degraded, station.station_id, active=degraded)
+        ):
+            return []
         evidence = AlertEvidence(
             detail=change.reason, reason=change.cause, stations=(station.station_id,)
         )
-        events = self.alert_book.observe(
+        events = book.observe(
             AlertKind.station_silent,
             station.station_id,
-            # A station never heard from is not yet commissioned, not a station gone quiet.
-            active=change.new is StationState.silent and heard_from,
+            active=silent,
             evidence=evidence,
             now=now,
             district=station.district,
         )
-        events += self.alert_book.observe(
+        events += book.observe(
             AlertKind.station_degraded,
             station.station_id,
-            active=change.new is StationState.degraded,
+            active=degraded,
             evidence=evidence,
             now=now,
             district=station.district,
@@ -328,6 +337,9 @@ class StationSteps:
     def _observe_load(self, station_id: str, visitors: int, now: datetime) -> list[AlertEvent]:
         station = self.registry[station_id]
         limit = self.visit_windows.limit(station.capacity)
+        active = visitors > limit
+        if self.alert_book.settled(AlertKind.station_overloaded, station_id, active=active):
+            return []
         reason = Reason(
             code=ReasonCode.over_capacity,
             values={
@@ -340,7 +352,7 @@ class StationSteps:
         return self.alert_book.observe(
             AlertKind.station_overloaded,
             station_id,
-            active=visitors > limit,
+            active=active,
             evidence=AlertEvidence(detail=reason.text(), reason=reason, stations=(station_id,)),
             now=now,
             district=station.district,
@@ -391,6 +403,8 @@ class ZoneSteps:
         if self.alert_book.is_active(AlertKind.zone_underserved, assessment.zone):
             threshold *= self.settings.zone_resolve_ratio  # hysteresis: harder to clear
         active = assessment.uncovered_demand_workers >= threshold
+        if self.alert_book.settled(AlertKind.zone_underserved, assessment.zone, active=active):
+            return []
         reason = Reason(
             code=ReasonCode.uncovered_demand,
             values={

@@ -93,8 +93,14 @@ def test_condition_clearing_within_the_grace_never_opens() -> None:
 
 def test_inactive_without_an_alert_does_nothing() -> None:
     book, alerts = make_book()
+    assert book.settled(KIND, SUBJECT, active=False)
+    assert not book.settled(KIND, SUBJECT, active=True)
     assert observe(book, False, T0) == []
     assert alerts == {}
+    observe(book, True, T0)
+    # A held alert is not settled even while its condition is clear: observing starts the
+    # clear grace, or drops a pending one.
+    assert not book.settled(KIND, SUBJECT, active=False)
 
 
 def open_at(book: AlertBook, start: datetime = T0) -> Alert:
@@ -264,7 +270,13 @@ def test_lifecycle_of_any_observation_sequence(
             if clear_start[subject] is None:
                 clear_start[subject] = now
         evidence = AlertEvidence(detail=f"evidence {which}")
-        for event in observe(book, active, now, evidence, subject):
+        settled = book.settled(KIND, subject, active=active)
+        held = dict(alerts)
+        observed = observe(book, active, now, evidence, subject)
+        if settled:  # callers skip such observations: they must change nothing
+            assert observed == []
+            assert alerts == held
+        for event in observed:
             assert event.alert.subject == subject
             check(subject, event)
         if tick:

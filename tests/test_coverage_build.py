@@ -108,6 +108,10 @@ def test_built_at_once_behaves_like_built_station_by_station(network, data) -> N
     for cell in everything:
         assert at_once.coverage(cell) == one_by_one.coverage(cell)
         assert abs(at_once.access(cell) - one_by_one.access(cell)) < 1e-9
+        # The one-lookup reads agree with the separate ones, from the arrays or the dict.
+        reads = (at_once.coverage(cell), at_once.is_covered(cell), at_once.access(cell))
+        assert at_once.reach(cell) == reads
+        assert at_once.covered_and_access(cell) == reads[1:]
     keys = np.array([int(cell, 16) for cell in sorted(everything)], np.int64)
     assert at_once.covered_many(keys).tolist() == [
         one_by_one.is_covered(c) for c in sorted(everything)

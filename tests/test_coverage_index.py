@@ -30,7 +30,7 @@ from schemas.events import (
 from schemas.geography import DemandCell
 from schemas.state import StationRecord, StationStateChanged
 from schemas.stations import Amenity, StationState
-from streams.coverage import ZoneCoverage, ZoneCoverageBook, fan_out
+from streams.coverage import COUNTING_STATES, ZoneCoverage, ZoneCoverageBook, fan_out
 from streams.pipeline import Pipeline
 from tests.conftest import make_station
 from waystation.settings import Settings
@@ -140,6 +140,12 @@ def test_index_equals_a_recount(
             assert index.access(cell) == pytest.approx(
                 access_sum(stations, ratios, weight, cell), abs=1e-9
             )
+            assert index.reach(cell) == (
+                index.coverage(cell),
+                index.is_covered(cell),
+                index.access(cell),
+            )
+            assert index.covered_and_access(cell) == (index.is_covered(cell), index.access(cell))
             assert index.coverage(cell).stations == sum(
                 1 for state, cells_ in stations.values() if state is not None and cell in cells_
             )
@@ -418,6 +424,16 @@ def test_incremental_zone_judgement_equals_judging_from_scratch(
         if not borderline:
             assert assessment.uncovered_demand_workers == pytest.approx(
                 sum(layer.demand[c] for c in expected)
+            )
+            # The stations that are down and reach one of those cells.
+            assert assessment.stations_down == tuple(
+                sorted(
+                    station_id
+                    for station_id, state in current.items()
+                    if state is not None
+                    and state not in COUNTING_STATES
+                    and not catchments[station_id].isdisjoint(expected)
+                )
             )
 
 

@@ -3,6 +3,7 @@ station imported while the runtime runs is picked up."""
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from schemas.events import parse_event
 from schemas.state import EventStatus
 from services.system import EmbeddedSystem
+from streams import metrics
 from streams.clock import ManualClock
 from tests.conftest import CENTRE, EventFactory, make_station, minutes
 
@@ -76,3 +78,46 @@ def test_stale_and_late_events_are_archived_without_effect(
     assert status_of(system, ancient["event_id"]) == EventStatus.late
     assert system.runtime.pipeline is not None
     assert system.runtime.pipeline.ledger.records["T-0001"].state.value == "available"
+
+
+def test_what_start_built_is_kept_out_of_full_collections_until_stop(
+    system: EmbeddedSystem,
+) -> None:
+    runtime = system.runtime
+    assert runtime.pipeline is not None
+    records = runtime.pipeline.ledger.records
+    assert gc.get_freeze_count() > 0
+    # Frozen objects are in no generation: no collection walks the live state.
+    assert not any(tracked is records for tracked in gc.get_objects())
+    runtime.stop()
+    assert gc.get_freeze_count() == 0
+    assert any(tracked is records for tracked in gc.get_objects())
+
+
+def test_processed_events_are_counted_once_each_by_type_and_outcome(
+    system: EmbeddedSystem, clock: ManualClock, event: EventFactory
+) -> None:
+    def counted(event_type: str, applied: str) -> float:
+        return metrics.EVENTS_PROCESSED.labels(event_type, applied)._value.get()
+
+    def observed() -> float:
+        return sum(
+            sample.value
+            for sample in metrics.PROCESSING_SECONDS.collect()[0].samples
+            if sample.name.endswith("_count")
+        )
+
+    before = {
+        "check_in": counted("check_in", "applied"),
+        "visit": counted("visit", "applied"),
+        "stale": counted("check_in", "stale"),
+        "observed": observed(),
+    }
+    opened = event("check_in", occurred_at=clock.now())
+    earlier = event("check_in", payload={"status": "closed"}, occurred_at=clock.now() - minutes(5))
+    visits = [event("visit", occurred_at=clock.now()) for _ in range(3)]
+    submit(system, clock, opened, earlier, *visits)
+    assert counted("check_in", "applied") - before["check_in"] == 1
+    assert counted("check_in", "stale") - before["stale"] == 1
+    assert counted("visit", "applied") - before["visit"] == len(visits)
+    assert observed() - before["observed"] == 2 + len(visits)

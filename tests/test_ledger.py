@@ -25,9 +25,10 @@ from schemas.events import (
     VisitSource,
     WorkerKind,
 )
+from schemas.reasons import Reason, ReasonCode
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Amenity, StationState
-from streams.ledger import StationLedger, absorb, station_state
+from streams.ledger import StationLedger, absorb, station_cause, station_state
 from waystation.settings import Settings
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -125,7 +126,9 @@ def test_closed_or_paused_is_closed(status: CheckInStatus) -> None:
     record = fold(check_in(T0), health(T0), check_in(T0 + m(1), status))
     state, reason = station_state(record, T0 + m(2), SETTINGS)
     assert state is StationState.closed
-    assert status.value in reason
+    assert reason == f"checked in {status.value}"
+    _, cause = station_cause(record, T0 + m(2), SETTINGS)
+    assert cause == Reason(code=ReasonCode.checked_in, values={"status": status.value})
 
 
 def test_closed_beats_silent() -> None:

@@ -11,7 +11,7 @@ import pytest
 import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Point, Polygon, box
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from schemas.alerts import Alert, AlertEvidence, AlertKind, AlertStatus
 from schemas.api import CellStatus
@@ -345,3 +345,13 @@ def test_coverage_snapshot_update_sets_live_values_and_keeps_fixed_columns(store
         c for c in cells if c.cell != changed.cell
     ]
     assert geom.equals(before[changed.cell])
+    # Stored as every other write stores a time (SQL compares them), not just read back alike.
+    with store.transaction() as tx:
+        stored = tx.session.execute(
+            text("SELECT updated_at FROM coverage_cells WHERE cell = :cell"),
+            {"cell": changed.cell},
+        ).scalar_one()
+        if tx.session.get_bind().dialect.name == "sqlite":
+            assert stored == "2026-11-23 01:00:00.000000"  # naive UTC text, as SQLAlchemy writes
+        else:
+            assert stored == T0 + timedelta(2)

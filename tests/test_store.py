@@ -23,14 +23,17 @@ from schemas.events import AmenityState, CheckInStatus, parse_event
 from schemas.geography import Boundary, BoundaryLevel, DemandCell
 from schemas.state import EventStatus, StationRecord
 from schemas.stations import Amenity, Station, StationKind, StationState
+from store import unit_of_work
 from store.database import create_schema, make_engine
 from store.repositories import AppendOutcome, ArchivedEvent, EventArchive
 from store.tables import EventRow, UTCDateTime
-from store.unit_of_work import Store
+from store.unit_of_work import Store, StoreBusyError
 
 BEIJING = timezone(timedelta(hours=8))
 T0 = datetime(2025, 6, 2, 8, 0, tzinfo=BEIJING)
 RECEIVED = datetime(2025, 6, 2, 1, 0, tzinfo=UTC)
+THREAD_WAIT_S = 10.0
+SHORT_BUSY_TIMEOUT_MS = 200
 
 
 @pytest.fixture
@@ -194,6 +197,49 @@ def test_readonly_transaction_reads_a_snapshot_while_a_writer_holds_the_lock(sto
         assert reader.meta.get("k") == "new"
 
 
+def test_writers_queue_for_the_write_lock_and_start_when_it_is_let_go(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's writers lock rows, not the database
+    holding, let_go = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with store.transaction() as uow:
+            uow.meta.set("k", "first")
+            holding.set()
+            let_go.wait()
+
+    first = threading.Thread(target=hold_the_lock)
+    first.start()
+    try:
+        assert holding.wait(timeout=THREAD_WAIT_S)
+        # A writer that cannot have the lock within the busy timeout is told so.
+        monkeypatch.setattr(unit_of_work, "SQLITE_BUSY_TIMEOUT_MS", SHORT_BUSY_TIMEOUT_MS)
+        with pytest.raises(StoreBusyError), store.transaction() as uow:
+            uow.meta.set("k", "never")
+        monkeypatch.undo()
+        # One that waits starts once the first commits, and sees what it wrote.
+        seen: list[str | None] = []
+
+        def write_next() -> None:
+            with store.transaction() as uow:
+                seen.append(uow.meta.get("k"))
+                uow.meta.set("k", "second")
+
+        second = threading.Thread(target=write_next)
+        second.start()
+        second.join(timeout=SHORT_BUSY_TIMEOUT_MS / 1000)
+        assert second.is_alive()  # still queued behind the first
+    finally:
+        let_go.set()
+        first.join(timeout=THREAD_WAIT_S)
+    second.join(timeout=THREAD_WAIT_S)
+    assert seen == ["first"]
+    with store.transaction(readonly=True) as uow:
+        assert uow.meta.get("k") == "second"
+
+
 # --- stations -------------------------------------------------------------------------------
 
 
@@ -329,6 +375,30 @@ def test_append_refuses_an_unknown_status(store: Store) -> None:
     bad = ArchivedEvent(**{**bad.__dict__, "status": "done"})
     with pytest.raises(ValueError, match="unknown event status"), store.transaction() as uow:
         uow.events.append([bad])
+
+
+def test_visits_after_a_seq_skip_the_other_events_in_ingest_order(store: Store) -> None:
+    events = [
+        visit("CY-0001"),
+        check_in("CY-0001"),
+        visit("CY-0002", T0 - timedelta(minutes=3)),
+        check_in("CY-0002"),
+        visit("CY-0003", T0 + timedelta(minutes=1)),
+    ]
+    with store.transaction() as uow:
+        uow.events.append(events)
+    with store.transaction(readonly=True) as uow:
+        archived = {e.event_id: e.seq for e in uow.events.after(0)}
+        visits = uow.events.visits_after(0)
+        assert [v.seq for v in visits] == [archived[events[i].event_id] for i in (0, 2, 4)]
+        assert [(v.station_id, v.body) for v in visits] == [
+            (events[i].station_id, events[i].body) for i in (0, 2, 4)
+        ]
+        assert visits[1].occurred_at == T0 - timedelta(minutes=3)
+        assert visits[1].occurred_at.tzinfo is UTC
+        assert uow.events.visits_after(0, limit=2) == visits[:2]
+        assert uow.events.visits_after(visits[1].seq) == visits[2:]
+        assert uow.events.visits_after(visits[2].seq) == []
 
 
 def test_pending_in_ingest_order_and_mark(store: Store) -> None:
@@ -584,6 +654,27 @@ def test_record_texts_decode_to_the_records_and_change_only_with_them(store: Sto
     assert after["CY-0001"] == before["CY-0001"], "the same record is stored as the same text"
     assert after["CY-0002"] != before["CY-0002"]
     assert StationRecord.model_validate_json(after["CY-0002"]).state is StationState.silent
+
+
+def test_record_json_holds_its_times_in_utc_whatever_their_offset(store: Store) -> None:
+    local = record("CY-0001")  # times at +08:00
+    times = ("check_in_at", "health_at", "state_since")
+    in_utc = record("CY-0002").model_copy(
+        update={name: getattr(local, name).astimezone(UTC) for name in times}
+    )
+    with store.transaction() as uow:
+        uow.records.save_many([local, in_utc])
+    with store.transaction() as uow:
+        stored = dict(
+            uow.session.execute(text("SELECT station_id, record FROM station_records")).all()
+        )
+    for station_id in ("CY-0001", "CY-0002"):
+        raw = stored[station_id]
+        data = raw if isinstance(raw, dict) else json.loads(raw)
+        assert data["check_in_at"] == "2025-06-02T00:00:00Z"
+        assert data["health_at"] == "2025-06-02T00:05:00Z"
+        assert data["state_since"] == "2025-06-02T00:00:00Z"
+        assert data["amenities"] == {"drinking_water": "ok", "wifi": "degraded"}
 
 
 def test_records_refuse_naive_datetimes(store: Store) -> None:

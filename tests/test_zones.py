@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box, mapping
 
+from geo.grid import Grid
 from geo.zones import BoundaryZones, H3Zones
 from schemas.geography import Boundary, BoundaryLevel
 from services.system import EmbeddedSystem
@@ -46,6 +47,24 @@ def test_zone_is_the_polygon_holding_the_cell_centre(lat: float, lon: float) -> 
     ]  # brute force, in the scheme's name order
     expected = f"{DISTRICT}/{holders[0]}" if holders else h3.cell_to_parent(cell, 7)
     assert ZONES.zone_of(cell) == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    lat=st.floats(CENTRE[0] - 0.03, CENTRE[0] + 0.03),
+    lon=st.floats(CENTRE[1] - 0.03, CENTRE[1] + 0.1),
+    rings=st.integers(0, 6),
+)
+def test_cells_split_by_zone_as_each_cell_is_zoned(lat: float, lon: float, rings: int) -> None:
+    grid = Grid(9, 7, ZONES)
+    cells = frozenset(h3.grid_disk(h3.latlng_to_cell(lat, lon, 9), rings))
+    expected: dict[str, list[str]] = {}
+    for cell in cells:
+        expected.setdefault(ZONES.zone_of(cell), []).append(cell)
+    split = grid.by_zone(cells)
+    assert split == {zone: tuple(sorted(members)) for zone, members in expected.items()}
+    assert grid.by_zone(frozenset(cells)) == split  # an equal set, remembered
+    assert grid.by_zone(frozenset()) == {}
 
 
 def test_underserved_zone_is_named_after_its_subdistrict(tmp_path: Path) -> None:
