@@ -180,20 +180,27 @@ class CoverageIndex:
 
     def covered_many(self, cells: np.ndarray) -> np.ndarray:
         """`is_covered` of many cells (H3 indexes as integers) at once."""
-        flags = np.zeros(cells.size, bool)
+        covered, _ = self.covered_and_access_many(cells)
+        return covered
+
+    def covered_and_access_many(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`covered_and_access` of many cells (H3 indexes as integers) at once."""
+        covered = np.zeros(cells.size, bool)
+        access = np.zeros(cells.size, np.float64)
         if self._base_cells.size:
             rows = np.minimum(np.searchsorted(self._base_cells, cells), self._base_cells.size - 1)
             counts = self._base_counts[rows]
             held = self._base_cells[rows] == cells
-            flags = held & (counts[:, 0] + self.degraded_weight * counts[:, 1] >= 1.0)
+            covered = held & (counts[:, 0] + self.degraded_weight * counts[:, 1] >= 1.0)
+            access = np.where(held, self._base_access[rows], 0.0)
         if self._counts:
-            position = {int(cell, 16): i for i, cell in enumerate(self._counts)}
-            moved = list(self._counts.values())
+            position = {int(cell, 16): cell for cell in self._counts}
             for i, key in enumerate(cells.tolist()):
-                j = position.get(key)
-                if j is not None:
-                    flags[i] = self._covered(moved[j])
-        return flags
+                cell = position.get(key)
+                if cell is not None:
+                    covered[i] = self._covered(self._counts[cell])
+                    access[i] = self._access.get(cell, 0.0)
+        return covered, np.maximum(access, 0.0)
 
     def reach(self, cell: str) -> tuple[CellCoverage, bool, float]:
         """`coverage`, `is_covered` and `access` of one cell from one lookup: the live map
@@ -218,6 +225,14 @@ class CoverageIndex:
         """2SFCA access score (seats per expected worker); float sums are clamped at zero."""
         _, access = self._get(cell)
         return max(0.0, access)
+
+    def covered_cells(self) -> list[str]:
+        """Every cell `is_covered` holds for, read off the arrays at once."""
+        counts = self._base_counts
+        covered = counts[:, 0] + self.degraded_weight * counts[:, 1] >= 1.0
+        found = [format(key, "x") for key in self._base_cells[covered].tolist()]
+        found += [cell for cell, moved in self._counts.items() if self._covered(moved)]
+        return found
 
     def cells(self) -> Iterator[str]:
         yield from self._counts

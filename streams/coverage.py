@@ -3,9 +3,11 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+
+import numpy as np
 
 from geo.coverage import CoverageIndex
 from geo.demand import DemandLayer
@@ -142,6 +144,31 @@ class ZoneCoverageBook:
         self._rejudge(zone, touched)
         return [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
 
+    def load(self, deltas: Sequence[CoverageDelta]) -> list[str]:
+        """A whole network's stations into the zones, as a restore brings them: each zone
+        that holds no station yet gets its index built in one vectorised pass (a station's
+        last delta wins, as moving it would end) instead of a move per station, and is judged
+        whole on first use; a zone that already holds stations takes its deltas one by one.
+        Returns the cells whose covered flag flipped."""
+        arriving: dict[str, dict[str, ZoneStation]] = {}
+        flipped: list[str] = []
+        for delta in deltas:
+            held = self.zones.get(delta.zone)
+            if delta.zone not in arriving and held is not None and held.stations:
+                flipped.extend(self.move(delta))
+                continue
+            stations = arriving.setdefault(delta.zone, {})
+            if delta.cells:
+                stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
+            else:
+                stations.pop(delta.station_id, None)  # leaving a zone (none reached yet)
+        weight = self.settings.degraded_coverage_weight
+        for zone_id, stations in arriving.items():
+            index = _index_of(stations.values(), weight)
+            self.zones[zone_id] = ZoneCoverage(zone=zone_id, index=index, stations=stations)
+            flipped.extend(index.covered_cells())
+        return flipped
+
     @staticmethod
     def _place(zone: ZoneCoverage, delta: CoverageDelta) -> None:
         zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
@@ -157,7 +184,7 @@ class ZoneCoverageBook:
             index = CoverageIndex(self.settings.degraded_coverage_weight)
             zone = ZoneCoverage(zone=zone_id, index=index)
         if not zone.judged:
-            self._rejudge(zone, self.demand.cells_of_zone.get(zone_id, ()))
+            self._judge_whole(zone)
             zone.down = {
                 station_id
                 for station_id, known in zone.stations.items()
@@ -165,6 +192,21 @@ class ZoneCoverageBook:
             }
             zone.judged = True
         return zone
+
+    def _judge_whole(self, zone: ZoneCoverage) -> None:
+        """Every demand cell of the zone judged (a zone built or loaded whole), its index read
+        for all of them in one pass rather than one lookup per cell: the same verdicts as
+        `_rejudge` over them."""
+        cells = self.demand.cells_of_zone.get(zone.zone, ())
+        demand = np.array([self.demand.demand[cell] for cell in cells], np.float64)
+        keys = np.fromiter((int(cell, 16) for cell in cells), np.int64, count=len(cells))
+        covered, access = zone.index.covered_and_access_many(keys)
+        settings = self.settings
+        short = ~covered | (access < settings.min_access_seats_per_worker)
+        underserved = (demand >= settings.min_cell_demand_workers) & short
+        zone.underserved = {
+            cells[i]: float(demand[i]) for i in np.flatnonzero(underserved).tolist()
+        }
 
     def _rejudge(self, zone: ZoneCoverage, cells: Iterable[str]) -> None:
         demand = self.demand.demand
@@ -223,3 +265,21 @@ class ZoneCoverageBook:
                 if not gap.isdisjoint(zone.stations[station_id].cell_set)
             )
         )
+
+
+def _index_of(stations: Iterable[ZoneStation], degraded_weight: float) -> CoverageIndex:
+    """One zone's index over these stations, built in one pass."""
+    placed = list(stations)
+    sizes = [len(station.cells) for station in placed]
+    cells = np.fromiter(
+        (int(cell, 16) for station in placed for cell in station.cells),
+        np.int64,
+        count=sum(sizes),
+    )
+    return CoverageIndex.build(
+        degraded_weight,
+        owners=np.repeat(np.arange(len(placed), dtype=np.int64), sizes),
+        cells=cells,
+        states=[station.state for station in placed],
+        supply_ratios=np.array([station.supply_ratio for station in placed], np.float64),
+    )

@@ -375,14 +375,9 @@ class ZoneSteps:
         self.zone_book = ZoneCoverageBook(zones, demand, settings)
         self.alert_book = AlertBook(alerts, settings)
 
-    def apply(
-        self, delta: CoverageDelta, now: datetime, *, judge: bool = True
-    ) -> tuple[list[str], list[AlertEvent]]:
-        """Returns the cells whose covered flag flipped and the alert steps it caused
-        (none when `judge` is off: a rebuild judges every zone once at the end)."""
+    def apply(self, delta: CoverageDelta, now: datetime) -> tuple[list[str], list[AlertEvent]]:
+        """Returns the cells whose covered flag flipped and the alert steps it caused."""
         flipped = self.zone_book.move(delta)
-        if not judge:
-            return flipped, []
         assessment = self.zone_book.assess(delta.zone, with_stations_down=False)
         return flipped, self._judge(
             assessment, lambda: self.zone_book.stations_down(delta.zone), now
@@ -480,10 +475,10 @@ class Pipeline:
         """Rebuild coverage from the ledger's records (coverage is derived, never stored), bring
         every registered station into the ledger, and judge every zone that has demand, so
         that a zone no station reaches is seen too."""
-        outcome = StepOutcome()
         self.catchments.many([(s.lat, s.lon) for s in self.registry.values()])  # one bulk pass
         for retired in [sid for sid in self.ledger.records if sid not in self.registry]:
             del self.ledger.records[retired]  # retired before its change was applied
+        produced = StationOutcome()
         for record in sorted(self.ledger.records.values(), key=lambda r: r.station_id):
             if record.station_id in self.registry:
                 restored = StationStateChanged(
@@ -494,11 +489,9 @@ class Pipeline:
                     reason=record.state_reason,
                     cause=record.state_cause,
                 )
-                outcome.extend(
-                    self._route(self.stations.propagate(restored, now), now, judge_zones=False)
-                )
-        registered = self.stations.register(sorted(self.registry), now)
-        outcome.extend(self._route(registered, now, judge_zones=False))
+                produced.extend(self.stations.propagate(restored, now))
+        produced.extend(self.stations.register(sorted(self.registry), now))
+        outcome = self._route(produced, now, restoring=True)
         # Every zone is judged once, after all stations are in (not once per station).
         zones = self.zone_book.demand.cells_of_zone
         for zone in sorted(zones):
@@ -542,21 +535,30 @@ class Pipeline:
         return self._route(produced, now)
 
     def _route(
-        self, produced: StationOutcome, now: datetime, *, judge_zones: bool = True
+        self, produced: StationOutcome, now: datetime, *, restoring: bool = False
     ) -> StepOutcome:
+        """Each delta to its zone, judged there, in the order produced; `restoring`: the
+        deltas of a whole network entering empty zones, loaded at once and not judged (the
+        restore judges every zone once, at the end)."""
         outcome = StepOutcome(
             applied=produced.applied,
             touched_cells=set(produced.touched_cells),
             registry_changes=list(produced.registry_changes),
             relocated=set(produced.relocated),
         )
+        deltas: list[CoverageDelta] = []
         for item in produced.emitted:
             if isinstance(item, StationStateChanged):
                 outcome.station_changes.append(item)
             elif isinstance(item, CoverageDelta):
-                flipped, events = self.zones.apply(item, now, judge=judge_zones)
+                if restoring:
+                    deltas.append(item)
+                    continue
+                flipped, events = self.zones.apply(item, now)
                 outcome.flipped_cells.extend(flipped)
                 outcome.alert_events.extend(events)
             else:
                 outcome.alert_events.append(item)
+        if deltas:
+            outcome.flipped_cells.extend(self.zone_book.load(deltas))
         return outcome

@@ -26,11 +26,15 @@ from waystation.settings import Settings
 def copy_zone(zone: ZoneCoverage) -> ZoneCoverage:
     """A zone book that can be changed without changing the original. The per-cell count
     lists are still shared: `CopiedZones.own_cells` copies those a change is about to touch
-    (a zone holds thousands of cells; a change touches a catchment's worth)."""
+    (a zone holds thousands of cells; a change touches a catchment's worth). The arrays of
+    an index built whole are copied: a change takes a cell's row out of them in place."""
     index = CoverageIndex(
         zone.index.degraded_weight,
         _counts=dict(zone.index._counts),
         _access=dict(zone.index._access),
+        _base_cells=zone.index._base_cells,  # never changed: shared
+        _base_counts=zone.index._base_counts.copy(),
+        _base_access=zone.index._base_access.copy(),
     )
     return ZoneCoverage(
         zone=zone.zone,
