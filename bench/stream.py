@@ -55,7 +55,7 @@ from kafka import TopicPartition as SyncTopicPartition
 
 from bench.api_process import running_api
 from bench.results import Result
-from demo.sample_city import WITHIN_OPENING_HOURS, generate_sample_city
+from demo.sample_city import ALL_DAY, WITHIN_OPENING_HOURS, generate_sample_city
 from schemas.auth import Role
 from schemas.events import EVENT_ADAPTER, Event
 from schemas.stations import StationState
@@ -475,7 +475,10 @@ def _end_to_end(root: Path, settings: Settings, city: Any, seconds: float) -> tu
     try:
         with _api(api_settings, root / "api-e2e.log") as client:
             stations = sorted(city.stations, key=lambda s: s.station_id)
-            probe, others = stations[0], [s.station_id for s in stations[1:]]
+            # The workers' clock is the wall clock here: a probe open at any hour, so that
+            # opening hours never close it whenever the benchmark runs.
+            probe = next(s for s in stations if s.opening_hours == ALL_DAY)
+            others = [s.station_id for s in stations if s is not probe]
             feed = LiveFeed(str(client.base_url), dict(client.headers), probe.district)
             try:
                 most = settings.batch_max_events
