@@ -3,9 +3,8 @@ its own slice of the coverage index, so zones can be partitioned across workers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -27,12 +26,60 @@ class ZoneStation:
     cells: tuple[str, ...]
     supply_ratio: float
 
-    @cached_property
-    def cell_set(self) -> frozenset[str]:
-        """`cells` as a set, made on first use: judging an underserved zone tests the reach
-        of its stations that are down against its gap after every delta, and a set lets that
-        test walk whichever of the two is smaller."""
-        return frozenset(self.cells)
+
+@dataclass
+class DownReach:
+    """The zone's stations in a state that does not count (closed, silent...), and which of
+    them reach an underserved cell, kept up to date as stations and cells change: an
+    underserved zone's alert names them after every delta, and testing every down station's
+    catchment against the gap each time was the zone stage's largest cost."""
+
+    # Down station -> how many underserved cells of the zone it reaches.
+    gap_cells: dict[str, int] = field(default_factory=dict)
+    # Cell -> the down stations reaching it.
+    by_cell: dict[str, set[str]] = field(default_factory=dict)
+    in_gap: set[str] = field(default_factory=set)
+
+    def __contains__(self, station_id: object) -> bool:
+        return station_id in self.gap_cells
+
+    def add(self, station_id: str, cells: Iterable[str], underserved: Mapping[str, float]) -> None:
+        hits = 0
+        for cell in cells:
+            self.by_cell.setdefault(cell, set()).add(station_id)
+            hits += cell in underserved
+        self.gap_cells[station_id] = hits
+        if hits:
+            self.in_gap.add(station_id)
+
+    def discard(self, station_id: str, cells: Iterable[str]) -> None:
+        if self.gap_cells.pop(station_id, None) is None:
+            return
+        self.in_gap.discard(station_id)
+        for cell in cells:
+            reaching = self.by_cell.get(cell)
+            if reaching is not None:
+                reaching.discard(station_id)
+                if not reaching:
+                    del self.by_cell[cell]
+
+    def gap_changed(self, cell: str, *, underserved: bool) -> None:
+        """The cell joined the zone's underserved cells, or left them."""
+        step = 1 if underserved else -1
+        for station_id in self.by_cell.get(cell, ()):
+            hits = self.gap_cells[station_id] + step
+            self.gap_cells[station_id] = hits
+            if hits:
+                self.in_gap.add(station_id)
+            else:
+                self.in_gap.discard(station_id)
+
+    def copy(self) -> DownReach:
+        return DownReach(
+            gap_cells=dict(self.gap_cells),
+            by_cell={cell: set(ids) for cell, ids in self.by_cell.items()},
+            in_gap=set(self.in_gap),
+        )
 
 
 @dataclass
@@ -46,10 +93,8 @@ class ZoneCoverage:
     # delta touches, so judging a zone never walks all of its cells. Derived: a zone loaded
     # from elsewhere (a changelog) comes unjudged and is judged whole on first use.
     underserved: dict[str, float] = field(default_factory=dict)
-    # Stations in a state that does not count (closed, silent...): judging a zone looks for
-    # the ones reaching an underserved cell among these few, not among all of its stations.
     # Derived like `underserved`.
-    down: set[str] = field(default_factory=set)
+    down: DownReach = field(default_factory=DownReach)
     judged: bool = False
 
 
@@ -140,7 +185,7 @@ class ZoneCoverageBook:
             self._place(zone, delta)
         else:
             del zone.stations[delta.station_id]
-            zone.down.discard(delta.station_id)
+            zone.down.discard(delta.station_id, known.cells)
         self._rejudge(zone, touched)
         return [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
 
@@ -171,11 +216,14 @@ class ZoneCoverageBook:
 
     @staticmethod
     def _place(zone: ZoneCoverage, delta: CoverageDelta) -> None:
+        known = zone.stations.get(delta.station_id)
         zone.stations[delta.station_id] = ZoneStation(delta.new, delta.cells, delta.supply_ratio)
-        if delta.new in COUNTING_STATES:
-            zone.down.discard(delta.station_id)
-        else:
-            zone.down.add(delta.station_id)
+        was_down = known is not None and known.state not in COUNTING_STATES
+        is_down = delta.new not in COUNTING_STATES
+        if was_down and (not is_down or known.cells != delta.cells):
+            zone.down.discard(delta.station_id, known.cells)
+        if is_down and delta.station_id not in zone.down:
+            zone.down.add(delta.station_id, delta.cells, zone.underserved)
 
     def _zone(self, zone_id: str) -> ZoneCoverage:
         """The zone's book, judged: new, or loaded without its derived judgement."""
@@ -185,11 +233,10 @@ class ZoneCoverageBook:
             zone = ZoneCoverage(zone=zone_id, index=index)
         if not zone.judged:
             self._judge_whole(zone)
-            zone.down = {
-                station_id
-                for station_id, known in zone.stations.items()
-                if known.state not in COUNTING_STATES
-            }
+            zone.down = DownReach()
+            for station_id, known in zone.stations.items():
+                if known.state not in COUNTING_STATES:
+                    zone.down.add(station_id, known.cells, zone.underserved)
             zone.judged = True
         return zone
 
@@ -214,10 +261,14 @@ class ZoneCoverageBook:
             cell_demand = demand.get(cell)
             if cell_demand is None:
                 continue  # reached, but outside the demand layer
+            was = cell in zone.underserved
             if self.is_underserved(zone, cell, cell_demand):
                 zone.underserved[cell] = cell_demand
-            else:
-                zone.underserved.pop(cell, None)
+                if not was:
+                    zone.down.gap_changed(cell, underserved=True)
+            elif was:
+                del zone.underserved[cell]
+                zone.down.gap_changed(cell, underserved=False)
 
     def is_underserved(self, zone: ZoneCoverage | None, cell: str, cell_demand: float) -> bool:
         """Demand that matters, and either no working station within reach or too little
@@ -254,17 +305,7 @@ class ZoneCoverageBook:
 
     def stations_down(self, zone_id: str) -> tuple[str, ...]:
         """Stations of the zone in a state that does not count, reaching an underserved cell."""
-        zone = self._zone(zone_id)
-        if not zone.underserved:
-            return ()
-        gap = zone.underserved.keys()
-        return tuple(
-            sorted(
-                station_id
-                for station_id in zone.down
-                if not gap.isdisjoint(zone.stations[station_id].cell_set)
-            )
-        )
+        return tuple(sorted(self._zone(zone_id).down.in_gap))
 
 
 def _index_of(stations: Iterable[ZoneStation], degraded_weight: float) -> CoverageIndex:

@@ -41,7 +41,7 @@ def copy_zone(zone: ZoneCoverage) -> ZoneCoverage:
         index=index,
         stations=dict(zone.stations),
         underserved=dict(zone.underserved),
-        down=set(zone.down),
+        down=zone.down.copy(),
         judged=zone.judged,
     )
 

@@ -346,6 +346,36 @@ def test_book_reports_every_flip_when_a_catchment_changes() -> None:
     assert sorted(flipped) == sorted([a, c])
 
 
+def test_a_down_station_that_moves_is_named_for_the_gap_it_reaches_now() -> None:
+    """A closed station that moves within its zone leaves the gap it reached before: once its
+    new cells are covered by another station it is no longer named, though its old ones are
+    still underserved."""
+    zone = GRID.zone_of(ORIGIN)
+    same_zone = sorted(c for c in WIDE_POOL if GRID.zone_of(c) == zone)
+    old_cells, new_cells = frozenset(same_zone[:2]), frozenset(same_zone[2:4])
+    layer = DemandLayer.build(
+        GRID, [DemandCell(cell=c, demand_workers=3.0, district="D") for c in same_zone[:4]]
+    )
+    book = ZoneCoverageBook({}, layer, Settings(min_cell_demand_workers=1.0))
+    closed = StationStateChanged(
+        station_id="S-down", old=None, new=StationState.closed, at=T0, reason="closed"
+    )
+    for delta in fan_out(closed, old_cells, GRID, 0.0):
+        book.apply(delta)
+    assert book.assess(zone).stations_down == ("S-down",)
+    for delta in fan_out(closed, new_cells, GRID, 0.0, previous=old_cells):
+        book.apply(delta)
+    assert book.assess(zone).stations_down == ("S-down",)
+    opened = StationStateChanged(
+        station_id="S-up", old=None, new=StationState.available, at=T0, reason="open"
+    )
+    for delta in fan_out(opened, new_cells, GRID, 1.0):
+        book.apply(delta)
+    assessment = book.assess(zone)
+    assert set(assessment.uncovered_cells) == set(old_cells)
+    assert assessment.stations_down == ()
+
+
 def test_a_zone_left_behind_by_a_catchment_change_forgets_the_station() -> None:
     config = zone_settings()
     zones: dict[str, ZoneCoverage] = {}
@@ -380,8 +410,9 @@ def test_incremental_zone_judgement_equals_judging_from_scratch(
     data: st.DataObject,
     min_access: float,
 ) -> None:
-    """Zones keep their underserved cells up to date from the cells each delta touches; the
-    result must equal judging every demand cell against a single index."""
+    """Zones keep their underserved cells, and the down stations reaching them, up to date
+    from the cells each delta touches, stations moving too; the result must equal judging
+    every demand cell against a single index."""
     catchments, changes = scenario
     ratios = {s: data.draw(RATIOS, label=f"ratio of {s}") for s in sorted(catchments)}
     demand_cells = [
@@ -397,17 +428,26 @@ def test_incremental_zone_judgement_equals_judging_from_scratch(
     book = ZoneCoverageBook({}, layer, config)
     single = CoverageIndex(config.degraded_coverage_weight)
     current: dict[str, StationState | None] = dict.fromkeys(catchments)
+    pool = sorted(WIDE_POOL)
     for station_id, new in changes:
         if new is None:
             continue
         change = StationStateChanged(
             station_id=station_id, old=current[station_id], new=new, at=T0, reason="test"
         )
-        for delta in fan_out(change, catchments[station_id], GRID, ratios[station_id]):
+        before = catchments[station_id]
+        if current[station_id] is not None and data.draw(st.booleans(), label="moves"):
+            # The station moves: its catchment changes, zones it left forget it.
+            moved = data.draw(st.sets(st.sampled_from(pool), max_size=40), label="new reach")
+            catchments[station_id] = frozenset(moved)
+            single.move(before, current[station_id], None, old_supply_ratio=ratios[station_id])
+            single.move(catchments[station_id], None, new, supply_ratio=ratios[station_id])
+        else:
+            single.move(before, current[station_id], new, supply_ratio=ratios[station_id])
+        for delta in fan_out(
+            change, catchments[station_id], GRID, ratios[station_id], previous=before
+        ):
             book.apply(delta)
-        single.move(
-            catchments[station_id], current[station_id], new, supply_ratio=ratios[station_id]
-        )
         current[station_id] = new
     for zone_id, members in layer.cells_of_zone.items():
         expected = [
