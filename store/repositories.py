@@ -305,7 +305,7 @@ class EventArchive:
             _check_status(e.status)
         known = self._hashes({e.event_id for e in events})
         outcomes: list[AppendOutcome] = []
-        new_rows: list[dict[str, Any]] = []
+        new_rows: list[tuple[Any, ...]] = []  # values of _EVENT_COLUMNS
         new_at: dict[str, int] = {}  # event_id -> index in outcomes
         for e in events:
             stored = known.get(e.event_id)
@@ -313,24 +313,36 @@ class EventArchive:
                 known[e.event_id] = e.content_hash
                 new_at[e.event_id] = len(outcomes)
                 outcomes.append(AppendOutcome.accepted)
-                new_rows.append({name: getattr(e, name) for name in _EVENT_COLUMNS})
+                new_rows.append(tuple(getattr(e, name) for name in _EVENT_COLUMNS))
             elif stored == e.content_hash:
                 outcomes.append(AppendOutcome.duplicate)
             else:
                 outcomes.append(AppendOutcome.conflict)
         if not new_rows:
             return outcomes
+        table = EventRow.__table__
+        if self._session.get_bind().dialect.name == "sqlite":
+            # A SQLite unit of work holds the write lock from before the lookup: nothing can
+            # have come in since, so the rows go through the driver as they are, sparing
+            # SQLAlchemy's per-row work on the ingest path.
+            stmt = insert(table).values({name: bindparam(name) for name in _EVENT_COLUMNS})
+            types = {name: table.c[name].type for name in ("occurred_at", "received_at")}
+            executemany_direct(self._session, stmt, _EVENT_COLUMNS, types, new_rows)
+            return outcomes
 
         # Another transaction may have stored some of these ids since the lookup (PostgreSQL
-        # under READ COMMITTED; SQLite units of work hold the write lock, so not there). Those
-        # rows are skipped by the database and their outcome decided against what it holds.
-        table = EventRow.__table__
+        # under READ COMMITTED). Those rows are skipped by the database and their outcome
+        # decided against what it holds.
         stmt = (
             dialect_insert(self._session, table)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(table.c.event_id)
         )
-        inserted = set(self._session.scalars(stmt, new_rows))
+        inserted = set(
+            self._session.scalars(
+                stmt, [dict(zip(_EVENT_COLUMNS, row, strict=True)) for row in new_rows]
+            )
+        )
         raced = [event_id for event_id in new_at if event_id not in inserted]
         if raced:
             theirs = self._hashes(raced)
