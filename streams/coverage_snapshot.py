@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
@@ -102,8 +103,14 @@ class CoverageSnapshotWriter:
             with self._cond:
                 while not (self._pending or self._waiting or self._stopping):
                     self._cond.wait()
-                if not (self._waiting or self._stopping):
-                    self._cond.wait(self.coalesce_s)  # let more changes gather
+                # Let more changes gather. Each touch notifies: wait out the whole time, or
+                # cells would be read and written once per processed batch.
+                gathered_by = time.monotonic() + self.coalesce_s
+                while not (self._waiting or self._stopping):
+                    left = gathered_by - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 cells, self._pending = self._pending, set()
                 waiting, self._waiting = self._waiting, []
                 stopping = self._stopping

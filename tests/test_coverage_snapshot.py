@@ -5,7 +5,10 @@ PostGIS the planner views read it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Collection, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,10 @@ from schemas.events import parse_event
 from schemas.geography import Boundary, BoundaryLevel, CoverageCell
 from services.system import EmbeddedSystem
 from store.tables import CoverageCellRow
+from store.unit_of_work import Store
 from streams.clock import ManualClock
+from streams.coverage_map import CellView
+from streams.coverage_snapshot import CoverageSnapshotWriter
 from tests.conftest import (
     CENTRE,
     DISTRICT,
@@ -33,6 +39,12 @@ from tests.conftest import (
 )
 
 GEOD = Geod(ellps="WGS84")
+# The coalescing test: touches a little apart, all well within a coalescing time it never
+# reaches; a flush then writes them.
+COALESCE_LONGER_THAN_THE_TEST_S = 60.0
+TOUCHES = 10
+TOUCH_GAP_S = 0.02
+FLUSH_TIMEOUT_S = 10.0
 SQUARE = box(CENTRE[1] - 0.01, CENTRE[0] - 0.01, CENTRE[1] + 0.01, CENTRE[0] + 0.01)
 
 
@@ -203,3 +215,37 @@ def test_snapshot_writer_writes_only_the_cells_that_changed(
     assert {c: saved[c].coverage_count for c in reach} == {
         c: v.coverage_count for c, v in live.items()
     }
+
+
+def test_the_snapshot_writer_gathers_changes_for_its_whole_coalescing_time(
+    tmp_path: Path,
+) -> None:
+    """Every processed batch touches cells; the writer must not wake for each one and write
+    them a batch at a time, but wait its whole coalescing time (or a flush) and write once."""
+    store = Store.open(f"sqlite:///{tmp_path / 'snapshot.db'}")
+    reads: list[list[str]] = []
+
+    def read(cells: Collection[str] | None) -> list[CellView]:
+        reads.append(sorted(cells or ()))
+        return []  # nothing differs from what is saved: nothing to write
+
+    writer = CoverageSnapshotWriter(
+        store,
+        read=read,
+        stamp=lambda views, at: [],
+        now=lambda: datetime.now(UTC),
+        coalesce_s=COALESCE_LONGER_THAN_THE_TEST_S,
+    )
+    writer.start()
+    try:
+        for i in range(TOUCHES):
+            writer.touch([f"cell-{i}"])
+            time.sleep(TOUCH_GAP_S)
+        assert reads == []  # still gathering
+        done = threading.Event()
+        writer.flush_then(done)
+        assert done.wait(timeout=FLUSH_TIMEOUT_S)
+        assert reads == [sorted(f"cell-{i}" for i in range(TOUCHES))]  # one read of them all
+    finally:
+        writer.stop(timeout_s=FLUSH_TIMEOUT_S)
+        store.close()
