@@ -169,7 +169,7 @@ class ZoneCoverageBook:
                 old_supply_ratio=known.supply_ratio if known else 0.0,
             )
             self._place(zone, delta)
-            self._rejudge(zone, delta.cells)
+            self._rejudge(zone, delta.cells if self._access_counts else flipped)
         self.zones[delta.zone] = zone  # reassign so a changelogged table records the change
         return flipped
 
@@ -186,8 +186,9 @@ class ZoneCoverageBook:
         else:
             del zone.stations[delta.station_id]
             zone.down.discard(delta.station_id, known.cells)
-        self._rejudge(zone, touched)
-        return [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
+        flipped = [cell for cell in touched if zone.index.is_covered(cell) != before[cell]]
+        self._rejudge(zone, touched if self._access_counts else flipped)
+        return flipped
 
     def load(self, deltas: Sequence[CoverageDelta]) -> list[str]:
         """A whole network's stations into the zones, as a restore brings them: each zone
@@ -254,6 +255,13 @@ class ZoneCoverageBook:
         zone.underserved = {
             cells[i]: float(demand[i]) for i in np.flatnonzero(underserved).tolist()
         }
+
+    @property
+    def _access_counts(self) -> bool:
+        """Whether a covered cell can be underserved for too little access. When not, a
+        cell's verdict follows its covered flag alone, and only the cells a delta flipped
+        need judging again, not every cell it reached."""
+        return self.settings.min_access_seats_per_worker > 0
 
     def _rejudge(self, zone: ZoneCoverage, cells: Iterable[str]) -> None:
         demand = self.demand.demand
