@@ -6,6 +6,7 @@ or a Faust table keyed by station_id.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
 
@@ -13,6 +14,10 @@ from schemas.events import VisitEvent
 from waystation.settings import Settings
 
 VisitWindow = list[tuple[datetime, int]]
+
+
+def _time_of(item: tuple[datetime, int]) -> datetime:
+    return item[0]
 
 
 class VisitWindows:
@@ -23,10 +28,8 @@ class VisitWindows:
 
     def record(self, event: VisitEvent, now: datetime) -> int:
         """Adds a visit; returns the visitors now in the station's window."""
-        window = [
-            *self.windows.get(event.station_id, []),
-            (event.occurred_at, event.payload.party_size),
-        ]
+        window = list(self.windows.get(event.station_id, ()))
+        insort(window, (event.occurred_at, event.payload.party_size))
         return self._keep(event.station_id, window, now)
 
     def visitors(self, station_id: str, now: datetime) -> int:
@@ -37,8 +40,9 @@ class VisitWindows:
         return capacity_seats * self.visits_per_seat
 
     def _keep(self, station_id: str, window: VisitWindow, now: datetime) -> int:
+        """`window` in time order, as every kept window is: what slid out of it is a prefix."""
         start = now - self.span
-        kept = sorted(item for item in window if item[0] > start)
+        kept = window[bisect_right(window, start, key=_time_of) :]
         if not kept:
             self.windows.pop(station_id, None)
         elif kept != self.windows.get(station_id):

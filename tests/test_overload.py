@@ -8,13 +8,18 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from geo.catchment import CircleCatchments
 from geo.demand import DemandLayer
 from geo.grid import Grid
 from schemas.alerts import AlertKind, AlertTransition
 from schemas.events import parse_event
+from streams.overload import VisitWindows
 from streams.pipeline import Pipeline
 from tests.conftest import T0, minutes, settings_for, tiny_city
+from waystation.settings import Settings
 
 
 def pipeline(tmp_path: Path) -> Pipeline:
@@ -66,3 +71,37 @@ def test_overload_opens_after_grace_and_resolves_when_the_window_slides(tmp_path
     seen += chain.tick(T0 + minutes(72)).alert_events
     assert overload_transitions(seen) == [AlertTransition.opened, AlertTransition.resolved]
     assert chain.visit_windows.windows == {}
+
+
+WINDOW_MINUTES = 60
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(min_value=-90, max_value=30),  # visit time, minutes from the clock
+            st.integers(min_value=1, max_value=9),  # party size
+            st.integers(min_value=0, max_value=40),  # how far the clock moves first, minutes
+        ),
+        max_size=40,
+    )
+)
+def test_the_visit_window_counts_every_visit_within_it(
+    steps: list[tuple[int, int, int]],
+) -> None:
+    """Visits arrive late, early and out of order while the clock moves on; after each one
+    the window holds exactly the visitors of the visits within the trailing window, as
+    counting every visit so far would say."""
+    config = Settings(overload_window_minutes=WINDOW_MINUTES)
+    windows = VisitWindows({}, config)
+    now = T0
+    seen: list[tuple[datetime, int]] = []
+    for offset, party, advance in steps:
+        now += minutes(advance)
+        event = visit(now + minutes(offset), party_size=party)
+        seen.append((event.occurred_at, party))  # type: ignore[attr-defined]
+        start = now - minutes(WINDOW_MINUTES)
+        expected = sum(n for at, n in seen if at > start)
+        assert windows.record(event, now) == expected  # type: ignore[arg-type]
+        assert windows.visitors("T-0001", now) == expected
