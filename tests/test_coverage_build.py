@@ -157,3 +157,29 @@ def test_reach_over_given_cells_equals_the_brute_force_oracle(network, seed) -> 
     for cell, n in expected.items():
         assert list(index.coverage(cell).__dict__.values()) == n
         assert abs(index.access(cell) - max(0.0, access[cell])) < 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(networks(), st.integers(0, 2**32 - 1))
+def test_build_from_pairs_in_cell_order_equals_build_from_any_order(network, seed) -> None:
+    """The build groups pairs in cell order as they come, and sorts any others: the same
+    index either way, with stations in mixed states or all in one."""
+    points, states, ratios, radius = network
+    for in_states in (states, [StationState.available] * len(states)):
+        members = CircleCatchments(GRID, radius).members(points)
+        order = np.lexsort((members.owners, members.cells))
+        shuffled = np.random.default_rng(seed).permutation(order.size)
+        grouped, scattered = (
+            CoverageIndex.build(
+                DEGRADED_WEIGHT,
+                owners=members.owners[at],
+                cells=members.cells[at],
+                states=in_states,
+                supply_ratios=ratios,
+            )
+            for at in (order, shuffled)
+        )
+        assert sorted(grouped.cells()) == sorted(scattered.cells())
+        for cell in scattered.cells():
+            assert grouped.coverage(cell) == scattered.coverage(cell)
+            assert abs(grouped.access(cell) - scattered.access(cell)) < 1e-9
