@@ -284,8 +284,10 @@ def city_results(city: SampleCity, made_by: str, *, quick: bool) -> list[Result]
             target=RECOMPUTE_TARGET_S,
             about=(
                 "Coverage of the whole city from scratch: every station's catchment among "
-                "the demand cells (`CircleCatchments.reach`: a KD-tree over the cells' centres, "
-                "then the catchment rule, vectorised), then `CoverageIndex.build` with every "
+                "the demand cells (`CircleCatchments.reach`: the cells' centres sorted into "
+                "latitude bands, runs of them surely in or maybe in each catchment found by "
+                "binary search, then the catchment rule for the maybes, vectorised), then "
+                "`CoverageIndex.build` with every "
                 f"station available; median of {_runs(repeats)}."
             ),
             detail=(

@@ -39,14 +39,9 @@ import h3.api.basic_int as h3_int
 import h3.api.numpy_int as h3_np
 import numpy as np
 from pyproj import Geod
-from scipy.spatial import cKDTree
 
 from geo.grid import Grid
 
-# Trees built for one query: split at the midpoint and keep nodes as built, which halves the
-# build over a city's demand cells (the query over cell centres on a near-even grid is not
-# slower for it).
-_ONE_QUERY_TREE: dict[str, bool] = {"balanced_tree": False, "compact_nodes": False}
 _GEOD = Geod(ellps="WGS84")
 _EMPTY_RINGS_TO_STOP = 2
 
@@ -71,7 +66,27 @@ _WGS84_E2 = _WGS84_F * (2.0 - _WGS84_F)
 # smallest radius of curvature (a (1 - e^2), meridional at the equator) longer.
 _WGS84_MAX_CURVATURE_RADIUS_M = 6_399_593.6258
 _SPHERE_OVER_ELLIPSOID = _WGS84_MAX_CURVATURE_RADIUS_M / 6_335_439.3271
-_ROUNDING = 1e-9  # relative: float error of the unit vectors and the chord
+_ROUNDING = 1e-9  # relative: float error of the chords and their bounds
+
+# `reach` sorts the given cells into latitude bands this fraction of the candidate reach high
+# (lower bands: fewer cells searched that are out of reach, more runs to search), each band by
+# longitude (shifted to [0, 360]) and keyed band * _BAND_KEY_SPAN_DEG + longitude, so that no
+# band's keys meet the next band's.
+_BAND_HEIGHT_PER_REACH = 0.5
+_BAND_KEY_SPAN_DEG = 400.0
+_FULL_TURN_DEG = 360.0
+_HALF_TURN_DEG = 180.0
+_QUARTER_TURN_DEG = 90.0
+# Candidate bounds are widened by this much, relative and in degrees, so that float rounding
+# never loses a cell (a cell searched needlessly costs one distance).
+_BOUND_SLACK = 1e-6
+_BOUND_SLACK_DEG = 1e-9
+_KEY_ROUNDING_ULPS = 4  # keys are sums: a few units of their last place
+# `reach` works through this many points at a time, nearby points together: the arrays of
+# their pairs then stay in the CPU's cache, and the allocator reuses their memory rather than
+# handing it back to the system and faulting it in again (which costs more than the sums).
+_CHUNK_POINTS = 1024
+_PACKED_BITS = 63  # an int64 key holds a cell and an owner index side by side
 
 # `many` works through this many stations at a time, nearby stations together.
 _BATCH_STATIONS = 4096
@@ -100,13 +115,6 @@ def _metres_per_degree_many(lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     w = np.sqrt(w_sq)
     per_rad = math.pi / 180.0
     return _WGS84_A_M / w * per_rad, _WGS84_A_M * (1.0 - _WGS84_E2) / (w_sq * w) * per_rad
-
-
-def _unit_vectors(lats: np.ndarray, lons: np.ndarray) -> np.ndarray:
-    """Points on the unit sphere (latitudes taken as they are): near points stay near."""
-    phi, lam = np.radians(lats), np.radians(lons)
-    cos_phi = np.cos(phi)
-    return np.column_stack([cos_phi * np.cos(lam), cos_phi * np.sin(lam), np.sin(phi)])
 
 
 def approx_sq_m(
@@ -158,6 +166,238 @@ class Catchments(Protocol):
     def cells(self, lat: float, lon: float) -> frozenset[str]: ...
 
     def many(self, points: Sequence[tuple[float, float]]) -> list[frozenset[str]]: ...
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """Per point and latitude band, positions `start <= inner_start <= inner_stop <= stop`
+    of `_CellBands.keys`: every cell of the band within the outer chord of `point` is in
+    `[start, stop)`, and every cell in `[inner_start, inner_stop)` is within the inner one."""
+
+    point: np.ndarray
+    start: np.ndarray
+    inner_start: np.ndarray
+    inner_stop: np.ndarray
+    stop: np.ndarray
+
+
+@dataclass(frozen=True)
+class _CellBands:
+    """Given cells sorted into latitude bands, each band by longitude, for finding the cells
+    within a chord of many points without a distance per pair: in one band, the cells that
+    may be within the chord of a point have longitudes in one interval, and those surely
+    within a smaller chord in another, so both are runs of this order (the outer one split in
+    two across the antimeridian), found by binary search. Only the cells between the two
+    runs need a distance."""
+
+    height_deg: float  # of a band
+    first_band: int
+    keys: np.ndarray  # ascending: band (from first_band) * _BAND_KEY_SPAN_DEG + `_turn(lon)`
+    order: np.ndarray  # int64: the given cell at each position of `keys`
+    lats: np.ndarray  # the cells' centres in that order
+    lons: np.ndarray
+    turned: np.ndarray  # `_turn(lons)`
+    slack_deg: float  # how far bounds on the keys are widened (or narrowed): their rounding
+
+    @classmethod
+    def of(cls, lats: np.ndarray, lons: np.ndarray, height_deg: float) -> _CellBands:
+        band = np.floor(lats / height_deg)
+        first_band = int(band.min())
+        turned = _turn(lons)
+        keys = (band - first_band) * _BAND_KEY_SPAN_DEG + turned
+        order = np.argsort(keys)
+        keys = keys[order]
+        slack_deg = _BOUND_SLACK_DEG + _KEY_ROUNDING_ULPS * float(np.spacing(keys[-1]))
+        return cls(
+            height_deg,
+            first_band,
+            keys,
+            order,
+            lats[order],
+            lons[order],
+            turned[order],
+            slack_deg,
+        )
+
+    def point_order(self, lats: np.ndarray, turned: np.ndarray) -> np.ndarray:
+        """Points (at `lats` and `turned` longitudes) in the order of the keys of the bands
+        they are in."""
+        band = np.floor(lats / self.height_deg) - self.first_band
+        return np.argsort(band * _BAND_KEY_SPAN_DEG + turned, kind="stable")
+
+    def runs(
+        self,
+        lats: np.ndarray,
+        turned: np.ndarray,
+        cos_lats: np.ndarray,
+        outer_chord: float,
+        inner_chord: float,
+    ) -> _Runs:
+        """The runs of cells within two chords (of the unit sphere, latitudes taken as they
+        are) of points at `lats` and `turned` longitudes (`_turn`), in every band the outer
+        chord reaches; fastest for points in `point_order`."""
+        reach_deg = math.degrees(2.0 * math.asin(min(1.0, outer_chord / 2.0)))
+        reach_deg = reach_deg * (1.0 + _BOUND_SLACK) + _BOUND_SLACK_DEG
+        height = self.height_deg
+        south = np.floor((lats - reach_deg) / height).astype(np.int64)
+        bands = np.floor((lats + reach_deg) / height).astype(np.int64) - south + 1
+        # One band offset at a time: with the points in `point_order`, the searches then go
+        # through the keys in almost ascending order, each near the last, several times
+        # faster than in any order.
+        offsets = range(int(bands.max()))
+        point = np.concatenate([np.flatnonzero(bands > offset) for offset in offsets])
+        band = south[point] + np.repeat(
+            np.arange(len(offsets)), [np.count_nonzero(bands > offset) for offset in offsets]
+        )
+        # Each band's edges, widened, bound its cells' latitudes: the smallest and largest
+        # cosine of latitude (east-west distances shrink with it), per band; and per point
+        # the nearest and farthest latitude along the meridian. So they bound the
+        # longitudes within each chord.
+        lowest = int(south.min())
+        edges = np.arange(lowest, int(band.max()) + 2) * height
+        edge_south = edges[:-1] - _BOUND_SLACK_DEG
+        edge_north = edges[1:] + _BOUND_SLACK_DEG
+        abs_south, abs_north = np.abs(edge_south), np.abs(edge_north)
+        poleward = np.minimum(np.maximum(abs_south, abs_north), _QUARTER_TURN_DEG)
+        equatorward = np.where(
+            (edge_south <= 0.0) & (edge_north >= 0.0), 0.0, np.minimum(abs_south, abs_north)
+        )
+        cos_poleward = np.cos(np.radians(poleward))
+        cos_equatorward = np.cos(np.radians(equatorward))
+        row = band - lowest
+        lat, cos_lat = lats[point], cos_lats[point]
+        band_south, band_north = edge_south[row], edge_north[row]
+        nearest = np.maximum(np.maximum(band_south - lat, lat - band_north), 0.0)
+        farthest = np.maximum(lat - band_south, band_north - lat)
+        outer_half = _half_width_deg(outer_chord, nearest, cos_lat * cos_poleward[row])
+        reached = outer_half >= 0.0
+        point, row, outer_half = point[reached], row[reached], outer_half[reached]
+        inner_half = _half_width_deg(
+            inner_chord, farthest[reached], cos_lat[reached] * cos_equatorward[row]
+        )
+        outer_half = outer_half * (1.0 + _BOUND_SLACK) + self.slack_deg
+        inner_half = inner_half * (1.0 - _BOUND_SLACK) - self.slack_deg
+        middle = turned[point]
+        base = (row + (lowest - self.first_band)) * _BAND_KEY_SPAN_DEG
+        whole = outer_half >= _HALF_TURN_DEG
+        west = np.where(whole, 0.0, middle - outer_half)
+        east = np.where(whole, _FULL_TURN_DEG, middle + outer_half)
+        keys = self.keys
+        start = keys.searchsorted(base + np.maximum(west, 0.0), side="left")
+        stop = keys.searchsorted(base + np.minimum(east, _FULL_TURN_DEG), side="right")
+        # The inner run, cut to this side of the antimeridian (beyond it: outer runs only).
+        inner_start = keys.searchsorted(base + np.maximum(middle - inner_half, 0.0), side="left")
+        inner_stop = keys.searchsorted(
+            base + np.minimum(middle + inner_half, _FULL_TURN_DEG), side="right"
+        )
+        none = inner_half < 0.0
+        inner_start[none] = stop[none]
+        inner_stop[none] = stop[none]
+        # Across the antimeridian, the part beyond it is a run at the band's other end.
+        wraps_west = np.flatnonzero(west < 0.0)
+        wraps_east = np.flatnonzero(east > _FULL_TURN_DEG)
+        if wraps_west.size or wraps_east.size:
+            beyond_low = np.concatenate(
+                [base[wraps_west] + west[wraps_west] + _FULL_TURN_DEG, base[wraps_east]]
+            )
+            beyond_high = np.concatenate(
+                [
+                    base[wraps_west] + _FULL_TURN_DEG,
+                    base[wraps_east] + east[wraps_east] - _FULL_TURN_DEG,
+                ]
+            )
+            beyond_stop = keys.searchsorted(beyond_high, side="right")
+            point = np.concatenate([point, point[wraps_west], point[wraps_east]])
+            start = np.concatenate([start, keys.searchsorted(beyond_low, side="left")])
+            inner_start = np.concatenate([inner_start, beyond_stop])
+            inner_stop = np.concatenate([inner_stop, beyond_stop])
+            stop = np.concatenate([stop, beyond_stop])
+        return _Runs(point, start, inner_start, inner_stop, stop)
+
+
+def _half_width_deg(chord: float, meridian_deg: np.ndarray, cos_product: np.ndarray) -> np.ndarray:
+    """How far apart in longitude two points can be and still be within `chord` of each
+    other on the unit sphere, given their distance along the meridian and the product of the
+    cosines of their latitudes (chord^2 = 4 sin^2(dlat / 2) + 4 cos cos sin^2(dlon / 2));
+    negative when the meridian distance alone is too far, 180 when any longitude is near
+    enough."""
+    half_sin = _small_sin(np.radians(meridian_deg) / 2.0)
+    left = chord * chord / 4.0 - half_sin * half_sin
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = left / cos_product
+    share = np.where(np.isnan(share) | (share > 1.0), 1.0, share)  # x / 0: by a pole
+    half = np.degrees(2.0 * np.arcsin(np.sqrt(np.maximum(share, 0.0))))
+    return np.where(left < 0.0, -1.0, half)
+
+
+def _small_sin(angle: np.ndarray) -> np.ndarray:
+    """The sine of small angles (radians) from its series, without a trigonometric function
+    per element: the first omitted term, angle^7 / 5040, is below 1e-16 of the result up to
+    0.01 rad (60 km), far within the bounds' slack."""
+    square = angle * angle
+    return angle * (1.0 - square / 6.0 * (1.0 - square / 20.0))
+
+
+def _turn(lons: np.ndarray) -> np.ndarray:
+    """Longitudes shifted to [0, 360] (without a remainder per element, which is slow)."""
+    shifted = lons + _HALF_TURN_DEG
+    return shifted - _FULL_TURN_DEG * np.floor(shifted / _FULL_TURN_DEG)
+
+
+def _approx_sq_m_turned(
+    dlat: np.ndarray,
+    dlon: np.ndarray,
+    east_cos: np.ndarray,
+    east_sin: np.ndarray,
+    north_per_deg: np.ndarray,
+) -> np.ndarray:
+    """`approx_sq_m` of pairs whose differences of latitude and longitude (in degrees, the
+    latter up to whole turns) are already taken, given for each pair the origin's east
+    metres per degree times the cosine and the sine of its latitude: the same approximation
+    without a trigonometric function or a remainder per pair. The cosine of the
+    mid-latitude comes from the origin's and short series of half the difference, whose
+    first omitted terms are below 1e-12 of the result at 30 km."""
+    dlon = dlon - _FULL_TURN_DEG * np.rint(dlon / _FULL_TURN_DEG)
+    half = dlat * (math.pi / 360.0)
+    square = half * half
+    east = dlon * (
+        east_cos * (1.0 - square * (0.5 - square / 24.0)) - east_sin * half * (1.0 - square / 6.0)
+    )
+    north = dlat * north_per_deg
+    return east * east + north * north
+
+
+def _expand(
+    starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `starts[i]`, `starts[i] + 1`, ... of `lengths[i]` integers, all in one array, and
+    each one's label (`labels[i]`, default `i`)."""
+    lengths = np.maximum(lengths, 0)
+    total = int(lengths.sum())
+    label = np.repeat(np.arange(starts.size) if labels is None else labels, lengths)
+    first = np.cumsum(lengths) - lengths
+    return label, np.repeat(starts - first, lengths) + np.arange(total)
+
+
+def _by_cell(owners: list[np.ndarray], cells: list[np.ndarray], points: int) -> CatchmentMembers:
+    """The pairs (in parts) in order of cell, then owner: one sort of a packed key, written
+    part by part into one array, rather than an argsort and two gathers."""
+    owner_bits = max(points - 1, 1).bit_length()
+    largest = max((int(part.max()) for part in cells if part.size), default=0)
+    if largest >= 1 << (_PACKED_BITS - owner_bits):
+        owner, cell = np.concatenate(owners), np.concatenate(cells)
+        order = np.lexsort((owner, cell))
+        return CatchmentMembers(owner[order].astype(np.int64), cell[order].astype(np.int64))
+    packed = np.empty(sum(part.size for part in cells), np.int64)
+    done = 0
+    for owner, cell in zip(owners, cells, strict=True):
+        part = packed[done : done + cell.size]
+        np.left_shift(cell, owner_bits, out=part)
+        np.bitwise_or(part, owner, out=part)
+        done += cell.size
+    packed.sort()
+    owner = packed & ((1 << owner_bits) - 1)
+    return CatchmentMembers(owner, np.right_shift(packed, owner_bits, out=packed))
 
 
 class CircleCatchments:
@@ -281,17 +521,20 @@ class CircleCatchments:
         cell_lons: np.ndarray,
     ) -> CatchmentMembers:
         """Which of some given cells (e.g. a demand layer, by their centres) are in the
-        catchment of each point, as (owner, index into the given cells) pairs: the same
-        membership rule as `cells`, found without asking H3 anything per station or per cell.
+        catchment of each point, as (owner, index into the given cells) pairs in order of
+        cell, then owner: the same membership rule as `cells`, found without asking H3
+        anything per station or per cell. (The order lets `CoverageIndex.build` group the
+        pairs by cell without sorting them again, when the given cells are ascending.)
 
-        Candidates come from a KD-tree over the cells' unit vectors, queried a little wider
-        than the radius; the approximate distances (exact geodesics near the edge) then
-        decide, as for `cells`. Points beyond the approximation's limits go through `cells`.
+        Candidates come from `_CellBands`: runs of cells surely within the radius, and runs
+        that may be, on spheres that bound the ellipsoid; between the two, the approximate
+        distances (exact geodesics near the edge) decide, as for `cells`. Points beyond the
+        approximation's limits go through `cells`.
         """
         if not points or not cell_lats.size:
             return CatchmentMembers(np.zeros(0, np.int64), np.zeros(0, np.int64))
-        lats = np.array([p[0] for p in points], float)
-        lons = np.array([p[1] for p in points], float)
+        coords = np.fromiter(chain.from_iterable(points), float, count=2 * len(points))
+        lats, lons = coords[0::2].copy(), coords[1::2].copy()
         fast = np.abs(lats) <= _APPROX_MAX_ABS_LAT_DEG
         if self.radius_m > _APPROX_MAX_RADIUS_M:
             fast[:] = False
@@ -299,31 +542,14 @@ class CircleCatchments:
         targets: list[np.ndarray] = []
         fast_at = np.flatnonzero(fast)
         if fast_at.size:
-            tree = cKDTree(_unit_vectors(cell_lats, cell_lons), **_ONE_QUERY_TREE)
-            near = cKDTree(_unit_vectors(lats[fast_at], lons[fast_at]), **_ONE_QUERY_TREE)
-            widest_m = self.radius_m * _SPHERE_OVER_ELLIPSOID * (1.0 + _ROUNDING)
-            chord = 2.0 * math.sin(widest_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
-            pairs = near.sparse_distance_matrix(tree, chord, output_type="ndarray")
-            owner, cell = fast_at[pairs["i"]], pairs["j"].astype(np.int64)
-            # The sphere of the largest radius of curvature, latitudes taken as they are, is
-            # never shorter than the ellipsoid and at most _SPHERE_OVER_ELLIPSOID longer:
-            # only the pairs between those two bounds need a closer look.
-            # Compared as chords (the arc grows with the chord), sparing an arcsin per pair.
-            surely_m = self.radius_m * (1.0 - _ROUNDING)
-            surely_chord = 2.0 * math.sin(surely_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
-            inside = pairs["v"] <= surely_chord
-            unsure = np.flatnonzero(~inside)  # all within `chord`, the widest bound
-            if unsure.size:
-                first, there = owner[unsure], cell[unsure]
-                from_lat, from_lon = lats[first], lons[first]
-                to_lat, to_lon = cell_lats[there], cell_lons[there]
-                east_per_deg, north_per_deg = _metres_per_degree_many(from_lat)
-                dist_sq = approx_sq_m(
-                    from_lat, from_lon, to_lat, to_lon, (east_per_deg, north_per_deg)
-                )
-                inside[unsure] = self._within(from_lat, from_lon, dist_sq, to_lat, to_lon)
-            owners.append(owner[inside].astype(np.int64))
-            targets.append(cell[inside])
+            cell_lats = np.asarray(cell_lats, float)
+            cell_lons = np.asarray(cell_lons, float)
+            every = fast_at.size == len(points)
+            for owner, cell in self._reach_on_sphere(
+                lats[fast_at], lons[fast_at], cell_lats, cell_lons
+            ):
+                owners.append(owner if every else fast_at[owner])
+                targets.append(cell)
         slow_at = np.flatnonzero(~fast)
         if slow_at.size:
             resolution = self.grid.resolution
@@ -339,7 +565,55 @@ class CircleCatchments:
                 ]
                 owners.append(np.full(len(hits), i, np.int64))
                 targets.append(np.array(hits, np.int64))
-        return CatchmentMembers(np.concatenate(owners), np.concatenate(targets))
+        return _by_cell(owners, targets, len(points))
+
+    def _reach_on_sphere(
+        self, lats: np.ndarray, lons: np.ndarray, cell_lats: np.ndarray, cell_lons: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`reach` for points within the approximation's limits: (owner, cell) pairs in
+        parts, owner indexing `lats`, cell indexing `cell_lats`."""
+        # The sphere of the largest radius of curvature, latitudes taken as they are, is
+        # never shorter than the ellipsoid and at most _SPHERE_OVER_ELLIPSOID longer: cells
+        # within the chord of the first bound are in, cells beyond that of the second are out.
+        surely_m = self.radius_m * (1.0 - _ROUNDING)
+        surely_chord = 2.0 * math.sin(surely_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
+        widest_m = self.radius_m * _SPHERE_OVER_ELLIPSOID * (1.0 + _ROUNDING)
+        widest_chord = 2.0 * math.sin(widest_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
+        bands = _CellBands.of(
+            cell_lats, cell_lons, math.degrees(widest_chord) * _BAND_HEIGHT_PER_REACH
+        )
+        turned = _turn(lons)
+        phi = np.radians(lats)
+        cos_lats = np.cos(phi)
+        east_per_deg, north_per_deg = _metres_per_degree_many(lats)
+        east_cos, east_sin = east_per_deg * cos_lats, east_per_deg * np.sin(phi)
+        by_key = bands.point_order(lats, turned)
+        found: list[tuple[np.ndarray, np.ndarray]] = []
+        for chunk in np.array_split(by_key, -(-by_key.size // _CHUNK_POINTS)):
+            runs = bands.runs(
+                lats[chunk], turned[chunk], cos_lats[chunk], widest_chord, surely_chord
+            )
+            point = chunk[runs.point]
+            owner, at = _expand(runs.inner_start, runs.inner_stop - runs.inner_start, point)
+            found.append((owner, bands.order[at]))
+            # Between the runs: the approximate distances (exact geodesics near the edge)
+            # decide.
+            owner, at = _expand(
+                np.concatenate([runs.start, runs.inner_stop]),
+                np.concatenate([runs.inner_start - runs.start, runs.stop - runs.inner_stop]),
+                np.concatenate([point, point]),
+            )
+            from_lat, to_lat = lats[owner], bands.lats[at]
+            dist_sq = _approx_sq_m_turned(
+                to_lat - from_lat,
+                bands.turned[at] - turned[owner],
+                east_cos[owner],
+                east_sin[owner],
+                north_per_deg[owner],
+            )
+            inside = self._within(from_lat, lons[owner], dist_sq, to_lat, bands.lons[at])
+            found.append((owner[inside], bands.order[at[inside]]))
+        return found
 
     def _batch_members(
         self, points: Sequence[tuple[float, float]], origins: list[int]

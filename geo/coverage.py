@@ -67,25 +67,55 @@ class CoverageIndex:
         """The index of many stations at once: pair `i` puts cell `cells[i]` (an H3 index as
         an integer) in the catchment of station `owners[i]`, whose state is
         `states[owners[i]]` (None: not in the index) and supply ratio
-        `supply_ratios[owners[i]]` (default 0). The same index as moving each station in."""
+        `supply_ratios[owners[i]]` (default 0). The same index as moving each station in.
+
+        Pairs already in order of cell (as `CircleCatchments.reach` gives them for cells in
+        ascending order) are grouped as they come, without a sort; a network whose stations
+        are all in one state, or that has no supply, is counted per cell, not per pair."""
         index = cls(degraded_weight)
         slot_of = np.array(
             [_SLOTS if state is None else STATE_SLOTS[state] for state in states], np.int64
         )
         weights = np.array([index.weight(state) for state in states], np.float64)
-        ratios = np.zeros(len(states)) if supply_ratios is None else supply_ratios
-        slots = slot_of[owners] if owners.size else np.zeros(0, np.int64)
-        kept = slots < _SLOTS
-        owners, cells, slots = owners[kept], cells[kept], slots[kept]
-        unique, where = np.unique(cells, return_inverse=True)
-        where = where.reshape(-1)
-        counts = np.bincount(where * _SLOTS + slots, minlength=unique.size * _SLOTS).reshape(
-            unique.size, _SLOTS
-        )
-        access = np.bincount(where, weights=(weights * ratios)[owners], minlength=unique.size)
-        access[np.abs(access) < ACCESS_RESIDUE] = 0.0
-        index._base_cells = unique.astype(np.int64)
-        index._base_counts = counts.astype(np.int32)
+        supply = weights * (np.zeros(len(states)) if supply_ratios is None else supply_ratios)
+        if owners.size and slot_of.max(initial=0) == _SLOTS:
+            kept = slot_of[owners] < _SLOTS
+            owners, cells = owners[kept], cells[kept]
+        if not cells.size:
+            return index
+        one_slot = int(slot_of.min()) if slot_of.min() == slot_of.max() else None
+        if bool((cells[1:] >= cells[:-1]).all()):
+            starts = np.flatnonzero(np.concatenate(([True], cells[1:] != cells[:-1])))
+            unique = cells[starts]
+            sizes = np.diff(starts, append=cells.size)
+            where = None
+        else:
+            unique, where = np.unique(cells, return_inverse=True)
+            where = where.reshape(-1)
+            starts = sizes = None
+        if one_slot is not None:
+            counts = np.zeros((unique.size, _SLOTS), np.int32)
+            counts[:, one_slot] = (
+                np.bincount(where, minlength=unique.size) if sizes is None else sizes
+            )
+        else:
+            if where is None:
+                where = np.repeat(np.arange(unique.size), sizes)
+            counts = (
+                np.bincount(where * _SLOTS + slot_of[owners], minlength=unique.size * _SLOTS)
+                .reshape(unique.size, _SLOTS)
+                .astype(np.int32)
+            )
+        if supply.any():
+            if where is None:
+                access = np.add.reduceat(supply[owners], starts)
+            else:
+                access = np.bincount(where, weights=supply[owners], minlength=unique.size)
+            access[np.abs(access) < ACCESS_RESIDUE] = 0.0
+        else:
+            access = np.zeros(unique.size)
+        index._base_cells = unique.astype(np.int64, copy=False)
+        index._base_counts = counts
         index._base_access = access
         return index
 

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 import h3
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
@@ -22,6 +23,8 @@ GEOD = Geod(ellps="WGS84")
 STATES = [*StationState, None]
 DEGRADED_WEIGHT = 0.5
 ORACLE_RINGS = 12  # > reach / ring spacing: every cell in reach of a station is in its disk
+EDGE_OFFSET_M = 0.001  # points this far inside or outside the radius of a cell's centre
+EDGE_DIRECTIONS = 48
 
 
 @st.composite
@@ -157,3 +160,90 @@ def test_reach_over_given_cells_equals_the_brute_force_oracle(network, seed) -> 
     for cell, n in expected.items():
         assert list(index.coverage(cell).__dict__.values()) == n
         assert abs(index.access(cell) - max(0.0, access[cell])) < 1e-9
+
+
+def exact_pairs(
+    points: list[tuple[float, float]], cells: list[str], radius: float
+) -> set[tuple[int, int]]:
+    """Every (point, cell) pair whose geodesic distance is within the radius, all measured."""
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    found = set()
+    for i, (lat, lon) in enumerate(points):
+        _, _, metres = GEOD.inv(
+            np.full(len(cells), lon), np.full(len(cells), lat), centres[:, 1], centres[:, 0]
+        )
+        found.update((i, j) for j in np.flatnonzero(np.asarray(metres) <= radius).tolist())
+    return found
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from([(0.0, 179.99), (69.97, -179.99), (-69.97, 12.0), (0.5, 0.0)]),
+    st.lists(st.tuples(st.floats(-0.03, 0.03), st.floats(-0.06, 0.06)), min_size=1, max_size=8),
+    st.sampled_from([300.0, 1000.0, 2500.0]),
+)
+def test_reach_across_the_antimeridian_and_far_north_or_south(centre, offsets, radius) -> None:
+    """`reach` at the edges of its bands: across the antimeridian (longitudes wrap), near the
+    latitude limit of the approximation (points beyond it go through `cells`) and across
+    the equator; every pair measured, and the pairs come in order of cell, then owner."""
+    lat0, lon0 = centre
+    points = [(lat0 + dlat, (lon0 + dlon + 180.0) % 360.0 - 180.0) for dlat, dlon in offsets]
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(lat0, lon0, GRID.resolution), 18))
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    members = CircleCatchments(GRID, radius).reach(points, centres[:, 0], centres[:, 1])
+    pairs = list(zip(members.owners.tolist(), members.cells.tolist(), strict=True))
+    assert set(pairs) == exact_pairs(points, cells, radius)
+    assert pairs == sorted(pairs, key=lambda pair: (pair[1], pair[0]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(networks(), st.integers(0, 2**32 - 1))
+def test_build_from_pairs_in_cell_order_equals_build_from_any_order(network, seed) -> None:
+    """The build groups pairs in cell order as they come, and sorts any others: the same
+    index either way, with stations in mixed states or all in one."""
+    points, states, ratios, radius = network
+    for in_states in (states, [StationState.available] * len(states)):
+        members = CircleCatchments(GRID, radius).members(points)
+        order = np.lexsort((members.owners, members.cells))
+        shuffled = np.random.default_rng(seed).permutation(order.size)
+        grouped, scattered = (
+            CoverageIndex.build(
+                DEGRADED_WEIGHT,
+                owners=members.owners[at],
+                cells=members.cells[at],
+                states=in_states,
+                supply_ratios=ratios,
+            )
+            for at in (order, shuffled)
+        )
+        assert sorted(grouped.cells()) == sorted(scattered.cells())
+        for cell in scattered.cells():
+            assert grouped.coverage(cell) == scattered.coverage(cell)
+            assert abs(grouped.access(cell) - scattered.access(cell)) < 1e-9
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon"), [(0.0, 179.9999), (35.0, 116.4), (-52.0, -0.0001), (69.9, -179.9999)]
+)
+@pytest.mark.parametrize("radius", [300.0, 1000.0, 25_000.0])
+def test_reach_decides_cells_a_millimetre_either_side_of_the_edge(lat, lon, radius) -> None:
+    """Points placed (by the exact geodesic) a millimetre inside and outside the radius of
+    one cell's centre, in every direction: `reach` takes the first and leaves the second,
+    whichever runs or bounds the cell falls between."""
+    cells = sorted(h3.grid_disk(h3.latlng_to_cell(lat, lon, GRID.resolution), 2))
+    target = cells.index(h3.latlng_to_cell(lat, lon, GRID.resolution))
+    cell_lat, cell_lon = h3.cell_to_latlng(cells[target])
+    azimuths = np.arange(0.0, 360.0, 360.0 / EDGE_DIRECTIONS)
+    points = []
+    for offset in (-EDGE_OFFSET_M, EDGE_OFFSET_M):
+        lons, lats, _ = GEOD.fwd(
+            np.full(azimuths.size, cell_lon),
+            np.full(azimuths.size, cell_lat),
+            azimuths,
+            np.full(azimuths.size, radius + offset),
+        )
+        points += list(zip(np.asarray(lats).tolist(), np.asarray(lons).tolist(), strict=True))
+    centres = np.array([h3.cell_to_latlng(c) for c in cells])
+    members = CircleCatchments(GRID, radius).reach(points, centres[:, 0], centres[:, 1])
+    reached = set(members.owners[members.cells == target].tolist())
+    assert reached == set(range(azimuths.size))
