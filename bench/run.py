@@ -20,6 +20,7 @@ from bench.results import Result, machine, write
 MODULES: tuple[str, ...] = (
     "bench.coverage",
     "bench.pipeline",
+    "bench.national_restore",
     "bench.embedded",
     "bench.ingest",
     "bench.store",

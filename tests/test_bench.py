@@ -58,6 +58,11 @@ PIPELINE_FLIP_RESULTS = {
     "pipeline.flip.city.p99_ms",
 }
 PIPELINE_RESULTS = PIPELINE_FLIP_RESULTS | {"pipeline.tick.city.ms"}
+NATIONAL_RESULTS = {
+    "pipeline.restore.national.s",
+    "pipeline.restore.national.peak_rss_mb",
+    "pipeline.gaps.national.ms",
+}
 EMBEDDED_RESULTS = {
     "stream.embedded.events_per_s",
     "stream.embedded.event_to_map_p99_ms",
@@ -90,6 +95,7 @@ PLANNING_RESULTS = {
 ALL_RESULTS = (
     COVERAGE_RESULTS
     | PIPELINE_RESULTS
+    | NATIONAL_RESULTS
     | EMBEDDED_RESULTS
     | STORE_RESULTS
     | STREAM_RESULTS
