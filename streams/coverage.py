@@ -122,15 +122,17 @@ def fan_out(
     by_zone = dict(grid.by_zone(catchment))
     for cell in previous:
         by_zone.setdefault(grid.zone_of(cell), ())
+    # Built without validating: every field comes from a validated change and catchment, and
+    # a restore makes one per station and zone it reaches (hundreds of thousands nationally).
     return [
-        CoverageDelta(
+        CoverageDelta.model_construct(
             zone=zone,
             station_id=change.station_id,
             cells=cells,
             old=change.old,
             new=change.new,
             at=change.at,
-            supply_ratio=supply_ratio,
+            supply_ratio=float(supply_ratio),
         )
         for zone, cells in sorted(by_zone.items())
     ]
