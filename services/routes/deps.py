@@ -45,27 +45,35 @@ def caller(
     return gatekeeper.admit(credentials.credentials if credentials else header_key, client)
 
 
-def system(request: Request) -> EmbeddedSystem:
+# The parts of the system are plain attribute reads, declared `async` so that FastAPI calls
+# them on the event loop: a plain `def` dependency costs a hop through the thread pool on
+# every request. `caller` stays a `def`: it may read the store.
+async def system(request: Request) -> EmbeddedSystem:
+    return running_system(request)
+
+
+def running_system(request: Request) -> EmbeddedSystem:
+    """The system, for code that is handed the request rather than its parts."""
     return request.app.state.system
 
 
-def settings(request: Request) -> Settings:
+async def settings(request: Request) -> Settings:
     return request.app.state.system.settings
 
 
-def readings(request: Request) -> Readings:
+async def readings(request: Request) -> Readings:
     return request.app.state.readings
 
 
-def dashboard_data(request: Request) -> DashboardData:
+async def dashboard_data(request: Request) -> DashboardData:
     return request.app.state.dashboard_data
 
 
-def live_hub(request: Request) -> LiveHub:
+async def live_hub(request: Request) -> LiveHub:
     return request.app.state.live
 
 
-def station_importer(request: Request) -> StationImporter:
+async def station_importer(request: Request) -> StationImporter:
     return request.app.state.station_importer
 
 

@@ -33,8 +33,7 @@ from services.report_links import LinkError, new_secret, sign, verify
 from services.reports.gap_document import gap_document
 from services.reports.gap_formats import REPORT_RESPONSES, render
 from services.reports.gap_response import report_response
-from services.routes.deps import Caller, scoped_district
-from services.routes.deps import system as running_system
+from services.routes.deps import Caller, running_system, scoped_district
 from services.system import EmbeddedSystem
 from streams.planner import Candidate, Planner, PlanningError
 
