@@ -40,6 +40,7 @@ import h3.api.numpy_int as h3_np
 import numpy as np
 from pyproj import Geod
 
+from geo.cell_bands import FULL_TURN_DEG, CellBands, expand_runs, turn
 from geo.grid import Grid
 
 _GEOD = Geod(ellps="WGS84")
@@ -69,19 +70,8 @@ _SPHERE_OVER_ELLIPSOID = _WGS84_MAX_CURVATURE_RADIUS_M / 6_335_439.3271
 _ROUNDING = 1e-9  # relative: float error of the chords and their bounds
 
 # `reach` sorts the given cells into latitude bands this fraction of the candidate reach high
-# (lower bands: fewer cells searched that are out of reach, more runs to search), each band by
-# longitude (shifted to [0, 360]) and keyed band * _BAND_KEY_SPAN_DEG + longitude, so that no
-# band's keys meet the next band's.
+# (lower bands: fewer cells searched that are out of reach, more runs to search).
 _BAND_HEIGHT_PER_REACH = 0.5
-_BAND_KEY_SPAN_DEG = 400.0
-_FULL_TURN_DEG = 360.0
-_HALF_TURN_DEG = 180.0
-_QUARTER_TURN_DEG = 90.0
-# Candidate bounds are widened by this much, relative and in degrees, so that float rounding
-# never loses a cell (a cell searched needlessly costs one distance).
-_BOUND_SLACK = 1e-6
-_BOUND_SLACK_DEG = 1e-9
-_KEY_ROUNDING_ULPS = 4  # keys are sums: a few units of their last place
 # `reach` works through this many points at a time, nearby points together: the arrays of
 # their pairs then stay in the CPU's cache, and the allocator reuses their memory rather than
 # handing it back to the system and faulting it in again (which costs more than the sums).
@@ -168,182 +158,6 @@ class Catchments(Protocol):
     def many(self, points: Sequence[tuple[float, float]]) -> list[frozenset[str]]: ...
 
 
-@dataclass(frozen=True)
-class _Runs:
-    """Per point and latitude band, positions `start <= inner_start <= inner_stop <= stop`
-    of `_CellBands.keys`: every cell of the band within the outer chord of `point` is in
-    `[start, stop)`, and every cell in `[inner_start, inner_stop)` is within the inner one."""
-
-    point: np.ndarray
-    start: np.ndarray
-    inner_start: np.ndarray
-    inner_stop: np.ndarray
-    stop: np.ndarray
-
-
-@dataclass(frozen=True)
-class _CellBands:
-    """Given cells sorted into latitude bands, each band by longitude, for finding the cells
-    within a chord of many points without a distance per pair: in one band, the cells that
-    may be within the chord of a point have longitudes in one interval, and those surely
-    within a smaller chord in another, so both are runs of this order (the outer one split in
-    two across the antimeridian), found by binary search. Only the cells between the two
-    runs need a distance."""
-
-    height_deg: float  # of a band
-    first_band: int
-    keys: np.ndarray  # ascending: band (from first_band) * _BAND_KEY_SPAN_DEG + `_turn(lon)`
-    order: np.ndarray  # int64: the given cell at each position of `keys`
-    lats: np.ndarray  # the cells' centres in that order
-    lons: np.ndarray
-    turned: np.ndarray  # `_turn(lons)`
-    slack_deg: float  # how far bounds on the keys are widened (or narrowed): their rounding
-
-    @classmethod
-    def of(cls, lats: np.ndarray, lons: np.ndarray, height_deg: float) -> _CellBands:
-        band = np.floor(lats / height_deg)
-        first_band = int(band.min())
-        turned = _turn(lons)
-        keys = (band - first_band) * _BAND_KEY_SPAN_DEG + turned
-        order = np.argsort(keys)
-        keys = keys[order]
-        slack_deg = _BOUND_SLACK_DEG + _KEY_ROUNDING_ULPS * float(np.spacing(keys[-1]))
-        return cls(
-            height_deg,
-            first_band,
-            keys,
-            order,
-            lats[order],
-            lons[order],
-            turned[order],
-            slack_deg,
-        )
-
-    def point_order(self, lats: np.ndarray, turned: np.ndarray) -> np.ndarray:
-        """Points (at `lats` and `turned` longitudes) in the order of the keys of the bands
-        they are in."""
-        band = np.floor(lats / self.height_deg) - self.first_band
-        return np.argsort(band * _BAND_KEY_SPAN_DEG + turned, kind="stable")
-
-    def runs(
-        self,
-        lats: np.ndarray,
-        turned: np.ndarray,
-        cos_lats: np.ndarray,
-        outer_chord: float,
-        inner_chord: float,
-    ) -> _Runs:
-        """The runs of cells within two chords (of the unit sphere, latitudes taken as they
-        are) of points at `lats` and `turned` longitudes (`_turn`), in every band the outer
-        chord reaches; fastest for points in `point_order`."""
-        reach_deg = math.degrees(2.0 * math.asin(min(1.0, outer_chord / 2.0)))
-        reach_deg = reach_deg * (1.0 + _BOUND_SLACK) + _BOUND_SLACK_DEG
-        height = self.height_deg
-        south = np.floor((lats - reach_deg) / height).astype(np.int64)
-        bands = np.floor((lats + reach_deg) / height).astype(np.int64) - south + 1
-        # One band offset at a time: with the points in `point_order`, the searches then go
-        # through the keys in almost ascending order, each near the last, several times
-        # faster than in any order.
-        offsets = range(int(bands.max()))
-        point = np.concatenate([np.flatnonzero(bands > offset) for offset in offsets])
-        band = south[point] + np.repeat(
-            np.arange(len(offsets)), [np.count_nonzero(bands > offset) for offset in offsets]
-        )
-        # Each band's edges, widened, bound its cells' latitudes: the smallest and largest
-        # cosine of latitude (east-west distances shrink with it), per band; and per point
-        # the nearest and farthest latitude along the meridian. So they bound the
-        # longitudes within each chord.
-        lowest = int(south.min())
-        edges = np.arange(lowest, int(band.max()) + 2) * height
-        edge_south = edges[:-1] - _BOUND_SLACK_DEG
-        edge_north = edges[1:] + _BOUND_SLACK_DEG
-        abs_south, abs_north = np.abs(edge_south), np.abs(edge_north)
-        poleward = np.minimum(np.maximum(abs_south, abs_north), _QUARTER_TURN_DEG)
-        equatorward = np.where(
-            (edge_south <= 0.0) & (edge_north >= 0.0), 0.0, np.minimum(abs_south, abs_north)
-        )
-        cos_poleward = np.cos(np.radians(poleward))
-        cos_equatorward = np.cos(np.radians(equatorward))
-        row = band - lowest
-        lat, cos_lat = lats[point], cos_lats[point]
-        band_south, band_north = edge_south[row], edge_north[row]
-        nearest = np.maximum(np.maximum(band_south - lat, lat - band_north), 0.0)
-        farthest = np.maximum(lat - band_south, band_north - lat)
-        outer_half = _half_width_deg(outer_chord, nearest, cos_lat * cos_poleward[row])
-        reached = outer_half >= 0.0
-        point, row, outer_half = point[reached], row[reached], outer_half[reached]
-        inner_half = _half_width_deg(
-            inner_chord, farthest[reached], cos_lat[reached] * cos_equatorward[row]
-        )
-        outer_half = outer_half * (1.0 + _BOUND_SLACK) + self.slack_deg
-        inner_half = inner_half * (1.0 - _BOUND_SLACK) - self.slack_deg
-        middle = turned[point]
-        base = (row + (lowest - self.first_band)) * _BAND_KEY_SPAN_DEG
-        whole = outer_half >= _HALF_TURN_DEG
-        west = np.where(whole, 0.0, middle - outer_half)
-        east = np.where(whole, _FULL_TURN_DEG, middle + outer_half)
-        keys = self.keys
-        start = keys.searchsorted(base + np.maximum(west, 0.0), side="left")
-        stop = keys.searchsorted(base + np.minimum(east, _FULL_TURN_DEG), side="right")
-        # The inner run, cut to this side of the antimeridian (beyond it: outer runs only).
-        inner_start = keys.searchsorted(base + np.maximum(middle - inner_half, 0.0), side="left")
-        inner_stop = keys.searchsorted(
-            base + np.minimum(middle + inner_half, _FULL_TURN_DEG), side="right"
-        )
-        none = inner_half < 0.0
-        inner_start[none] = stop[none]
-        inner_stop[none] = stop[none]
-        # Across the antimeridian, the part beyond it is a run at the band's other end.
-        wraps_west = np.flatnonzero(west < 0.0)
-        wraps_east = np.flatnonzero(east > _FULL_TURN_DEG)
-        if wraps_west.size or wraps_east.size:
-            beyond_low = np.concatenate(
-                [base[wraps_west] + west[wraps_west] + _FULL_TURN_DEG, base[wraps_east]]
-            )
-            beyond_high = np.concatenate(
-                [
-                    base[wraps_west] + _FULL_TURN_DEG,
-                    base[wraps_east] + east[wraps_east] - _FULL_TURN_DEG,
-                ]
-            )
-            beyond_stop = keys.searchsorted(beyond_high, side="right")
-            point = np.concatenate([point, point[wraps_west], point[wraps_east]])
-            start = np.concatenate([start, keys.searchsorted(beyond_low, side="left")])
-            inner_start = np.concatenate([inner_start, beyond_stop])
-            inner_stop = np.concatenate([inner_stop, beyond_stop])
-            stop = np.concatenate([stop, beyond_stop])
-        return _Runs(point, start, inner_start, inner_stop, stop)
-
-
-def _half_width_deg(chord: float, meridian_deg: np.ndarray, cos_product: np.ndarray) -> np.ndarray:
-    """How far apart in longitude two points can be and still be within `chord` of each
-    other on the unit sphere, given their distance along the meridian and the product of the
-    cosines of their latitudes (chord^2 = 4 sin^2(dlat / 2) + 4 cos cos sin^2(dlon / 2));
-    negative when the meridian distance alone is too far, 180 when any longitude is near
-    enough."""
-    half_sin = _small_sin(np.radians(meridian_deg) / 2.0)
-    left = chord * chord / 4.0 - half_sin * half_sin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = left / cos_product
-    share = np.where(np.isnan(share) | (share > 1.0), 1.0, share)  # x / 0: by a pole
-    half = np.degrees(2.0 * np.arcsin(np.sqrt(np.maximum(share, 0.0))))
-    return np.where(left < 0.0, -1.0, half)
-
-
-def _small_sin(angle: np.ndarray) -> np.ndarray:
-    """The sine of small angles (radians) from its series, without a trigonometric function
-    per element: the first omitted term, angle^7 / 5040, is below 1e-16 of the result up to
-    0.01 rad (60 km), far within the bounds' slack."""
-    square = angle * angle
-    return angle * (1.0 - square / 6.0 * (1.0 - square / 20.0))
-
-
-def _turn(lons: np.ndarray) -> np.ndarray:
-    """Longitudes shifted to [0, 360] (without a remainder per element, which is slow)."""
-    shifted = lons + _HALF_TURN_DEG
-    return shifted - _FULL_TURN_DEG * np.floor(shifted / _FULL_TURN_DEG)
-
-
 def _approx_sq_m_turned(
     dlat: np.ndarray,
     dlon: np.ndarray,
@@ -357,7 +171,7 @@ def _approx_sq_m_turned(
     without a trigonometric function or a remainder per pair. The cosine of the
     mid-latitude comes from the origin's and short series of half the difference, whose
     first omitted terms are below 1e-12 of the result at 30 km."""
-    dlon = dlon - _FULL_TURN_DEG * np.rint(dlon / _FULL_TURN_DEG)
+    dlon = dlon - FULL_TURN_DEG * np.rint(dlon / FULL_TURN_DEG)
     half = dlat * (math.pi / 360.0)
     square = half * half
     east = dlon * (
@@ -365,18 +179,6 @@ def _approx_sq_m_turned(
     )
     north = dlat * north_per_deg
     return east * east + north * north
-
-
-def _expand(
-    starts: np.ndarray, lengths: np.ndarray, labels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Runs `starts[i]`, `starts[i] + 1`, ... of `lengths[i]` integers, all in one array, and
-    each one's label (`labels[i]`, default `i`)."""
-    lengths = np.maximum(lengths, 0)
-    total = int(lengths.sum())
-    label = np.repeat(np.arange(starts.size) if labels is None else labels, lengths)
-    first = np.cumsum(lengths) - lengths
-    return label, np.repeat(starts - first, lengths) + np.arange(total)
 
 
 def _by_cell(owners: list[np.ndarray], cells: list[np.ndarray], points: int) -> CatchmentMembers:
@@ -526,7 +328,7 @@ class CircleCatchments:
         anything per station or per cell. (The order lets `CoverageIndex.build` group the
         pairs by cell without sorting them again, when the given cells are ascending.)
 
-        Candidates come from `_CellBands`: runs of cells surely within the radius, and runs
+        Candidates come from `CellBands`: runs of cells surely within the radius, and runs
         that may be, on spheres that bound the ellipsoid; between the two, the approximate
         distances (exact geodesics near the edge) decide, as for `cells`. Points beyond the
         approximation's limits go through `cells`.
@@ -579,10 +381,10 @@ class CircleCatchments:
         surely_chord = 2.0 * math.sin(surely_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
         widest_m = self.radius_m * _SPHERE_OVER_ELLIPSOID * (1.0 + _ROUNDING)
         widest_chord = 2.0 * math.sin(widest_m / (2.0 * _WGS84_MAX_CURVATURE_RADIUS_M))
-        bands = _CellBands.of(
+        bands = CellBands.of(
             cell_lats, cell_lons, math.degrees(widest_chord) * _BAND_HEIGHT_PER_REACH
         )
-        turned = _turn(lons)
+        turned = turn(lons)
         phi = np.radians(lats)
         cos_lats = np.cos(phi)
         east_per_deg, north_per_deg = _metres_per_degree_many(lats)
@@ -594,11 +396,11 @@ class CircleCatchments:
                 lats[chunk], turned[chunk], cos_lats[chunk], widest_chord, surely_chord
             )
             point = chunk[runs.point]
-            owner, at = _expand(runs.inner_start, runs.inner_stop - runs.inner_start, point)
+            owner, at = expand_runs(runs.inner_start, runs.inner_stop - runs.inner_start, point)
             found.append((owner, bands.order[at]))
             # Between the runs: the approximate distances (exact geodesics near the edge)
             # decide.
-            owner, at = _expand(
+            owner, at = expand_runs(
                 np.concatenate([runs.start, runs.inner_stop]),
                 np.concatenate([runs.inner_start - runs.start, runs.stop - runs.inner_stop]),
                 np.concatenate([point, point]),
