@@ -1,6 +1,6 @@
 """District unions' reports: the monthly service report over one month of a district's
-visits (1,000,000 archived events on PostGIS, read from daily rollups kept as the events
-arrived), and a 30-day coverage history query.
+visits (1,000,000 archived events on PostGIS, read from the daily rollups and the month's
+workers per subdistrict, kept as the events arrived), and a 30-day coverage history query.
 
 - `stats.monthly_report.district.ms`: one month of visits (`EVENTS`, spread over the sample
   city's 2,000 stations and 30 days, workers from a pool, kinds and services at random) are
@@ -209,7 +209,8 @@ def run(quick: bool) -> list[Result]:
             unit="ms",
             target=MONTHLY_TARGET_MS,
             about="The monthly service report of a district (per subdistrict and total, HTML) "
-            f"from the daily rollups, over {events:,} archived visits in PostGIS; median of "
+            "from the daily rollups (distinct workers from the month's workers), over "
+            f"{events:,} archived visits in PostGIS; median of "
             f"{REPORT_RUNS}",
             detail=f"rollups kept at {found['rollup_per_s']:,.0f} events/s as they arrived; "
             f"{found['distinct']:,.0f} distinct workers",

@@ -1,7 +1,9 @@
 """Service statistics kept as visits arrive: a follower reads the visits archived after its
 cursor (the last visit counted; each visit once, never a rescan), adds them to the daily
 rollups and moves the cursor in the same transaction, so a restart neither loses nor
-double-counts a visit.
+double-counts a visit. Now and then (`RECOUNT_SECONDS`) it also recounts the month's workers of
+months in which a station has moved since they were counted (store/visit_stats.py); until
+then those months are read from the daily rollups.
 
 Visits count on the local day (the district's time zone) they occurred; every archived visit
 counts, whatever processing made of it (a late visit was still a visit). Distinct workers
@@ -12,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from zoneinfo import ZoneInfo
 
@@ -31,6 +34,9 @@ SIGNED_OFFSET = 2**63  # unsigned 64-bit into a signed BIGINT
 HEX_DIGITS = frozenset("0123456789abcdef")
 WHOLE = "*"  # the period and area of a total
 IDLE_CHECK_SECONDS = 60.0
+# A look for moved stations joins every month's stations to the registry: once a minute, not
+# after every page; a report in between reads the daily rollups, slower but right.
+RECOUNT_SECONDS = 60.0
 
 
 class VisitRollupFollower:
@@ -38,6 +44,7 @@ class VisitRollupFollower:
         self.store = store
         self.zone = ZoneInfo(settings.timezone)
         self._lock = threading.Lock()
+        self._recount_due = 0.0  # time.monotonic() of the next look for moved stations
         self._follower = StepFollower(
             "waystation-visits",
             self.catch_up,
@@ -66,6 +73,7 @@ class VisitRollupFollower:
                     cursor = int(tx.meta.get(CURSOR_KEY) or 0)
                     page = tx.events.visits_after(cursor, PAGE_EVENTS)
                 if not page:
+                    self._recount_moved()
                     return read
                 with self.store.transaction() as tx:
                     if int(tx.meta.get(CURSOR_KEY) or 0) != cursor:
@@ -74,6 +82,18 @@ class VisitRollupFollower:
                     tx.meta.set(CURSOR_KEY, str(page[-1].seq))
                 read += len(page)
         return read
+
+    def _recount_moved(self) -> None:
+        """Recounts the months in which a station moved, when a look for them is due."""
+        now = time.monotonic()
+        if now < self._recount_due:
+            return
+        self._recount_due = now + RECOUNT_SECONDS
+        with self.store.transaction(readonly=True) as tx:
+            months = tx.visit_rollups.moved_months()
+        for month in months:  # one at a time: each holds the write lock a moment
+            with self.store.transaction() as tx:
+                tx.visit_rollups.recount(month)
 
     def _add(self, tx: UnitOfWork, page: list[ArchivedVisit]) -> None:
         visits: Counter[tuple[str, str, str]] = Counter()

@@ -34,6 +34,7 @@ ID_LENGTH = 64  # station ids: see schemas.stations.STATION_ID_PATTERN
 NAME_LENGTH = 200
 AREA_LENGTH = 100  # district and subdistrict names
 ENUM_LENGTH = 32
+MONTH_LENGTH = 7  # YYYY-MM
 HASH_LENGTH = 64  # sha256, hex
 ZONE_LENGTH = 2 * AREA_LENGTH + 1  # "district/subdistrict", or an H3 index
 ADDRESS_LENGTH = 500
@@ -438,6 +439,36 @@ class VisitDayWorkerRow(Base):
     day: Mapped[str] = mapped_column(String(DAY_LENGTH), primary_key=True)
     station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     worker: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class VisitMonthWorkerRow(Base):
+    """Which (hashed) workers visited a subdistrict ('' for none) of a district in a local
+    month, on the area each station was in when its visits were counted: a month's distinct
+    workers per subdistrict or district read these, where the station-day presences need a
+    distinct over every presence of the month. `VisitMonthStationRow` tells whether those
+    areas are still the stations' areas."""
+
+    __tablename__ = "visit_month_workers"
+    # SQLite: the key is the row, one b-tree to add to instead of a table and its index.
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    month: Mapped[str] = mapped_column(String(MONTH_LENGTH), primary_key=True)
+    district: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    subdistrict: Mapped[str] = mapped_column(String(AREA_LENGTH), primary_key=True)
+    worker: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class VisitMonthStationRow(Base):
+    """The area each station's workers of a month were counted in (district null: the
+    station was not in the registry). Where it is no longer the station's area, the month's
+    workers are read from the daily rollups until they are recounted."""
+
+    __tablename__ = "visit_month_stations"
+
+    month: Mapped[str] = mapped_column(String(MONTH_LENGTH), primary_key=True)
+    station_id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    district: Mapped[str | None] = mapped_column(String(AREA_LENGTH))
+    subdistrict: Mapped[str] = mapped_column(String(AREA_LENGTH))
 
 
 class EventReceiptRow(Base):
