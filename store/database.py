@@ -136,28 +136,34 @@ def executemany_direct(
 
     Compiled once for the session's dialect, and none of SQLAlchemy's per-row work: for tens
     of thousands of small rows that work costs several times what the database's does, and
-    all of it holds the interpreter the runtime's other threads are waiting for."""
+    all of it holds the interpreter the runtime's other threads are waiting for. Rows that
+    need no conversion, for parameters already in the SQL's order, go as they are."""
     dialect = session.get_bind().dialect
     compiled = stmt.compile(dialect=dialect)
-    processors = [
-        _remembering(types[name].dialect_impl(dialect).bind_processor(dialect))
-        if name in types
-        else None
-        for name in names
-    ]
-    converted = (
-        [
-            value if process is None else process(value)
-            for value, process in zip(row, processors, strict=True)
-        ]
-        for row in rows
-    )
     order = compiled.positiontup  # a positional paramstyle (SQLite's): names in SQL order
-    if order is None:
-        params: list[Any] = [dict(zip(names, row, strict=True)) for row in converted]
+    params: Iterable[Sequence[Any]] | list[dict[str, Any]]
+    if not types and order == list(names):
+        params = rows  # nothing to convert or reorder: the rows go as they are
     else:
-        at = [list(names).index(name) for name in order]
-        params = [tuple(row[i] for i in at) for row in converted]
+        processors = [
+            _remembering(types[name].dialect_impl(dialect).bind_processor(dialect))
+            if name in types
+            else None
+            for name in names
+        ]
+        converted = (
+            [
+                value if process is None else process(value)
+                for value, process in zip(row, processors, strict=True)
+            ]
+            for row in rows
+        )
+        if order is None:
+            params = [dict(zip(names, row, strict=True)) for row in converted]
+        else:
+            at = [list(names).index(name) for name in order]
+            params = [tuple(row[i] for i in at) for row in converted]
+    params = params if isinstance(params, list) else list(params)
     if params:
         session.connection().exec_driver_sql(compiled.string, params)
 

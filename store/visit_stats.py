@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import calendar
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, func, literal, or_, select, text
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import TextClause
 
 from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats
 from store.database import executemany_direct
@@ -106,17 +105,17 @@ class VisitRollups:
         their month's workers of each station's area, which is recorded for the month."""
         if visits:
             days = ((d, s, k, v, p) for (d, s, k), (v, p) in visits.items())
-            _write(self._session, ADD_DAYS, DAY_NAMES, days)
+            executemany_direct(self._session, ADD_DAYS, DAY_NAMES, {}, days)
             # Every presence's (day, station) is among the visits'.
             stations = {(d[:MONTH_CHARS], s) for d, s, _ in visits}
-            _write(self._session, ADD_MONTH_STATIONS, STATION_NAMES, stations)
+            executemany_direct(self._session, ADD_MONTH_STATIONS, STATION_NAMES, {}, stations)
         if services:
             uses = ((d, s, k, n) for (d, s, k), n in services.items())
-            _write(self._session, ADD_SERVICES, SERVICE_NAMES, uses)
+            executemany_direct(self._session, ADD_SERVICES, SERVICE_NAMES, {}, uses)
         if workers:
-            _write(self._session, ADD_WORKERS, WORKER_NAMES, workers)
+            executemany_direct(self._session, ADD_WORKERS, WORKER_NAMES, {}, workers)
             seen = [(d, w, s) for d, s, w in workers]
-            _write(self._session, ADD_MONTH_WORKERS, MONTH_WORKER_NAMES, seen)
+            executemany_direct(self._session, ADD_MONTH_WORKERS, MONTH_WORKER_NAMES, {}, seen)
 
     def moved_months(self) -> list[str]:
         """Months in which a station's workers were counted in an area that is no longer its
@@ -281,23 +280,6 @@ class VisitRollups:
             .group_by(p, a)
         )
         return [(when, area, int(n)) for when, area, n in self._session.execute(stmt)]
-
-
-def _write(
-    session: Session, stmt: TextClause, names: Sequence[str], rows: Iterable[Sequence[Any]]
-) -> None:
-    """Rows of plain text and integers (nothing for a bind processor to convert) through the
-    driver's executemany. Where the driver's parameters are positional in the order of
-    `names` (SQLite's, as these statements are written), the rows go as they are, without
-    even `executemany_direct`'s per-row reordering: over a page's presences that cost as much
-    as the database's inserts, on the thread the runtime's ingest and processor wait for."""
-    compiled = stmt.compile(dialect=session.get_bind().dialect)
-    if compiled.positiontup != list(names):
-        executemany_direct(session, stmt, names, {}, rows)
-        return
-    params = rows if isinstance(rows, list) else list(rows)
-    if params:
-        session.connection().exec_driver_sql(compiled.string, params)
 
 
 def _whole_months(start: str, end: str) -> tuple[str, str] | None:
