@@ -10,7 +10,7 @@ always those of the stations' current areas. Visits, people and services are sum
 daily rollups give them fast enough for any range.
 
 The follower writes after every page of visits while the embedded runtime's ingest and
-processor wait for the interpreter, so the rows go to the driver as they are (`_write`)
+processor wait for the interpreter, so the rows go to the driver as they are (`executemany_direct`)
 and the monthly rows take their areas from the registry inside the database."""
 
 from __future__ import annotations
