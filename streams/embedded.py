@@ -167,11 +167,22 @@ class StationRegistry(MutableMapping[str, Station]):
         return found
 
     def __contains__(self, station_id: object) -> bool:
+        if station_id in self._stations:  # every event asks: answer known ones directly
+            return True
         try:
             self[station_id]  # type: ignore[index]
         except KeyError:
             return False
         return True
+
+    def get(self, station_id: str, default: Station | None = None) -> Station | None:
+        found = self._stations.get(station_id)
+        if found is not None:
+            return found
+        try:
+            return self[station_id]
+        except KeyError:
+            return default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._stations)
