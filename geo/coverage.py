@@ -256,6 +256,28 @@ class CoverageIndex:
         _, access = self._get(cell)
         return max(0.0, access)
 
+    def copy(self) -> CoverageIndex:
+        """An index to change without changing this one, cheap however big it is: the arrays
+        of an index built whole are copied (a change takes a cell's row out of them in place),
+        but the count lists of cells moved since are shared until `unshare` gives the cells
+        about to change lists of their own."""
+        return CoverageIndex(
+            self.degraded_weight,
+            _counts=dict(self._counts),
+            _access=dict(self._access),
+            _base_cells=self._base_cells,  # never changed: shared
+            _base_counts=self._base_counts.copy(),
+            _base_access=self._base_access.copy(),
+        )
+
+    def unshare(self, cells: Iterable[str]) -> None:
+        """Give these cells count lists of their own (in a `copy`, before changing them)."""
+        counts = self._counts
+        for cell in cells:
+            found = counts.get(cell)
+            if found is not None:
+                counts[cell] = list(found)
+
     def covered_cells(self) -> list[str]:
         """Every cell `is_covered` holds for, read off the arrays at once."""
         counts = self._base_counts

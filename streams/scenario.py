@@ -24,18 +24,10 @@ from waystation.settings import Settings
 
 
 def copy_zone(zone: ZoneCoverage) -> ZoneCoverage:
-    """A zone book that can be changed without changing the original. The per-cell count
-    lists are still shared: `CopiedZones.own_cells` copies those a change is about to touch
-    (a zone holds thousands of cells; a change touches a catchment's worth). The arrays of
-    an index built whole are copied: a change takes a cell's row out of them in place."""
-    index = CoverageIndex(
-        zone.index.degraded_weight,
-        _counts=dict(zone.index._counts),
-        _access=dict(zone.index._access),
-        _base_cells=zone.index._base_cells,  # never changed: shared
-        _base_counts=zone.index._base_counts.copy(),
-        _base_access=zone.index._base_access.copy(),
-    )
+    """A zone book that can be changed without changing the original. Its index shares the
+    per-cell count lists: `CopiedZones.own_cells` unshares those a change is about to touch
+    (a zone holds thousands of cells; a change touches a catchment's worth)."""
+    index = zone.index.copy()
     return ZoneCoverage(
         zone=zone.zone,
         index=index,
@@ -59,14 +51,10 @@ class CopiedZones(MutableMapping[str, ZoneCoverage]):
         changes in place; a zone the scenario made itself owns all of its lists already."""
         if zone_id not in self.live:
             return
-        counts = self[zone_id].index._counts
         owned = self._owned_cells.setdefault(zone_id, set())
-        for cell in cells:
-            if cell not in owned:
-                found = counts.get(cell)
-                if found is not None:
-                    counts[cell] = list(found)
-                owned.add(cell)
+        fresh = [cell for cell in cells if cell not in owned]
+        self[zone_id].index.unshare(fresh)
+        owned.update(fresh)
 
     def __getitem__(self, zone_id: str) -> ZoneCoverage:
         found = self.own.get(zone_id)
