@@ -56,8 +56,16 @@ def random_visits() -> list[Visit]:
     ]
 
 
-def add(store: Store, visits: list[Visit]) -> None:
-    """As the follower adds a page of visits."""
+DailyRows = tuple[
+    dict[tuple[str, str, str], tuple[int, int]],
+    Counter[tuple[str, str, str]],
+    set[tuple[str, str, int]],
+]
+
+
+def daily_rows(visits: list[Visit]) -> DailyRows:
+    """The visits as the daily rollups hold them: (day, station, kind) -> (visits, people),
+    (day, station, service) -> uses, and (day, station, worker) presences."""
     counted: Counter[tuple[str, str, str]] = Counter()
     people: Counter[tuple[str, str, str]] = Counter()
     used: Counter[tuple[str, str, str]] = Counter()
@@ -68,8 +76,13 @@ def add(store: Store, visits: list[Visit]) -> None:
         used.update((day, station, s) for s in services)
         if worker is not None:
             workers.add((day, station, worker))
+    return {k: (counted[k], people[k]) for k in counted}, used, workers
+
+
+def add(store: Store, visits: list[Visit]) -> None:
+    """As the follower adds a page of visits."""
     with store.transaction() as tx:
-        tx.visit_rollups.add({k: (counted[k], people[k]) for k in counted}, used, workers)
+        tx.visit_rollups.add(*daily_rows(visits))
 
 
 def register(store: Store, areas: dict[str, tuple[str, str | None]]) -> None:
@@ -258,14 +271,7 @@ def test_moved_months_are_those_of_a_moved_joined_or_retired_station(store: Stor
 def test_migration_fills_the_monthly_rollups_from_the_daily_ones(database_url: str) -> None:
     upgrade_database(database_url, "0008")
     visits = random_visits()
-    days: Counter[tuple[str, str, str]] = Counter()
-    people: Counter[tuple[str, str, str]] = Counter()
-    used: Counter[tuple[str, str, str]] = Counter()
-    for day, station, kind, party, services, _ in visits:
-        days[(day, station, kind)] += 1
-        people[(day, station, kind)] += party
-        used.update((day, station, s) for s in services)
-    workers = {(d, s, w) for d, s, *_, w in visits if w is not None}
+    days, used, workers = daily_rows(visits)
     engine = make_engine(database_url)
     try:
         meta = sa.MetaData()
@@ -285,8 +291,8 @@ def test_migration_fills_the_monthly_rollups_from_the_daily_ones(database_url: s
                 tables["visit_days"].insert(),
                 [
                     {"day": d, "station_id": s, "worker_kind": k, "visits": n,
-                     "people": people[(d, s, k)]}
-                    for (d, s, k), n in days.items()
+                     "people": people}
+                    for (d, s, k), (n, people) in days.items()
                 ],
             )  # fmt: skip
             conn.execute(
