@@ -2,8 +2,9 @@
 two million demand cells (China's worker stations at the end of 2024), brought back as a
 restarted runtime brings them back, then read as the API reads them.
 
-It runs in a child process of its own, so that the peak resident size it reports is this
-restore's and not the rest of the benchmark run's. The network is `bench.coverage`'s
+The peak resident size it reports is its process's: `bench.run` runs each module in an
+interpreter of its own, so it is this restore's and not the rest of the benchmark run's. The
+network is `bench.coverage`'s
 national one (the same synthetic cities and stations); the restore is `Pipeline.restore`
 over plain dicts, with every station's record saying it checked in open and healthy.
 """
@@ -11,11 +12,8 @@ over plain dicts, with every station's record saying it checked in open and heal
 from __future__ import annotations
 
 import gc
-import json
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
@@ -173,13 +171,7 @@ def measure(cities: int, stations: int) -> Figures:
 def run(quick: bool) -> list[Result]:
     scale = NATIONAL_QUICK_SCALE if quick else 1
     cities, stations = NATIONAL_CITIES // scale, NATIONAL_STATIONS // scale
-    child = subprocess.run(
-        [sys.executable, "-m", "bench.national_restore", str(cities), str(stations)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures = Figures(**json.loads(child.stdout.strip().splitlines()[-1]))
+    figures = measure(cities, stations)
     if figures.available != figures.stations:
         raise RuntimeError(f"{figures.available} of {figures.stations} stations came back open")
     network = (
@@ -200,7 +192,7 @@ def run(quick: bool) -> list[Result]:
             "s",
             target=RESTORE_TARGET_S,
             about=(
-                f"A restart of the national network, in a process of its own: {network}. "
+                f"A restart of the national network: {network}. "
                 "Value: the demand layer built from its cells (`DemandLayer.build`) plus "
                 "`Pipeline.restore` (every station's catchment, its state into the ledger, "
                 "each zone's coverage index built whole, every zone judged), in seconds; "
@@ -233,8 +225,3 @@ def run(quick: bool) -> list[Result]:
             detail=detail,
         ),
     ]
-
-
-if __name__ == "__main__":
-    figures = measure(int(sys.argv[1]), int(sys.argv[2]))
-    print(json.dumps(figures.__dict__))
