@@ -342,6 +342,21 @@ class EmbeddedRuntime:
         nothing of them was stored."""
         if not events:
             return []
+        wait_s = self._commit_wait_s()
+        archived = self._archived(events)
+        with self._reserved(len(archived)):
+            return self._commits.submit(archived, wait_s)
+
+    async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]:
+        """`submit` for a request on the event loop, which serves others while it waits."""
+        if not events:
+            return []
+        wait_s = self._commit_wait_s()
+        archived = self._archived(events)
+        with self._reserved(len(archived)):
+            return await self._commits.submit_async(archived, wait_s)
+
+    def _commit_wait_s(self) -> float:
         wait_s = self.settings.commit_wait_seconds
         deadline = REQUEST_DEADLINE.get()
         if deadline is not None:
@@ -352,22 +367,29 @@ class EmbeddedRuntime:
                 "the request ran out of time before its turn to be committed; "
                 "nothing of this request was stored",
             )
+        return wait_s
+
+    def _archived(self, events: Sequence[Event]) -> list[ArchivedEvent]:
         now = self.clock.now()
-        archived = [ArchivedEvent.from_event(event, received_at=now) for event in events]
-        self.backlog.reserve(len(archived))
+        return [ArchivedEvent.from_event(event, received_at=now) for event in events]
+
+    @contextmanager
+    def _reserved(self, count: int) -> Iterator[None]:
+        """Room in the backlog for `count` events while they are committed; given back when
+        nothing of them was stored."""
+        self.backlog.reserve(count)
         try:
-            outcomes = self._commits.submit(archived, wait_s)
+            yield
         except CommitTimeoutError as exc:
-            self.backlog.release(len(archived))
+            self.backlog.release(count)
             raise CommitExpiredError(
                 self.settings.backlog_retry_after_seconds,
                 f"{exc}; nothing of this request was stored",
             ) from exc
         except BaseException:
-            self.backlog.release(len(archived))
+            self.backlog.release(count)
             raise
         metrics.COMMITTED_POSTS.inc()
-        return outcomes
 
     def _commit_group(self, archived: list[ArchivedEvent]) -> list[AppendOutcome]:
         with self.store.transaction() as tx:
