@@ -39,6 +39,8 @@ class EventSink(Protocol):
 
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]: ...
 
+    async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]: ...
+
 
 class StationDirectory(Protocol):
     def existing_ids(self, ids: Sequence[str]) -> set[str]: ...
@@ -170,6 +172,37 @@ def field_errors(error: ValidationError) -> list[FieldError]:
 
 
 @dataclass
+class _Judged:
+    """A request's items after validation: the answers of those refused, and those to store
+    (with the ids of the ones that arrive too late to be applied)."""
+
+    outcomes: list[EventOutcome | None]
+    to_store: list[tuple[int, Event]]
+    late: set[str]
+
+    @property
+    def events(self) -> list[Event]:
+        return [event for _, event in self.to_store]
+
+    def answer(self, stored: Sequence[AppendOutcome]) -> IngestResponse:
+        outcomes = list(self.outcomes)
+        for (index, event), result in zip(self.to_store, stored, strict=True):
+            outcomes[index] = _stored(index, str(event.event_id), result)
+            if result is AppendOutcome.accepted and str(event.event_id) in self.late:
+                outcomes[index] = EventOutcome(
+                    index=index, event_id=str(event.event_id), result=EventResult.late, status=202
+                )
+        final = [o for o in outcomes if o is not None]
+        return IngestResponse(
+            accepted=sum(o.result is EventResult.accepted for o in final),
+            late=sum(o.result is EventResult.late for o in final),
+            duplicates=sum(o.result is EventResult.duplicate for o in final),
+            rejected=sum(o.result is EventResult.rejected for o in final),
+            results=final,
+        )
+
+
+@dataclass
 class Ingest:
     sink: EventSink
     stations: StationDirectory
@@ -183,6 +216,23 @@ class Ingest:
         now: datetime,
         may_post_for: Callable[[str], bool] = lambda _: True,
     ) -> IngestResponse:
+        judged = self._judge(items, now, may_post_for)
+        return judged.answer(self.sink.submit(judged.events))
+
+    async def handle_async(
+        self,
+        items: list[Any],
+        now: datetime,
+        may_post_for: Callable[[str], bool] = lambda _: True,
+    ) -> IngestResponse:
+        """`handle` on the event loop: the sink's commit is awaited, not waited for."""
+        judged = self._judge(items, now, may_post_for)
+        return judged.answer(await self.sink.submit_async(judged.events))
+
+    def _judge(
+        self, items: list[Any], now: datetime, may_post_for: Callable[[str], bool]
+    ) -> _Judged:
+        """Each item validated and checked, before anything of the request is stored."""
         outcomes: list[EventOutcome | None] = [None] * len(items)
         valid: list[tuple[int, Event]] = []
         context = ingest_context(
@@ -193,7 +243,7 @@ class Ingest:
         for index, item in enumerate(items):
             event_id = item.get("event_id") if isinstance(item, dict) else None
             if not isinstance(item, dict):
-                outcomes[index] = self._rejected(index, None, 422, "", "must be a JSON object")
+                outcomes[index] = _rejected(index, None, 422, "", "must be a JSON object")
                 continue
             try:
                 event = validate_event(item, context)
@@ -211,7 +261,7 @@ class Ingest:
         to_store: list[tuple[int, Event]] = []
         for index, event in valid:
             if not may_post_for(event.station_id):
-                outcomes[index] = self._rejected(
+                outcomes[index] = _rejected(
                     index,
                     str(event.event_id),
                     403,
@@ -219,27 +269,12 @@ class Ingest:
                     f"this key may not post for station {event.station_id}",
                 )
             elif event.station_id not in known:
-                outcomes[index] = self._rejected(
+                outcomes[index] = _rejected(
                     index, str(event.event_id), 422, "station_id", "is not a registered station"
                 )
             else:
                 to_store.append((index, hash_worker_ref(event, self.secret)))
-        late = self._late([event for _, event in to_store])
-        stored = self.sink.submit([event for _, event in to_store])
-        for (index, event), result in zip(to_store, stored, strict=True):
-            outcomes[index] = self._stored(index, str(event.event_id), result)
-            if result is AppendOutcome.accepted and str(event.event_id) in late:
-                outcomes[index] = EventOutcome(
-                    index=index, event_id=str(event.event_id), result=EventResult.late, status=202
-                )
-        final = [o for o in outcomes if o is not None]
-        return IngestResponse(
-            accepted=sum(o.result is EventResult.accepted for o in final),
-            late=sum(o.result is EventResult.late for o in final),
-            duplicates=sum(o.result is EventResult.duplicate for o in final),
-            rejected=sum(o.result is EventResult.rejected for o in final),
-            results=final,
-        )
+        return _Judged(outcomes, to_store, self._late([event for _, event in to_store]))
 
     def _late(self, events: Sequence[Event]) -> set[str]:
         """Ids of events older than their station's last report by more than the allowed
@@ -254,28 +289,26 @@ class Ingest:
             if e.station_id in heard and e.occurred_at < heard[e.station_id] - allowed
         }
 
-    @staticmethod
-    def _rejected(
-        index: int, event_id: str | None, status: int, field: str, reason: str
-    ) -> EventOutcome:
-        return EventOutcome(
-            index=index,
-            event_id=event_id,
-            result=EventResult.rejected,
-            status=status,
-            errors=[FieldError(field=field, reason=reason)],
-        )
 
-    @staticmethod
-    def _stored(index: int, event_id: str, result: AppendOutcome) -> EventOutcome:
-        if result is AppendOutcome.accepted:
-            return EventOutcome(
-                index=index, event_id=event_id, result=EventResult.accepted, status=202
-            )
-        if result is AppendOutcome.duplicate:
-            return EventOutcome(
-                index=index, event_id=event_id, result=EventResult.duplicate, status=200
-            )
-        return Ingest._rejected(
-            index, event_id, 409, "event_id", "was already used for an event with different content"
+def _rejected(
+    index: int, event_id: str | None, status: int, field: str, reason: str
+) -> EventOutcome:
+    return EventOutcome(
+        index=index,
+        event_id=event_id,
+        result=EventResult.rejected,
+        status=status,
+        errors=[FieldError(field=field, reason=reason)],
+    )
+
+
+def _stored(index: int, event_id: str, result: AppendOutcome) -> EventOutcome:
+    if result is AppendOutcome.accepted:
+        return EventOutcome(index=index, event_id=event_id, result=EventResult.accepted, status=202)
+    if result is AppendOutcome.duplicate:
+        return EventOutcome(
+            index=index, event_id=event_id, result=EventResult.duplicate, status=200
         )
+    return _rejected(
+        index, event_id, 409, "event_id", "was already used for an event with different content"
+    )

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from starlette.concurrency import run_in_threadpool
 
 from schemas.events import Event, EventType
 from schemas.lifecycle import StationChange
@@ -88,6 +89,11 @@ class KafkaSink:
             with self.store.transaction() as tx:
                 tx.receipts.record([keys[i] for i in new], received)
         return outcomes
+
+    async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]:
+        """`submit` from the event loop: kafka-python's producer blocks until the broker
+        acknowledges, so it waits in the thread pool."""
+        return await run_in_threadpool(self.submit, events)
 
     def announce_demand(self) -> None:
         """Tell the workers the demand layer in the store was replaced: a marker on every

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from schemas.api import IngestResponse, Problem
 from schemas.auth import Role
@@ -47,9 +46,7 @@ async def post_events(request: Request, who: Caller, system: SystemDep) -> Respo
     who.require(Role.operator)
     items, is_batch = await read_events_body(request, system.settings)
     try:
-        result = await run_in_threadpool(
-            system.ingest.handle, items, system.clock.now(), who.may_post_for
-        )
+        result = await system.ingest.handle_async(items, system.clock.now(), who.may_post_for)
     except BrokerUnavailableError as exc:
         unavailable = problem(503, "Event broker unavailable", str(exc))
         unavailable.headers["Retry-After"] = str(exc.retry_after_seconds)
