@@ -126,6 +126,13 @@ def issue_key(
     return IssuedKey(info=info, secret=f"{KEY_PREFIX}_{key_id}_{secret}")
 
 
+def _parts(presented: str) -> tuple[str, str]:
+    """A presented key's id and secret; empty strings when it is not one of ours."""
+    prefix, _, rest = presented.partition("_")
+    key_id, _, secret = rest.partition("_")
+    return (key_id, secret) if prefix == KEY_PREFIX else ("", "")
+
+
 class KeyRing:
     """Checks presented keys against the store, remembering what it read of each key for
     `cache_seconds` (a key lookup was a quarter of a small request's cost): a key revoked from
@@ -144,9 +151,8 @@ class KeyRing:
     def authenticate(self, presented: str | None, now: datetime) -> Principal:
         if not presented:
             raise AuthError("send an API key: Authorization: Bearer <key>")
-        prefix, _, rest = presented.partition("_")
-        key_id, _, secret = rest.partition("_")
-        if prefix != KEY_PREFIX or not key_id or not secret:
+        key_id, secret = _parts(presented)
+        if not key_id or not secret:
             raise AuthError("the API key is malformed")
         found = self._lookup(key_id)
         if found is None or not hmac.compare_digest(found[1], _hash(secret)):
@@ -157,6 +163,12 @@ class KeyRing:
         if not info.active(now):
             raise AuthError("the API key has expired")
         return Principal(info)
+
+    def remembers(self, presented: str | None) -> bool:
+        """Whether checking this key needs no read of the store (what was read of it is still
+        trusted), so that a caller on the event loop may check it there."""
+        key_id, _ = _parts(presented or "")
+        return bool(key_id) and self._read.get(key_id) is not None
 
     def _lookup(self, key_id: str) -> tuple[ApiKeyInfo, str] | None:
         found = self._read.get(key_id)

@@ -192,11 +192,16 @@ def test_key_ring_remembers_a_key_only_for_its_cache_time(settings: Settings) ->
     store = Store.open(settings.resolved_database_url)
     ring = KeyRing(store, cache_seconds=10.0, monotonic=lambda: now_s[0])
     issued = issue_key(store, role=Role.planner, now=T_KEYS)
+    assert not ring.remembers(issued.secret), "nothing read yet: the store must be read"
     assert ring.authenticate(issued.secret, T_KEYS).key.key_id == issued.info.key_id
+    assert ring.remembers(issued.secret)
+    assert not ring.remembers("not-a-key")
+    assert not ring.remembers(None)
     with store.transaction() as tx:
         assert tx.keys.revoke(issued.info.key_id, T_KEYS)
     now_s[0] = 9.9
     assert ring.authenticate(issued.secret, T_KEYS).key.key_id == issued.info.key_id
     now_s[0] = 10.0
+    assert not ring.remembers(issued.secret)
     with pytest.raises(AuthError, match="revoked"):
         ring.authenticate(issued.secret, T_KEYS)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from schemas.stations import Station
 from services.auth import Gatekeeper, Principal
@@ -34,20 +35,24 @@ _BEARER = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key")
 
 
-def caller(
+async def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
     header_key: Annotated[str | None, Depends(_KEY_HEADER)],
 ) -> Principal:
-    """The key's holder, checked and counted against its rate limit."""
+    """The key's holder, checked and counted against its rate limit: on the event loop when
+    what was read of the key is still trusted, in the thread pool when the store is read."""
     gatekeeper: Gatekeeper = request.app.state.gatekeeper
     client = request.client.host if request.client else ""
-    return gatekeeper.admit(credentials.credentials if credentials else header_key, client)
+    presented = credentials.credentials if credentials else header_key
+    if gatekeeper.keys.remembers(presented):
+        return gatekeeper.admit(presented, client)
+    return await run_in_threadpool(gatekeeper.admit, presented, client)
 
 
 # The parts of the system are plain attribute reads, declared `async` so that FastAPI calls
 # them on the event loop: a plain `def` dependency costs a hop through the thread pool on
-# every request. `caller` stays a `def`: it may read the store.
+# every request.
 async def system(request: Request) -> EmbeddedSystem:
     return running_system(request)
 
