@@ -168,6 +168,9 @@ class StationRepository:
             found.update(self._session.scalars(stmt))
         return found
 
+    def ids(self) -> set[str]:
+        return set(self._session.scalars(select(StationRow.station_id)))
+
     def count(self) -> int:
         return self._session.scalar(select(func.count()).select_from(StationRow)) or 0
 

@@ -1,8 +1,10 @@
-"""Ingest's view of which stations exist: found ids are trusted for a while, missing ones are
-read again every time, and a change through this server is seen at once."""
+"""Ingest's view of which stations exist: every id is held until the registry's change log
+moves (checked at most every cache time), missing ones are read again every time, and a
+change through this server is seen at once."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from geo.crs import Datum
@@ -13,26 +15,42 @@ from streams.clock import ManualClock
 from tests.conftest import make_station, settings_for
 
 CACHE_S = 10.0
+AT = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 IMPORT_STATIONS = 1_500  # over one page (1,000) of the registry log
 
 
-def test_found_ids_are_trusted_for_the_cache_time_and_missing_ones_read_again(
+def test_ids_are_read_again_once_the_change_log_moved_and_the_cache_time_passed(
     tmp_path: Path,
 ) -> None:
+    """Changes made behind its back (another process writing the registry's change log): a
+    new station is known at once, a retired one is refused once the cache time has passed."""
     store = Store.open(settings_for(tmp_path).resolved_database_url)
     now_s = [0.0]
     stations = StoreStations(store, CACHE_S, monotonic=lambda: now_s[0])
     with store.transaction() as tx:
-        tx.stations.upsert_many([make_station("T-0001", 39.95, 116.48)])
+        tx.station_changes.write([make_station("T-0001", 39.95, 116.48)], actor="cli", at=AT)
     assert stations.existing_ids(["T-0001", "T-0002"]) == {"T-0001"}
 
-    with store.transaction() as tx:  # added and retired behind its back
-        tx.stations.upsert_many([make_station("T-0002", 39.96, 116.49)])
-        tx.stations.remove("T-0001")
+    with store.transaction() as tx:
+        tx.station_changes.write([make_station("T-0002", 39.96, 116.49)], actor="cli", at=AT)
+        tx.station_changes.retire("T-0001", actor="cli", at=AT)
     now_s[0] = CACHE_S - 0.1
     assert stations.existing_ids(["T-0001", "T-0002"]) == {"T-0001", "T-0002"}
     now_s[0] = CACHE_S
     assert stations.existing_ids(["T-0001", "T-0002"]) == {"T-0002"}
+
+
+def test_ids_are_not_read_again_while_the_change_log_stands_still(tmp_path: Path) -> None:
+    store = Store.open(settings_for(tmp_path).resolved_database_url)
+    now_s = [0.0]
+    stations = StoreStations(store, CACHE_S, monotonic=lambda: now_s[0])
+    with store.transaction() as tx:
+        tx.station_changes.write([make_station("T-0001", 39.95, 116.48)], actor="cli", at=AT)
+    assert stations.existing_ids(["T-0001"]) == {"T-0001"}
+    with store.transaction() as tx:  # not through the log: only the log says what changed
+        tx.stations.remove("T-0001")
+    now_s[0] = 100 * CACHE_S
+    assert stations.existing_ids(["T-0001"]) == {"T-0001"}, "the log did not move"
 
 
 def test_a_retirement_through_the_server_is_seen_at_once(

@@ -224,8 +224,9 @@ class Settings(BaseSettings):
     ingest_station_cache_seconds: float = Field(
         5.0,
         ge=0,
-        description="How long ingest trusts that a station it found exists (changes through "
-        "this server apply at once; a station retired from the CLI, within this time)",
+        description="How often ingest looks at the station registry's change log for changes "
+        "made elsewhere (a station retired from the CLI is refused within this time; changes "
+        "through this server apply at once)",
     )
     scan_station_cache_seconds: float = Field(
         5.0,
