@@ -7,19 +7,16 @@ number becomes the visit's worker_ref, which ingest replaces by a keyed hash."""
 from __future__ import annotations
 
 import secrets
-import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas import SCHEMA_VERSION
-from schemas.api import EventOutcome, EventResult
+from schemas.api import EventResult
 from schemas.events import EventType, Service, VisitSource, WorkerKind
 from schemas.stations import Station
 from services.auth import RateLimiter
-from services.ingest import Ingest
 from services.recent_reads import RecentReads
 from services.scan_tokens import (
     ForgedTokenError,
@@ -30,7 +27,6 @@ from services.scan_tokens import (
     scan_secret,
 )
 from services.system import EmbeddedSystem
-from streams.clock import Clock
 
 DEVICE_ID_BYTES = 16
 MEMBER_NUMBER_MAX_CHARS = 32
@@ -65,41 +61,6 @@ def services_offered(station: Station) -> tuple[str, ...]:
     return tuple(a.value for a in station.amenities) + tuple(s.value for s in Service)
 
 
-class VisitBatcher:
-    """Scans that arrive together are archived together: whoever holds the commit takes every
-    visit queued meanwhile into one ingest call (one transaction), so many phones at once cost
-    a few commits, not one each."""
-
-    def __init__(self, ingest: Ingest, clock: Clock) -> None:
-        self.ingest = ingest
-        self.clock = clock
-        self._pending: list[tuple[dict[str, object], Future[EventOutcome]]] = []
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
-
-    def submit(self, item: dict[str, object]) -> EventOutcome:
-        future: Future[EventOutcome] = Future()
-        with self._queue_lock:
-            self._pending.append((item, future))
-        with self._commit_lock:
-            if not future.done():
-                with self._queue_lock:
-                    batch, self._pending = self._pending, []
-                self._flush(batch)
-        return future.result()
-
-    def _flush(self, batch: list[tuple[dict[str, object], Future[EventOutcome]]]) -> None:
-        try:
-            answer = self.ingest.handle([item for item, _ in batch], self.clock.now())
-        except Exception as exc:  # the broker or the store is down: every waiter learns it
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        by_index = {result.index: result for result in answer.results}
-        for index, (_, future) in enumerate(batch):
-            future.set_result(by_index[index])
-
-
 @dataclass(frozen=True)
 class _Known:
     station: Station | None
@@ -115,7 +76,6 @@ class ScanDesk:
             settings.scan_device_per_hour / MINUTES_PER_HOUR, settings.scan_device_burst
         )
         self.stations = RateLimiter(settings.scan_station_per_minute, settings.scan_station_burst)
-        self.visits = VisitBatcher(system.ingest, system.clock)
         self._known: RecentReads[str, _Known] = RecentReads(settings.scan_station_cache_seconds)
 
     def token_for(self, station_id: str) -> str:
@@ -152,7 +112,26 @@ class ScanDesk:
             return ScanResult(ScanOutcome.revoked, station)
         return ScanResult(ScanOutcome.ready, station, services=services_offered(station))
 
-    def record(self, token: str, device_id: str, form: Mapping[str, Sequence[str]]) -> ScanResult:
+    async def record(
+        self, token: str, device_id: str, form: Mapping[str, Sequence[str]]
+    ) -> ScanResult:
+        """Check the scan, then store its visit: scans arriving together share the archive's
+        group commit, so many phones at once cost a few transactions, not one each."""
+        checked = self._visit(token, device_id, form)
+        if isinstance(checked, ScanResult):
+            return checked
+        station, chosen, item = checked
+        answer = await self.system.ingest.handle_async([item], self.system.clock.now())
+        outcome = answer.results[0]
+        if outcome.result is not EventResult.accepted:
+            fields = tuple(e.field for e in outcome.errors)
+            return ScanResult(ScanOutcome.rejected, station, problems=fields or ("visit",))
+        return ScanResult(ScanOutcome.recorded, station, services=chosen)
+
+    def _visit(
+        self, token: str, device_id: str, form: Mapping[str, Sequence[str]]
+    ) -> ScanResult | tuple[Station, tuple[str, ...], dict[str, object]]:
+        """The visit event a scan asks to record, or the answer refusing it."""
         opened = self.open(token)
         if opened.outcome is not ScanOutcome.ready or opened.station is None:
             return opened
@@ -173,7 +152,6 @@ class ScanDesk:
             wait_s = limiter.retry_after_s(key)
             if wait_s:
                 return ScanResult(ScanOutcome.rate_limited, station, retry_after_s=wait_s)
-        now = self.system.clock.now()
         payload: dict[str, object] = {
             "worker_kind": kind,
             "party_size": 1,
@@ -182,19 +160,15 @@ class ScanDesk:
         }
         if member:
             payload["worker_ref"] = member
-        item = {
+        item: dict[str, object] = {
             "event_id": str(uuid.uuid4()),
             "type": EventType.visit.value,
             "schema_version": SCHEMA_VERSION,
             "station_id": station.station_id,
-            "occurred_at": now.isoformat(),
+            "occurred_at": self.system.clock.now().isoformat(),
             "payload": payload,
         }
-        outcome = self.visits.submit(item)
-        if outcome.result is not EventResult.accepted:
-            fields = tuple(e.field for e in outcome.errors)
-            return ScanResult(ScanOutcome.rejected, station, problems=fields or ("visit",))
-        return ScanResult(ScanOutcome.recorded, station, services=chosen)
+        return station, chosen, item
 
 
 def _one(form: Mapping[str, Sequence[str]], name: str) -> str | None:

@@ -80,7 +80,7 @@ async def scan_submit(token: str, request: Request, desk: Desk) -> HTMLResponse:
     form = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=64)
     client = request.client.host if request.client else "unknown"
     device = request.cookies.get(DEVICE_COOKIE) or f"address:{client}"
-    result = await run_in_threadpool(desk.record, token, device, form)
+    result = await desk.record(token, device, form)
     if result.outcome is not ScanOutcome.recorded or result.station is None:
         return _refusal(result)
     visits = await run_in_threadpool(_visits_today, request, desk, result.station.station_id)
