@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -187,17 +188,20 @@ class _Judged:
     def answer(self, stored: Sequence[AppendOutcome]) -> IngestResponse:
         outcomes = list(self.outcomes)
         for (index, event), result in zip(self.to_store, stored, strict=True):
-            outcomes[index] = _stored(index, str(event.event_id), result)
-            if result is AppendOutcome.accepted and str(event.event_id) in self.late:
+            event_id = str(event.event_id)
+            if result is AppendOutcome.accepted and event_id in self.late:
                 outcomes[index] = EventOutcome(
-                    index=index, event_id=str(event.event_id), result=EventResult.late, status=202
+                    index=index, event_id=event_id, result=EventResult.late, status=202
                 )
+            else:
+                outcomes[index] = _stored(index, event_id, result)
         final = [o for o in outcomes if o is not None]
+        counts = Counter(o.result for o in final)
         return IngestResponse(
-            accepted=sum(o.result is EventResult.accepted for o in final),
-            late=sum(o.result is EventResult.late for o in final),
-            duplicates=sum(o.result is EventResult.duplicate for o in final),
-            rejected=sum(o.result is EventResult.rejected for o in final),
+            accepted=counts[EventResult.accepted],
+            late=counts[EventResult.late],
+            duplicates=counts[EventResult.duplicate],
+            rejected=counts[EventResult.rejected],
             results=final,
         )
 

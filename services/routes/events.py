@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from schemas.api import IngestResponse, Problem
 from schemas.auth import Role
@@ -55,12 +57,14 @@ async def post_events(request: Request, who: Caller, system: SystemDep) -> Respo
         busy = problem(503, exc.title, str(exc))
         busy.headers["Retry-After"] = str(exc.retry_after_seconds)
         return busy
-    for outcome, item in zip(result.results, items, strict=True):
-        kind = item.get("type") if isinstance(item, dict) else None
-        label = kind if kind in ("visit", "check_in", "health_check") else "unknown"
-        metrics.EVENTS_INGESTED.labels(label, outcome.result.value).inc()
+    counted = Counter(
+        (_kind_label(item), outcome.result.value)
+        for outcome, item in zip(result.results, items, strict=True)
+    )
+    for (label, outcome_value), count in counted.items():
+        metrics.EVENTS_INGESTED.labels(label, outcome_value).inc(count)
     if is_batch:
-        return JSONResponse(result.model_dump(mode="json"), status_code=200)
+        return _answer(result, 200)
     only = result.results[0]
     if only.status >= 400:
         return problem(
@@ -72,4 +76,14 @@ async def post_events(request: Request, who: Caller, system: SystemDep) -> Respo
             "; ".join(f"{e.field}: {e.reason}" if e.field else e.reason for e in only.errors),
             only.errors,
         )
-    return JSONResponse(result.model_dump(mode="json"), status_code=only.status)
+    return _answer(result, only.status)
+
+
+def _kind_label(item: object) -> str:
+    kind = item.get("type") if isinstance(item, dict) else None
+    return kind if kind in ("visit", "check_in", "health_check") else "unknown"
+
+
+def _answer(result: IngestResponse, status: int) -> Response:
+    """Serialised by pydantic directly: through dicts and `json` it was a fifth of a batch."""
+    return Response(result.model_dump_json(), status_code=status, media_type="application/json")
