@@ -81,10 +81,8 @@ class CellValues(NamedTuple):
 
 
 def _cell(values: Sequence[Any]) -> CoverageCell:
-    """A stored row back as a model; it was validated on the way in."""
-    data = dict(zip(_KEYS, values, strict=True))
-    data["status"] = CellStatus(data["status"])
-    return CoverageCell.model_construct(**data)
+    """A stored row back as a model."""
+    return CoverageCell(**dict(zip(_KEYS, values, strict=True)))
 
 
 class CoverageCellRepository:

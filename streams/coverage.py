@@ -122,10 +122,8 @@ def fan_out(
     by_zone = dict(grid.by_zone(catchment))
     for cell in previous:
         by_zone.setdefault(grid.zone_of(cell), ())
-    # Built without validating: every field comes from a validated change and catchment, and
-    # a restore makes one per station and zone it reaches (hundreds of thousands nationally).
     return [
-        CoverageDelta.model_construct(
+        CoverageDelta(
             zone=zone,
             station_id=change.station_id,
             cells=cells,

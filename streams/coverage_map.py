@@ -65,11 +65,9 @@ class CoverageMap:
         return CellView(cell, cell_demand, coverage, access, covered, status)
 
     def snapshot(self, views: Iterable[CellView], at: datetime) -> list[CoverageCell]:
-        """Cells as the store keeps them for planners. Built without validation: every value
-        comes from the demand layer and the live index, which were validated on the way in,
-        and the runtime writes thousands of these a second."""
+        """Cells as the store keeps them for planners."""
         return [
-            CoverageCell.model_construct(
+            CoverageCell(
                 cell=view.cell,
                 district=self.demand.district_of_cell[view.cell],
                 subdistrict=self.demand.subdistrict_of_cell.get(view.cell),
