@@ -41,6 +41,7 @@ from store.unit_of_work import Store
 from streams import metrics
 from streams.backlog import REQUEST_DEADLINE, Backlog, CommitExpiredError, Lag
 from streams.clock import Clock, SystemClock
+from streams.collector import tune_collector
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import CellView, CoverageMap
 from streams.coverage_snapshot import CoverageSnapshotWriter
@@ -84,16 +85,6 @@ class _ReplaceDemand:
 
 
 _STOP = object()
-
-
-def _freeze_long_lived() -> None:
-    """Take what start-up built out of the garbage collector's scans. The registry, demand
-    layer, catchments and coverage live as long as the runtime (for a national network,
-    millions of objects), and every full collection walks all of them while holding the
-    interpreter, stopping the processor and the ingest meanwhile; frozen objects are not
-    walked. What is garbage already is collected first, so it is not kept for ever."""
-    gc.collect()
-    gc.freeze()
 
 
 class TrackedDict(dict[str, StationRecord]):
@@ -262,7 +253,7 @@ class EmbeddedRuntime:
             self._queue.put(archived)
         metrics.UNAPPLIED_EVENTS.set_function(lambda: self.backlog.lag().events)
         metrics.LAG_SECONDS.set_function(lambda: self.backlog.lag().seconds)
-        _freeze_long_lived()
+        tune_collector(self.settings.gc_young_threshold_objects)
         self.snapshot.start()
         if self.follow_store:
             self._queue.put(_Refresh())

@@ -1,0 +1,23 @@
+"""The garbage collector, tuned for a long-running processor.
+
+Start-up builds the registry, demand layer, catchments and coverage, which live as long as
+the process (for a national network, millions of objects); every full collection would walk
+all of them while holding the interpreter. They are frozen out of the collector's scans.
+
+Processing then allocates short-lived containers at a high rate (each event's model, its
+deltas, their dicts): with Python's default young-generation threshold of 700 the event path
+spent about a tenth of its time in collections, most of them finding nothing to free.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def tune_collector(young_threshold_objects: int) -> None:
+    """Collect what is garbage already (so that it is not kept for ever), freeze the rest,
+    and let the young generation grow to `young_threshold_objects` between passes."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold_objects, middle, old)

@@ -1,0 +1,47 @@
+"""The processors' garbage-collector tuning: what start-up built is frozen out of the scans,
+and the young generation waits for the configured number of objects."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services.system import EmbeddedSystem
+from streams.clock import ManualClock
+from streams.collector import tune_collector
+from tests.conftest import settings_for
+
+
+@pytest.fixture
+def collector() -> Iterator[None]:
+    """Whatever a test does to the collector is undone after it."""
+    before = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*before)
+
+
+@pytest.mark.usefixtures("collector")
+def test_tuning_freezes_what_lives_and_sets_the_young_threshold() -> None:
+    gc.unfreeze()
+    long_lived = [{"cell": i} for i in range(1000)]
+    _, middle, old = gc.get_threshold()
+    tune_collector(12_345)
+    assert gc.get_threshold() == (12_345, middle, old), "only the young generation changes"
+    assert gc.get_freeze_count() >= len(long_lived)
+
+
+@pytest.mark.usefixtures("collector")
+def test_the_embedded_runtime_tunes_the_collector_from_its_settings(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    settings = settings_for(tmp_path, gc_young_threshold_objects=4_321)
+    system = EmbeddedSystem(settings, clock=clock, autotick=False, simulate=False)
+    system.start()
+    try:
+        assert gc.get_threshold()[0] == 4_321
+    finally:
+        system.stop()
