@@ -81,7 +81,9 @@ class VisitRollupFollower:
                     self._add(tx, page)
                     tx.meta.set(CURSOR_KEY, str(page[-1].seq))
                 read += len(page)
-        return read
+                if len(page) < PAGE_EVENTS:  # the snapshot held no more: no read to find that
+                    self._recount_moved()
+                    return read
 
     def _recount_moved(self) -> None:
         """Recounts the months in which a station moved, when a look for them is due."""
