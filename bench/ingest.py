@@ -32,6 +32,7 @@ import httpx
 import numpy as np
 
 from bench.api_process import running_api
+from bench.light_http import Connection
 from bench.results import Result
 
 SAMPLE_STATIONS = 2000
@@ -126,11 +127,8 @@ def bodies(stations: list[str], requests: int, per_request: int, seed: int) -> l
 async def _client(
     port: int, key: str, work: asyncio.Queue[bytes], latencies: list[float], accepted: list[int]
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Authorization: Bearer {key}\r\nContent-Length: "
-    ).encode()
+    connection = await Connection.open(port)
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     try:
         while True:
             try:
@@ -138,22 +136,13 @@ async def _client(
             except asyncio.QueueEmpty:
                 return
             started = time.perf_counter()
-            writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            answer = await reader.readexactly(length)
+            answer = await connection.request("POST", "/v1/events", headers, body)
             latencies.append((time.perf_counter() - started) * 1e3)
-            status = int(status_line.split()[1])
-            if status not in (200, 202):
-                raise RuntimeError(f"answered {status}: {answer[:300]!r}")
-            accepted.append(json.loads(answer)["accepted"])
+            if answer.status not in (200, 202):
+                raise RuntimeError(f"answered {answer.status}: {answer.body[:300]!r}")
+            accepted.append(json.loads(answer.body)["accepted"])
     finally:
-        writer.close()
+        connection.close()
 
 
 def post_all(port: int, key: str, requests: list[bytes], clients: int) -> Load:
