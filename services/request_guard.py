@@ -51,8 +51,11 @@ class RequestGuard:
                 headers += [(name, value) for name, value in extra if name not in present]
                 message = {**message, "headers": headers}
                 started = True
-                if limited:
+                if limited and not limit.expired():
                     limit.reschedule(None)  # the answer has begun: no more time limit
+                # An answer begun after the limit fired comes from work that would not stop
+                # (events committing when the time ran out): it goes out as it is, saying
+                # what was stored.
             await send(message)
 
         deadline = REQUEST_DEADLINE.set(
