@@ -5,28 +5,32 @@ Answers are the embedded runtime's: before producing, the event ids are looked u
 store's receipts (ids already handed to the broker, with their content hash). A retry is
 answered `duplicate` and not produced again; an id reused with other content is refused
 (409). Ids are recorded once the broker has acknowledged them, so a failed produce leaves
-nothing behind and the client's retry is accepted. Two requests racing with the same new id
-may both be produced: the station stage drops the copy by its event_id (each station's table
-slot remembers the ids it has seen), so nothing is counted twice.
+nothing behind and the client's retry is accepted. Posts are handed to the broker in groups,
+one group at a time, so within one API process the ids of concurrent posts are judged against
+each other too. Two API processes racing with the same new id may both produce it: the
+station stage drops the copy by its event_id (each station's table slot remembers the ids it
+has seen), so nothing is counted twice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from starlette.concurrency import run_in_threadpool
 
 from schemas.events import Event, EventType
 from schemas.lifecycle import StationChange
 from store.repositories import AppendOutcome, ArchivedEvent, canonical_json, content_hash
 from store.unit_of_work import Store
 from streams import topics
+from streams.backlog import CommitExpiredError, commit_wait_s
 from streams.clock import Clock, SystemClock
+from streams.group_commit import CommitTimeoutError, GroupCommit
 from streams.wire import DemandReplaced
 from waystation.settings import Settings
 
@@ -56,6 +60,11 @@ class KafkaSink:
         self.clock = clock or SystemClock()
         self._producer: KafkaProducer | None = None
         self._lock = threading.Lock()
+        # kafka-python's producer blocks until the broker acknowledges: the group's producing
+        # runs in the committer thread, never on the event loop.
+        self._groups: GroupCommit[Event, AppendOutcome] = GroupCommit(
+            self._submit_group, max_items=settings.group_commit_max_events
+        )
 
     def _connect(self) -> KafkaProducer:
         timeout_ms = int(self.settings.broker_ack_timeout_seconds * _MS)
@@ -71,6 +80,21 @@ class KafkaSink:
         )
 
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
+        """Hand events to the broker together with the other posts waiting meanwhile (one
+        receipts check, one produce and one receipts write for them all), then answer."""
+        with _turn_taken(self.settings):
+            return self._groups.submit(events, self._wait_s())
+
+    async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]:
+        """`submit` for a request on the event loop, which serves others while it waits."""
+        with _turn_taken(self.settings):
+            return await self._groups.submit_async(events, self._wait_s())
+
+    def _wait_s(self) -> float:
+        settings = self.settings
+        return commit_wait_s(settings.commit_wait_seconds, settings.broker_retry_after_seconds)
+
+    def _submit_group(self, events: list[Event]) -> list[AppendOutcome]:
         received = self.clock.now()
         bodies = [canonical_json(event) for event in events]
         keys = [
@@ -89,11 +113,6 @@ class KafkaSink:
             with self.store.transaction() as tx:
                 tx.receipts.record([keys[i] for i in new], received)
         return outcomes
-
-    async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]:
-        """`submit` from the event loop: kafka-python's producer blocks until the broker
-        acknowledges, so it waits in the thread pool."""
-        return await run_in_threadpool(self.submit, events)
 
     def announce_demand(self) -> None:
         """Tell the workers the demand layer in the store was replaced: a marker on every
@@ -166,6 +185,17 @@ class KafkaSink:
 
     def close(self) -> None:
         self._reset()
+
+
+@contextmanager
+def _turn_taken(settings: Settings) -> Iterator[None]:
+    """A post whose turn did not come in time stored nothing: answered as busy (503)."""
+    try:
+        yield
+    except CommitTimeoutError as exc:
+        raise CommitExpiredError(
+            settings.broker_retry_after_seconds, f"{exc}; nothing of this request was stored"
+        ) from exc
 
 
 def _topic_of(event_type: str) -> str:

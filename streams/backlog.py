@@ -42,6 +42,21 @@ class CommitExpiredError(RuntimeBusyError):
     title = "Not committed in time"
 
 
+def commit_wait_s(wait_seconds: float, retry_after_seconds: int) -> float:
+    """How long a post may wait for its turn to be committed: `wait_seconds`, and never past
+    the request's REQUEST_DEADLINE. Raises CommitExpiredError when that time is already up."""
+    deadline = REQUEST_DEADLINE.get()
+    if deadline is not None:
+        wait_seconds = min(wait_seconds, deadline - time.monotonic())
+    if wait_seconds <= 0:
+        raise CommitExpiredError(
+            retry_after_seconds,
+            "the request ran out of time before its turn to be committed; "
+            "nothing of this request was stored",
+        )
+    return wait_seconds
+
+
 @dataclass(frozen=True)
 class Lag:
     events: int  # acknowledged (or being committed) and not yet applied

@@ -39,7 +39,7 @@ from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
 from store.unit_of_work import Store
 from streams import metrics
-from streams.backlog import REQUEST_DEADLINE, Backlog, CommitExpiredError, Lag
+from streams.backlog import Backlog, CommitExpiredError, Lag, commit_wait_s
 from streams.clock import Clock, SystemClock
 from streams.collector import tune_collector
 from streams.coverage import ZoneCoverage
@@ -348,17 +348,8 @@ class EmbeddedRuntime:
             return await self._commits.submit_async(archived, wait_s)
 
     def _commit_wait_s(self) -> float:
-        wait_s = self.settings.commit_wait_seconds
-        deadline = REQUEST_DEADLINE.get()
-        if deadline is not None:
-            wait_s = min(wait_s, deadline - time.monotonic())
-        if wait_s <= 0:
-            raise CommitExpiredError(
-                self.settings.backlog_retry_after_seconds,
-                "the request ran out of time before its turn to be committed; "
-                "nothing of this request was stored",
-            )
-        return wait_s
+        settings = self.settings
+        return commit_wait_s(settings.commit_wait_seconds, settings.backlog_retry_after_seconds)
 
     def _archived(self, events: Sequence[Event]) -> list[ArchivedEvent]:
         now = self.clock.now()

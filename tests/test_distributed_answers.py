@@ -5,7 +5,9 @@ effect live on every worker. On the real Kafka broker, next to the embedded runt
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from tests.runtimes import Distributed, Embedded
 from tools.kafka_broker import Cluster
 
 DEMAND_FACTOR = 3.0  # the new layer: every cell's demand times this
+CONCURRENT_COPIES = 8
 
 
 @pytest.fixture
@@ -83,6 +86,42 @@ def test_retry_is_duplicate_and_reused_id_is_refused(
     assert archived == 3
     assert record.check_in_status is not None
     assert record.check_in_status.value == "open", "the reused id's content never applied"
+
+
+def test_the_same_new_event_posted_at_once_is_accepted_once(
+    runtimes: tuple[Embedded, Distributed], event: EventFactory
+) -> None:
+    """Posts waiting together are handed to the broker as one group, judged against each
+    other: of copies of one new event posted at the same moment (a client's hasty retries),
+    one is accepted and produced, the rest are duplicates; other content under its id, 409."""
+    _, distributed = runtimes
+    opening = event("check_in", station_id="T-0001")
+    reused = {**opening, "payload": {"status": "closed"}}
+    posts = [[opening]] * CONCURRENT_COPIES + [[reused]]
+    start = threading.Barrier(len(posts))
+
+    def post(items: list[dict[str, Any]]) -> tuple[str, int]:
+        start.wait()
+        return answers(distributed, items)[0]
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        seen = list(pool.map(post, posts))
+    copies, other = seen[:-1], seen[-1]
+    assert seen.count(("accepted", 202)) == 1, seen
+    if other == ("accepted", 202):  # the other content came first: every copy conflicts
+        assert copies == [("rejected", 409)] * CONCURRENT_COPIES
+    else:
+        assert other == ("rejected", 409)
+        assert sorted(copies) == [("accepted", 202)] + [("duplicate", 200)] * (
+            CONCURRENT_COPIES - 1
+        )
+    distributed.wire.drain()
+    produced = [
+        json.loads(r.value)["event_id"]
+        for topic in t.EVENT_TOPICS.values()
+        for r in distributed.wire.read(topic)
+    ]
+    assert produced == [opening["event_id"]], "produced once"
 
 
 def test_failed_produce_records_nothing(tmp_path: Path) -> None:
