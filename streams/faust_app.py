@@ -21,6 +21,7 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import json
 import logging
@@ -47,7 +48,6 @@ from store.unit_of_work import Store
 from streams import metrics
 from streams import topics as t
 from streams.alerts import AlertBook
-from streams.collector import tune_collector
 from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
@@ -770,7 +770,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                 if tp.topic == t.CLOCK:
                     await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
-    tune_collector(settings.gc_young_threshold_objects)  # the world just loaded lives on
+    gc.freeze()  # the world just loaded lives as long as the worker: keep it out of full GCs
     return app
 
 

@@ -266,7 +266,7 @@ class Settings(BaseSettings):
         20_000,
         ge=1,
         description="Objects allocated between the garbage collector's young-generation passes "
-        "in the processors (Python's default, 700, cost the event path a tenth of its time)",
+        "in the embedded runtime (Python's default, 700, cost the event path a tenth of its time)",
     )
     max_unapplied_events: int = Field(
         100_000,
