@@ -96,8 +96,9 @@ def decode_json(body: bytes, max_depth: int) -> Any:
         raise BodyError(
             400, "Bad encoding", "body escapes a lone UTF-16 surrogate (\\ud800-\\udfff)"
         )
-    depth = json_depth(body, max_depth)
-    if depth > max_depth:
+    # A text nests no deeper than it has opening brackets: most bodies need no closer look.
+    opening = body.count(b"[") + body.count(b"{")
+    if opening > max_depth and json_depth(body, max_depth) > max_depth:
         raise BodyError(400, "JSON nested too deeply", f"JSON nests deeper than {max_depth} levels")
     try:
         return json.loads(text, parse_constant=_reject_constant)
