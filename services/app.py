@@ -147,8 +147,8 @@ def create_app(system: EmbeddedSystem, *, manage_lifecycle: bool = True) -> Fast
     app.add_middleware(RequestGuard, settings=settings, headers=headers, api_prefix=API_PREFIX)
 
     _install_problem_answers(app)
+    app.include_router(events.router)  # first: the busiest path is matched before any other
     app.include_router(dashboard.router)
-    app.include_router(events.router)
     app.include_router(stations.router)
     app.include_router(coverage.router)
     app.include_router(alerts.router)
