@@ -28,9 +28,16 @@ class VisitWindows:
 
     def record(self, event: VisitEvent, now: datetime) -> int:
         """Adds a visit; returns the visitors now in the station's window."""
-        window = list(self.windows.get(event.station_id, ()))
-        insort(window, (event.occurred_at, event.payload.party_size))
-        return self._keep(event.station_id, window, now)
+        start = now - self.span
+        stored = self.windows.get(event.station_id, ())
+        window = list(stored[bisect_right(stored, start, key=_time_of) :])
+        if event.occurred_at > start:
+            insort(window, (event.occurred_at, event.payload.party_size))
+        if window:
+            self.windows[event.station_id] = window  # a new list: a table sees the write
+        else:
+            self.windows.pop(event.station_id, None)
+        return sum(visitors for _, visitors in window)
 
     def visitors(self, station_id: str, now: datetime) -> int:
         """Visitors in the window ending now, forgetting what has slid out of it."""
