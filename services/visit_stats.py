@@ -16,6 +16,7 @@ import json
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats, VisitStatsList
@@ -103,8 +104,10 @@ class VisitRollupFollower:
         services: Counter[tuple[str, str, str]] = Counter()
         workers: set[tuple[str, str, int]] = set()
         for item in page:
-            payload = json.loads(item.body)["payload"]
-            day = item.occurred_at.astimezone(self.zone).date().isoformat()
+            visit = json.loads(item.body)
+            payload = visit["payload"]
+            occurred_at = datetime.fromisoformat(visit["occurred_at"])
+            day = occurred_at.astimezone(self.zone).date().isoformat()
             key = (day, item.station_id, payload["worker_kind"])
             visits[key] += 1
             people[key] += int(payload.get("party_size") or 1)

@@ -395,8 +395,6 @@ def test_visits_after_a_seq_skip_the_other_events_in_ingest_order(store: Store) 
         assert [(v.station_id, v.body) for v in visits] == [
             (events[i].station_id, events[i].body) for i in (0, 2, 4)
         ]
-        assert visits[1].occurred_at == T0 - timedelta(minutes=3)
-        assert visits[1].occurred_at.tzinfo is UTC
         assert uow.events.visits_after(0, limit=2) == visits[:2]
         assert uow.events.visits_after(visits[1].seq) == visits[2:]
         assert uow.events.visits_after(visits[2].seq) == []
