@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 
 from kafka import KafkaProducer
@@ -28,9 +27,9 @@ from schemas.lifecycle import StationChange
 from store.repositories import AppendOutcome, ArchivedEvent, canonical_json, content_hash
 from store.unit_of_work import Store
 from streams import topics
-from streams.backlog import CommitExpiredError, commit_wait_s
+from streams.backlog import commit_wait_s, turn_taken
 from streams.clock import Clock, SystemClock
-from streams.group_commit import CommitTimeoutError, GroupCommit
+from streams.group_commit import GroupCommit
 from streams.wire import DemandReplaced
 from waystation.settings import Settings
 
@@ -82,12 +81,12 @@ class KafkaSink:
     def submit(self, events: Sequence[Event]) -> list[AppendOutcome]:
         """Hand events to the broker together with the other posts waiting meanwhile (one
         receipts check, one produce and one receipts write for them all), then answer."""
-        with _turn_taken(self.settings):
+        with turn_taken(self.settings.broker_retry_after_seconds):
             return self._groups.submit(events, self._wait_s())
 
     async def submit_async(self, events: Sequence[Event]) -> list[AppendOutcome]:
         """`submit` for a request on the event loop, which serves others while it waits."""
-        with _turn_taken(self.settings):
+        with turn_taken(self.settings.broker_retry_after_seconds):
             return await self._groups.submit_async(events, self._wait_s())
 
     def _wait_s(self) -> float:
@@ -185,17 +184,6 @@ class KafkaSink:
 
     def close(self) -> None:
         self._reset()
-
-
-@contextmanager
-def _turn_taken(settings: Settings) -> Iterator[None]:
-    """A post whose turn did not come in time stored nothing: answered as busy (503)."""
-    try:
-        yield
-    except CommitTimeoutError as exc:
-        raise CommitExpiredError(
-            settings.broker_retry_after_seconds, f"{exc}; nothing of this request was stored"
-        ) from exc
 
 
 def _topic_of(event_type: str) -> str:

@@ -11,8 +11,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from streams.group_commit import CommitTimeoutError
 
 REQUEST_DEADLINE: ContextVar[float | None] = ContextVar("request_deadline", default=None)
 """When the request being served must have stored everything it stores (`time.monotonic()`
@@ -55,6 +59,18 @@ def commit_wait_s(wait_seconds: float, retry_after_seconds: int) -> float:
             "nothing of this request was stored",
         )
     return wait_seconds
+
+
+@contextmanager
+def turn_taken(retry_after_seconds: int) -> Iterator[None]:
+    """Around a post's wait for its group commit: a post whose turn did not come in time
+    stored nothing, and is answered as busy (503) rather than as a failure."""
+    try:
+        yield
+    except CommitTimeoutError as exc:
+        raise CommitExpiredError(
+            retry_after_seconds, f"{exc}; nothing of this request was stored"
+        ) from exc
 
 
 @dataclass(frozen=True)

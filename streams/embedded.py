@@ -39,13 +39,13 @@ from schemas.stations import Station
 from store.repositories import AppendOutcome, ArchivedEvent
 from store.unit_of_work import Store
 from streams import metrics
-from streams.backlog import Backlog, CommitExpiredError, Lag, commit_wait_s
+from streams.backlog import Backlog, Lag, commit_wait_s, turn_taken
 from streams.clock import Clock, SystemClock
 from streams.collector import tune_collector
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import CellView, CoverageMap
 from streams.coverage_snapshot import CoverageSnapshotWriter
-from streams.group_commit import CommitTimeoutError, GroupCommit
+from streams.group_commit import GroupCommit
 from streams.overload import VisitWindow
 from streams.pipeline import Pipeline, StepOutcome
 from streams.world import build_catchments, build_grid
@@ -361,13 +361,8 @@ class EmbeddedRuntime:
         nothing of them was stored."""
         self.backlog.reserve(count)
         try:
-            yield
-        except CommitTimeoutError as exc:
-            self.backlog.release(count)
-            raise CommitExpiredError(
-                self.settings.backlog_retry_after_seconds,
-                f"{exc}; nothing of this request was stored",
-            ) from exc
+            with turn_taken(self.settings.backlog_retry_after_seconds):
+                yield
         except BaseException:
             self.backlog.release(count)
             raise
