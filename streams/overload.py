@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
+from operator import itemgetter
 
 from schemas.events import VisitEvent
 from waystation.settings import Settings
@@ -29,15 +30,15 @@ class VisitWindows:
     def record(self, event: VisitEvent, now: datetime) -> int:
         """Adds a visit; returns the visitors now in the station's window."""
         start = now - self.span
-        stored = self.windows.get(event.station_id, ())
-        window = list(stored[bisect_right(stored, start, key=_time_of) :])
+        window = self.windows.get(event.station_id, [])
+        del window[: bisect_right(window, start, key=_time_of)]  # in place: one thread owns it
         if event.occurred_at > start:
             insort(window, (event.occurred_at, event.payload.party_size))
         if window:
-            self.windows[event.station_id] = window  # a new list: a table sees the write
+            self.windows[event.station_id] = window  # set again, so that a table sees the write
         else:
             self.windows.pop(event.station_id, None)
-        return sum(visitors for _, visitors in window)
+        return sum(map(itemgetter(1), window))
 
     def visitors(self, station_id: str, now: datetime) -> int:
         """Visitors in the window ending now, forgetting what has slid out of it."""
@@ -54,4 +55,4 @@ class VisitWindows:
             self.windows.pop(station_id, None)
         elif kept != self.windows.get(station_id):
             self.windows[station_id] = kept
-        return sum(visitors for _, visitors in kept)
+        return sum(map(itemgetter(1), kept))
