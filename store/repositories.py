@@ -213,11 +213,13 @@ class AppendOutcome(StrEnum):
     conflict = "conflict"  # same event_id, different content: the stored event stands
 
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(event: Event) -> str:
     """The canonical text of a validated event: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(
-        event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    return _CANONICAL_ENCODER.encode(event.model_dump(mode="json"))
 
 
 def content_hash(body: str) -> str:

@@ -25,7 +25,7 @@ from schemas.state import EventStatus, StationRecord
 from schemas.stations import Amenity, Station, StationKind, StationState
 from store import unit_of_work
 from store.database import create_schema, make_engine
-from store.repositories import AppendOutcome, ArchivedEvent, EventArchive
+from store.repositories import AppendOutcome, ArchivedEvent, EventArchive, canonical_json
 from store.tables import EventRow, UTCDateTime
 from store.unit_of_work import Store, StoreBusyError
 
@@ -868,3 +868,33 @@ def test_bulk_writes_are_fast(store: Store) -> None:
     with store.transaction() as uow:
         assert uow.events.count() == 3000
         assert uow.session.scalar(select(EventRow.seq).order_by(EventRow.seq.desc())) == 3000
+
+
+def test_the_canonical_text_of_an_event_does_not_change() -> None:
+    """The archive keeps a hash of this text: a retry of an event stored by an earlier release
+    must hash the same, or it would be refused as a conflict instead of answered duplicate."""
+    raw = {
+        "event_id": "0F8FAD5B-D9CB-469F-A165-70867728950E",
+        "type": "visit",
+        "station_id": "CY-0001",
+        "occurred_at": "2026-11-21T09:30:00.5+08:00",
+        "payload": {
+            "worker_kind": "courier",
+            "party_size": 2,
+            "services_used": ["drinking_water", "legal_aid"],
+            "dwell_minutes": 12.5,
+            "source": "qr_scan",
+            "worker_ref": "骑手-ab12",
+        },
+    }
+    event = parse_event(
+        json.dumps(raw, ensure_ascii=False), now=datetime(2026, 11, 21, 2, tzinfo=UTC)
+    )
+    assert canonical_json(event) == (
+        '{"event_id":"0f8fad5b-d9cb-469f-a165-70867728950e",'
+        '"occurred_at":"2026-11-21T09:30:00.500000+08:00",'
+        '"payload":{"dwell_minutes":12.5,"party_size":2,'
+        '"services_used":["drinking_water","legal_aid"],"source":"qr_scan",'
+        '"worker_kind":"courier","worker_ref":"骑手-ab12"},'
+        '"schema_version":1,"station_id":"CY-0001","type":"visit"}'
+    )
