@@ -21,7 +21,6 @@ partition has sent its deltas up to T, so it never judges a zone on half a tick.
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import json
 import logging
@@ -48,6 +47,7 @@ from store.unit_of_work import Store
 from streams import metrics
 from streams import topics as t
 from streams.alerts import AlertBook
+from streams.collector import freeze_startup_state
 from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
@@ -770,7 +770,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                 if tp.topic == t.CLOCK:
                     await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
-    gc.freeze()  # the world just loaded lives as long as the worker: keep it out of full GCs
+    freeze_startup_state()  # the world just loaded lives as long as the worker
     return app
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from streams.collector import tune_collector
+from streams.collector import freeze_startup_state, tune_collector
 from tests.conftest import settings_for
 
 
@@ -45,3 +45,13 @@ def test_the_embedded_runtime_tunes_the_collector_from_its_settings(
         assert gc.get_threshold()[0] == 4_321
     finally:
         system.stop()
+
+
+@pytest.mark.usefixtures("collector")
+def test_freezing_keeps_the_thresholds() -> None:
+    gc.unfreeze()
+    long_lived = [{"cell": i} for i in range(1000)]
+    before = gc.get_threshold()
+    freeze_startup_state()
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() >= len(long_lived)
