@@ -7,9 +7,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from streams.embedded import EmbeddedRuntime
-from streams.pipeline import StepOutcome
+if TYPE_CHECKING:  # types only: the visit-counting process starts without the runtime
+    from streams.embedded import EmbeddedRuntime
+    from streams.pipeline import StepOutcome
+
 
 log = logging.getLogger(__name__)
 

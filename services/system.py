@@ -23,8 +23,11 @@ from services.ingest import EventSink, Ingest
 from services.kafka_sink import KafkaSink
 from services.privacy import worker_ref_secret
 from services.station_tally import take_tally
+from services.step_follower import StepFollower
+from services.visit_rollup_process import VisitRollupProcess
 from services.visit_stats import VisitRollupFollower
 from services.webhooks import WebhookDispatcher
+from store.database import held_in_memory
 from store.unit_of_work import Store
 from streams.clock import Clock, SystemClock
 from streams.embedded import EmbeddedRuntime, ProcessorBusyError
@@ -138,6 +141,12 @@ class EmbeddedSystem:
         self.webhooks = WebhookDispatcher(self.store, settings, self.clock)
         self.history = HistoryRecorder(self.runtime, settings, self.clock)
         self.visit_rollups = VisitRollupFollower(self.store, settings)
+        self.visit_counting: VisitRollupProcess | StepFollower = (
+            VisitRollupProcess(settings)
+            if settings.visit_rollups_in_own_process
+            and not held_in_memory(settings.resolved_database_url)
+            else self.visit_rollups.in_a_thread()
+        )
         self.started = False
         self._published_seq = 0  # the last registry change handed to the workers
         self._publishing = threading.Lock()
@@ -170,7 +179,7 @@ class EmbeddedSystem:
         self.runtime.start()
         self.webhooks.start(self.runtime)
         self.history.start()
-        self.visit_rollups.start(self.runtime)
+        self.visit_counting.start(self.runtime)
         if self.simulator is not None:
             self.simulator.start()
         self.started = True
@@ -221,7 +230,7 @@ class EmbeddedSystem:
             self.simulator.stop()
         self.webhooks.stop()
         self.history.stop()
-        self.visit_rollups.stop()
+        self.visit_counting.stop()
         self.runtime.stop()
         if self.kafka is not None:
             self.kafka.close()

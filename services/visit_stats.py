@@ -23,7 +23,6 @@ from schemas.visit_stats import StatsArea, StatsPeriod, VisitStats, VisitStatsLi
 from services.step_follower import StepFollower
 from store.repositories import ArchivedVisit
 from store.unit_of_work import Store, UnitOfWork
-from streams.embedded import EmbeddedRuntime
 from waystation.settings import Settings
 
 CURSOR_KEY = "visit_rollup_seq"
@@ -41,24 +40,25 @@ RECOUNT_SECONDS = 60.0
 
 
 class VisitRollupFollower:
+    """Passes over the archive that add the visits since the cursor to the rollups. The
+    server runs them in a process of its own (services/visit_rollup_process.py) or, for a
+    store held in memory, in a thread (`in_a_thread`), woken by the runtime's steps."""
+
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.zone = ZoneInfo(settings.timezone)
         self._lock = threading.Lock()
         self._recount_due = 0.0  # time.monotonic() of the next look for moved stations
-        self._follower = StepFollower(
+
+    def in_a_thread(self) -> StepFollower:
+        """A thread that runs a pass after every step of the runtime it is started with (and
+        every IDLE_CHECK_SECONDS regardless)."""
+        return StepFollower(
             "waystation-visits",
             self.catch_up,
             IDLE_CHECK_SECONDS,
             "adding visits to the daily rollups failed",  # the next pass retries from the cursor
         )
-
-    def start(self, runtime: EmbeddedRuntime) -> None:
-        """Follows the archive, woken by the runtime's steps (and every minute regardless)."""
-        self._follower.start(runtime)
-
-    def stop(self) -> None:
-        self._follower.stop()
 
     def catch_up(self) -> int:
         """Adds every visit archived since the cursor; returns how many visits it read.

@@ -36,6 +36,15 @@ READONLY_OPTION = "waystation_readonly"
 """Execution option: set on an engine view to make its transactions read-only snapshots."""
 
 
+def held_in_memory(url: str) -> bool:
+    """An SQLite database in memory: no other process (nor connection) can open it."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        database in ("", ":memory:") or "mode=memory" in database
+    )
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get their directory, WAL, full sync and foreign keys."""
     parsed = make_url(url)
@@ -43,7 +52,7 @@ def make_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True)
 
     database = parsed.database or ""
-    in_memory = database in ("", ":memory:") or "mode=memory" in database
+    in_memory = held_in_memory(url)
     if in_memory:
         # One connection shared by every Session: in-memory databases are per connection.
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)

@@ -268,6 +268,12 @@ class Settings(BaseSettings):
         description="Objects allocated between the garbage collector's young-generation passes "
         "in the embedded runtime (Python's default, 700, cost the event path a tenth of its time)",
     )
+    visit_rollups_in_own_process: bool = Field(
+        True,
+        description="Count visits into the daily rollups in a process of its own beside the "
+        "server, so that they take no time from the event path (a store held in memory is "
+        "counted in a thread)",
+    )
     max_unapplied_events: int = Field(
         100_000,
         ge=1,
