@@ -139,10 +139,17 @@ def follow_wakes(
             catch_up()
         except Exception:  # the cursor did not move: the next pass adds the same page
             log.exception("adding visits to the daily rollups failed")
-        ready, _, _ = select.select([wakes_fd], [], [], idle_seconds)
-        if ready and not os.read(wakes_fd, READ_BYTES):
+        if not _open_after_waiting(wakes_fd, idle_seconds):
             return
-        time.sleep(max(0.0, started + pace_seconds - time.monotonic()))
+        while (rest := started + pace_seconds - time.monotonic()) > 0:
+            if not _open_after_waiting(wakes_fd, rest):
+                return
+
+
+def _open_after_waiting(wakes_fd: int, timeout_s: float) -> bool:
+    """Waits up to `timeout_s` for wakes (reading them all); False once the pipe has ended."""
+    ready, _, _ = select.select([wakes_fd], [], [], timeout_s)
+    return not ready or bool(os.read(wakes_fd, READ_BYTES))
 
 
 def main() -> None:

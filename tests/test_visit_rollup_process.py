@@ -37,7 +37,12 @@ COUNTED_WITHIN_S = 30.0
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[EmbeddedSystem]:
     clock = ManualClock(T0 + timedelta(hours=1))
-    running = EmbeddedSystem(settings_for(tmp_path), clock=clock, autotick=False, simulate=False)
+    running = EmbeddedSystem(
+        settings_for(tmp_path, visit_rollups_in_own_process=True),
+        clock=clock,
+        autotick=False,
+        simulate=False,
+    )
     load_city(running.store, generate_sample_city(seed=7, stations=STATIONS))
     running.start()
     try:
@@ -142,7 +147,7 @@ def test_the_child_ends_when_its_stdin_closes(tmp_path: Path) -> None:
 
 
 def test_a_store_held_in_memory_is_counted_in_a_thread(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, database_url="sqlite://")
+    settings = settings_for(tmp_path, database_url="sqlite://", visit_rollups_in_own_process=True)
     system = EmbeddedSystem(settings, autotick=False, simulate=False)
     try:
         assert isinstance(system.visit_counting, StepFollower)
