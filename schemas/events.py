@@ -186,13 +186,13 @@ class _Envelope(_Strict):
         # pydantic also takes Unix seconds and other ISO 8601 shapes; the wire format is
         # RFC 3339 only, so that every client means the same instant by the same text.
         if isinstance(value, str):
+            if _RFC3339.match(value):
+                return datetime.fromisoformat(value.upper())
             if _NAIVE_RFC3339.match(value):
                 raise ValueError("has no timezone offset; send e.g. 2026-11-21T09:30:00+08:00")
-            if not _RFC3339.match(value):
-                raise ValueError(
-                    "is not a valid datetime in RFC 3339 form, e.g. 2026-11-21T09:30:00+08:00"
-                )
-            return datetime.fromisoformat(value.upper())
+            raise ValueError(
+                "is not a valid datetime in RFC 3339 form, e.g. 2026-11-21T09:30:00+08:00"
+            )
         return value
 
     @field_validator("occurred_at")
