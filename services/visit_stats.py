@@ -41,8 +41,9 @@ RECOUNT_SECONDS = 60.0
 
 class VisitRollupFollower:
     """Passes over the archive that add the visits since the cursor to the rollups. The
-    server runs them in a process of its own (services/visit_rollup_process.py) or, for a
-    store held in memory, in a thread (`in_a_thread`), woken by the runtime's steps."""
+    server runs them in a process of its own (services/visit_rollup_process.py), or in a
+    thread (`in_a_thread`) when the store is held in memory or the setting asks for it; both
+    are woken by the runtime's steps."""
 
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store

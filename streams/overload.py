@@ -29,30 +29,33 @@ class VisitWindows:
 
     def record(self, event: VisitEvent, now: datetime) -> int:
         """Adds a visit; returns the visitors now in the station's window."""
-        start = now - self.span
-        window = self.windows.get(event.station_id, [])
-        del window[: bisect_right(window, start, key=_time_of)]  # in place: one thread owns it
-        if event.occurred_at > start:
+        window, _ = self._slid(event.station_id, now)
+        if event.occurred_at > now - self.span:
             insort(window, (event.occurred_at, event.payload.party_size))
-        if window:
-            self.windows[event.station_id] = window  # set again, so that a table sees the write
-        else:
-            self.windows.pop(event.station_id, None)
+        self._put(event.station_id, window)
         return sum(map(itemgetter(1), window))
 
     def visitors(self, station_id: str, now: datetime) -> int:
         """Visitors in the window ending now, forgetting what has slid out of it."""
-        return self._keep(station_id, self.windows.get(station_id, []), now)
+        window, slid = self._slid(station_id, now)
+        if slid:
+            self._put(station_id, window)
+        return sum(map(itemgetter(1), window))
 
     def limit(self, capacity_seats: int) -> float:
         return capacity_seats * self.visits_per_seat
 
-    def _keep(self, station_id: str, window: VisitWindow, now: datetime) -> int:
-        """`window` in time order, as every kept window is: what slid out of it is a prefix."""
-        start = now - self.span
-        kept = window[bisect_right(window, start, key=_time_of) :]
-        if not kept:
+    def _slid(self, station_id: str, now: datetime) -> tuple[VisitWindow, bool]:
+        """The station's window without what slid out of it, and whether anything did. Windows
+        are in time order, so that is a prefix, dropped in place: only the processor's thread
+        touches a window (a Faust step works on a copy)."""
+        window = self.windows.get(station_id, [])
+        gone = bisect_right(window, now - self.span, key=_time_of)
+        del window[:gone]
+        return window, gone > 0
+
+    def _put(self, station_id: str, window: VisitWindow) -> None:
+        if window:
+            self.windows[station_id] = window  # set again, so that a table sees the write
+        else:
             self.windows.pop(station_id, None)
-        elif kept != self.windows.get(station_id):
-            self.windows[station_id] = kept
-        return sum(map(itemgetter(1), kept))

@@ -90,8 +90,8 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "heartbeat_interval_seconds": 300,
         "silence_missed_heartbeats": 2,
         "zone_uncovered_demand_workers": 20,
-        # A counting process costs each system a second to start and stop; the tests of it
-        # (test_visit_rollup_process.py) and every server started as a command run it.
+        # A counting process costs each system a second to start and stop; its own tests
+        # (test_visit_rollup_process.py) and the servers started as `waystation demo` run it.
         "visit_rollups_in_own_process": False,
     }
     values.update(overrides)
