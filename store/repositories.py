@@ -256,7 +256,20 @@ class ArchivedEvent:
         cls, event: Event, *, received_at: datetime, status: str = EventStatus.pending
     ) -> ArchivedEvent:
         """The archive entry of a validated event, with its canonical body and hash."""
-        body = canonical_json(event)
+        return cls.from_body(event, canonical_json(event), received_at=received_at, status=status)
+
+    @classmethod
+    def from_body(
+        cls,
+        event: Event,
+        body: str,
+        *,
+        received_at: datetime,
+        status: str = EventStatus.pending,
+    ) -> ArchivedEvent:
+        """The archive entry of an event read from `body`, its canonical JSON as every writer
+        of the event topics sends it (the API, a replay of the archive): encoding the event
+        again would only give the same text."""
         return cls(
             seq=None,
             event_id=str(event.event_id),

@@ -42,7 +42,7 @@ from schemas.events import Event
 from schemas.geography import DemandCell
 from schemas.lifecycle import StationChange
 from schemas.state import CoverageDelta, EventStatus, StationRecord, StationStateChanged
-from store.repositories import ArchivedEvent, canonical_json
+from store.repositories import ArchivedEvent
 from store.unit_of_work import Store
 from streams import metrics
 from streams import topics as t
@@ -232,7 +232,7 @@ class StationStage:
         settings: Settings,
         world: World,
         registry: StationRegistry,
-        slots: Any,
+        slots: BatchTable,
         sender: Sender,
         follower: DemandFollower,
         writer: StoreWriter,
@@ -253,6 +253,7 @@ class StationStage:
         self.partition_of: dict[str, int] = {}  # where each working slot's input came from
         self.handled: list[tuple[str, str]] = []  # (event type, what became of it) this batch
         self.registry_behind = False  # partitions assigned since the log was last read
+        self.steps: StationSteps | None = None  # moved from slot to slot (`_steps`)
         for station_id in registry:
             self._own(station_id)
 
@@ -305,9 +306,10 @@ class StationStage:
         now = datetime.fromisoformat(received.decode()) if received else datetime.now(UTC)
         self._own(parsed.station_id)
         self.partition_of[parsed.station_id] = message.partition
-        self.handle(parsed, now)
+        self.handle(parsed, now, message.value.decode())
 
-    def handle(self, event: Event, now: datetime) -> None:
+    def handle(self, event: Event, now: datetime, body: str) -> None:
+        """`body`: the event's canonical JSON, as it came off its topic."""
         slot = self._slot(event.station_id)
         event_id = str(event.event_id)
         if event_id in slot.seen:  # a copy: a client's retry, or a replay after a crash
@@ -316,9 +318,9 @@ class StationStage:
         produced = steps.handle(event, now)
         applied = produced.applied or EventStatus.applied
         self.handled.append((event.type.value, applied.value))
-        slot.seen[event_id] = event.occurred_at
+        slot.seen[event_id] = event.occurred_at.timestamp()
         self._publish(produced, now)
-        self.archive.append(ArchivedEvent.from_event(event, received_at=now, status=applied))
+        self.archive.append(ArchivedEvent.from_body(event, body, received_at=now, status=applied))
         self._save(slot, state, now)
 
     def change(self, change: StationChange, partition: int) -> None:
@@ -410,9 +412,7 @@ class StationStage:
             before = self.published.get(station_id)
             if slot.record is not None and slot.record != before:
                 changed[station_id] = slot.record
-                self.sender.send(
-                    t.STATION_STATE, station_id, slot.record.model_dump_json().encode()
-                )
+                self.sender.send(t.STATION_STATE, station_id, slot.record_json().encode())
             elif slot.record is None and before is not None:  # retired
                 changed[station_id] = None
                 self.sender.send(t.STATION_STATE, station_id, retired_marker(station_id))
@@ -422,7 +422,8 @@ class StationStage:
         await asyncio.to_thread(self.writer.settle, changed, self.archive)
         self.archive = []
         for station_id, slot in self.working.items():
-            keep(self.slots, self.partition_of[station_id], station_id, slot)
+            self.slots.keep(self.partition_of[station_id], station_id, slot)
+        await self.slots.write()
         self.working.clear()
         self.published.clear()
         self.partition_of.clear()
@@ -441,16 +442,20 @@ class StationStage:
             "visits": {slot.station_id: list(slot.window)} if slot.window else {},
             "alerts": dict(slot.alerts),
         }
-        steps = StationSteps(
-            settings=self.settings,
-            demand=self.world.demand,
-            registry=self.registry,
-            catchments=self.world.catchments,
-            records=state["records"],
-            alerts=state["alerts"],
-            visits=state["visits"],
-            supply_ratios=self.supply_ratios,
-        )
+        steps = self.steps
+        if steps is None or steps.demand is not self.world.demand:  # a new demand layer
+            steps = self.steps = StationSteps(
+                settings=self.settings,
+                demand=self.world.demand,
+                registry=self.registry,
+                catchments=self.world.catchments,
+                records=state["records"],
+                alerts=state["alerts"],
+                visits=state["visits"],
+                supply_ratios=self.supply_ratios,
+            )
+        else:
+            steps.bind(state["records"], state["alerts"], state["visits"])
         return steps, state
 
     def _save(self, slot: StationSlot, state: dict[str, dict[str, Any]], now: datetime) -> None:
@@ -464,6 +469,7 @@ class StationStage:
             window=state["visits"].get(slot.station_id, []),
             alerts=state["alerts"],
             seen=slot.seen,
+            encoded=slot.encoded,
         )
 
     def _publish(self, produced: StationOutcome, now: datetime) -> None:
@@ -495,8 +501,8 @@ class ZoneStage:
         self,
         settings: Settings,
         world: World,
-        slots: Any,
-        clocks: Any,
+        slots: BatchTable,
+        clocks: BatchTable,
         sender: Sender,
         follower: DemandFollower,
     ) -> None:
@@ -511,6 +517,7 @@ class ZoneStage:
 
     def _enter(self, world: World) -> None:
         self.world = world
+        self.steps: ZoneSteps | None = None  # moved from slot to slot (`_steps`)
         self.by_partition: dict[int, list[str]] = defaultdict(list)
         for zone in sorted(world.demand.cells_of_zone):
             self.by_partition[t.partition_for(zone, self.settings.broker_partitions)].append(zone)
@@ -556,7 +563,9 @@ class ZoneStage:
             self.sender.send(t.ZONE_COVERAGE, zone, summary.model_dump_json().encode())
         await self.sender.flush()
         for zone, slot in self.working.items():
-            keep(self.slots, self.partition_of[zone], zone, slot)
+            self.slots.keep(self.partition_of[zone], zone, slot)
+        await self.slots.write()
+        await self.clocks.write()
         self.working.clear()
         self.partition_of.clear()
 
@@ -571,12 +580,16 @@ class ZoneStage:
     def _steps(self, slot: ZoneSlot) -> tuple[ZoneSteps, dict[str, Alert]]:
         zone = slot.coverage.zone
         alerts = {slot.alert.key: slot.alert} if slot.alert else {}
-        steps = ZoneSteps(
-            settings=self.settings,
-            demand=self.world.demand,
-            zones={zone: slot.coverage},
-            alerts=alerts,
-        )
+        steps = self.steps
+        if steps is None:  # none yet on this world
+            steps = self.steps = ZoneSteps(
+                settings=self.settings,
+                demand=self.world.demand,
+                zones={zone: slot.coverage},
+                alerts=alerts,
+            )
+        else:
+            steps.bind({zone: slot.coverage}, alerts)
         return steps, alerts
 
     def apply(self, delta: CoverageDelta, now: datetime) -> None:
@@ -619,7 +632,7 @@ class ZoneStage:
             self._advance_alerts(partition, effective)
             ticked = effective
         clock = {"sources": sources, "ticked": ticked.isoformat() if ticked else None}
-        keep(self.clocks, partition, str(partition), clock)
+        self.clocks.keep(partition, str(partition), clock)
 
     def _advance_alerts(self, partition: int, now: datetime) -> None:
         parts = self.settings.broker_partitions
@@ -666,11 +679,6 @@ class StoreWriter:
             latest[alert.alert_id] = alert
         with self.store.transaction() as tx:
             tx.alerts.save_many(latest.values())
-
-
-def canonical_bytes(event: Event) -> bytes:
-    """An event as it travels on its topic: the archive's canonical JSON."""
-    return canonical_json(event).encode("utf-8")
 
 
 def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
@@ -821,15 +829,47 @@ def cap_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka.AIOKafkaConsumer = _Consumer
 
 
-def keep(table: Any, partition: int, key: str, value: Any) -> None:
-    """Set a table key from a batch: Faust's `table[key] = value` takes the changelog
-    partition from the event being iterated, which a batch of many events has not got; the
-    partition the key's input came from is the same one."""
-    table.data[key] = value
-    table.send_changelog(partition, key, value)
+class BatchTable:
+    """A table as a stage uses it: read from memory, and written from a batch, each value
+    into the table's memory at once and onto its changelog straight through the producer
+    when the batch is done. Faust's own write path (`table[key] = value`) takes the
+    changelog partition from the event being iterated, which a batch of many events has
+    not got, and wraps every write in a future and a buffer of its own: a tenth of a
+    worker's time went there. The partition a key's input came from is its changelog
+    partition. Nothing waits for the broker here: Faust flushes the producer before it
+    commits an offset, so a batch's slots are on the broker before the batch counts as
+    done."""
+
+    def __init__(self, app: faust.App, table: Any) -> None:
+        self.app = app
+        self.table = table
+        self.topic = table.changelog_topic.get_topic_name()
+        self.codec: Codec = table.value_serializer
+        self.pending: list[tuple[int, str, Any]] = []
+
+    def get(self, key: str) -> Any:
+        return self.table.get(key)
+
+    def keys(self) -> Iterable[str]:
+        return self.table.keys()
+
+    def keep(self, partition: int, key: str, value: Any) -> None:
+        self.table.data[key] = value
+        self.pending.append((partition, key, value))
+
+    async def write(self) -> None:
+        pending, self.pending = self.pending, []
+        producer = self.app.producer
+        for partition, key, value in pending:
+            encoded_key = json.dumps(key).encode()  # the table's key serializer: JSON
+            await producer.send(
+                self.topic, encoded_key, self.codec.dumps(value), partition, None, None
+            )
 
 
-def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any] | None) -> Any:
+def _table(
+    app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any] | None
+) -> BatchTable:
     """A table whose values are written through `codec` and kept as live objects in the
     memory store. Faust takes a table's serializers from its value type, and recovery from
     the changelog decodes JSON whatever the table says: `recover` turns that back into the
@@ -839,7 +879,7 @@ def _table(app: faust.App, name: str, codec: Codec, recover: Callable[[Any], Any
     table.value_serializer = codec
     if recover is not None:
         table._to_value = lambda value: recover(value) if isinstance(value, bytes | dict) else value
-    return table
+    return BatchTable(app, table)
 
 
 def _sink(app: faust.App, topic: str, write: Any, batch: int, within: float, done: Done) -> None:

@@ -99,6 +99,19 @@ class StationSteps:
         # 2SFCA step one, fixed for a demand layer; shareable between short-lived instances.
         self.supply_ratios = {} if supply_ratios is None else supply_ratios
 
+    def bind(
+        self,
+        records: MutableMapping[str, StationRecord],
+        alerts: MutableMapping[str, Alert],
+        visits: MutableMapping[str, VisitWindow],
+    ) -> None:
+        """Work on other state from now on. The distributed runtime keeps each station's state
+        apart (one table slot each) and moves one set of steps from slot to slot: making new
+        steps for every event cost a tenth of its station stage."""
+        self.ledger.records = records
+        self.alert_book.alerts = alerts
+        self.visit_windows.windows = visits
+
     def handle(self, event: Event, now: datetime) -> StationOutcome:
         if event.station_id not in self.registry:
             return StationOutcome(applied=EventStatus.unknown_station)
@@ -111,7 +124,9 @@ class StationSteps:
         if change is not None:
             outcome.extend(self.propagate(change, now))
         if applied is EventStatus.applied:
-            outcome.extend(self._follow_schedule(event.station_id, now))  # a reported location
+            moved = self._follow_schedule(event.station_id, now)  # a reported location
+            if moved is not None:
+                outcome.extend(moved)
         if isinstance(event, VisitEvent) and applied is EventStatus.applied:
             visitors = self.visit_windows.record(event, now)
             outcome.emitted.extend(self._observe_load(event.station_id, visitors, now))
@@ -133,7 +148,9 @@ class StationSteps:
         alerts' grace periods are advanced by the caller (`alert_book.on_tick`), once."""
         outcome = StationOutcome()
         for station_id in sorted(self.ledger.records):  # mobile units move before they open
-            outcome.extend(self._follow_schedule(station_id, now))
+            moved = self._follow_schedule(station_id, now)
+            if moved is not None:
+                outcome.extend(moved)
         for change in self.ledger.on_tick(now):
             outcome.extend(self.propagate(change, now))
         for station_id in sorted(self.visit_windows.windows):
@@ -171,7 +188,9 @@ class StationSteps:
         if record is None:
             if change.new is not None:
                 outcome.extend(self.register([station_id], now))
-                outcome.extend(self._follow_schedule(station_id, now))
+                moved = self._follow_schedule(station_id, now)
+                if moved is not None:
+                    outcome.extend(moved)
             return outcome
         if change.new is not None:
             record = self._placed(change.new, record, now)
@@ -234,16 +253,17 @@ class StationSteps:
             placed = GeoPoint(lat=stop.lat, lon=stop.lon) if stop is not None else record.placed
         return record if placed == record.placed else record.model_copy(update={"placed": placed})
 
-    def _follow_schedule(self, station_id: str, now: datetime) -> StationOutcome:
-        """Move a mobile unit's catchment to where it serves now, at the state it has."""
-        outcome = StationOutcome()
+    def _follow_schedule(self, station_id: str, now: datetime) -> StationOutcome | None:
+        """Move a mobile unit's catchment to where it serves now, at the state it has; None
+        when nothing moved (every event of a fixed station asks)."""
         station = self.registry.get(station_id)
         record = self.ledger.records.get(station_id)
         if station is None or record is None or not station.mobile:
-            return outcome
+            return None
         placed = self._placed(station, record, now)
         if placed is record:
-            return outcome
+            return None
+        outcome = StationOutcome()
         previous = self.catchment(station)
         self.ledger.records[station_id] = placed
         self.supply_ratios.pop(station_id, None)
@@ -374,6 +394,14 @@ class ZoneSteps:
         self.settings = settings
         self.zone_book = ZoneCoverageBook(zones, demand, settings)
         self.alert_book = AlertBook(alerts, settings)
+
+    def bind(
+        self, zones: MutableMapping[str, ZoneCoverage], alerts: MutableMapping[str, Alert]
+    ) -> None:
+        """Work on other state from now on (the distributed runtime's zone slots, one at a
+        time; see `StationSteps.bind`)."""
+        self.zone_book.zones = zones
+        self.alert_book.alerts = alerts
 
     def apply(self, delta: CoverageDelta, now: datetime) -> tuple[list[str], list[AlertEvent]]:
         """Returns the cells whose covered flag flipped and the alert steps it caused."""

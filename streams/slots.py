@@ -20,7 +20,8 @@ from schemas.stations import StationState
 from streams.coverage import ZoneCoverage, ZoneStation
 from streams.overload import VisitWindow
 
-SEPARATORS = (",", ":")
+# One encoder, made once: `json.dumps` with any option builds a new encoder on every call.
+COMPACT = json.JSONEncoder(separators=(",", ":"))
 ZONE_STATIONS_KEPT = 1 << 16  # encoded station entries kept between zone writes
 
 
@@ -32,11 +33,24 @@ class StationSlot:
     record: StationRecord | None = None
     window: VisitWindow = field(default_factory=list)
     alerts: dict[str, Alert] = field(default_factory=dict)
-    seen: dict[str, datetime] = field(default_factory=dict)  # event_id -> occurred_at
+    # event_id -> occurred_at as POSIX seconds: a number is what a slot write encodes fastest.
+    seen: dict[str, float] = field(default_factory=dict)
+    # The record and its JSON: a record is written to the changelog with every slot write
+    # and to the station-state topic when it changes, and most writes carry the same record.
+    encoded: tuple[StationRecord, str] | None = field(default=None, compare=False, repr=False)
 
     def forget_before(self, horizon: datetime) -> None:
         """Event ids older than anything that could still change state need no memory."""
-        self.seen = {key: at for key, at in self.seen.items() if at > horizon}
+        cutoff = horizon.timestamp()
+        self.seen = {key: at for key, at in self.seen.items() if at > cutoff}
+
+    def record_json(self) -> str:
+        """The record as JSON ("null" for none), encoded once per record."""
+        if self.record is None:
+            return "null"
+        if self.encoded is None or self.encoded[0] is not self.record:
+            self.encoded = (self.record, self.record.model_dump_json())
+        return self.encoded[1]
 
 
 def dedupe_horizon(now: datetime, window_minutes: float, lateness_minutes: float) -> datetime:
@@ -45,14 +59,18 @@ def dedupe_horizon(now: datetime, window_minutes: float, lateness_minutes: float
 
 
 def dump_station_slot(slot: StationSlot) -> bytes:
-    data: dict[str, Any] = {
-        "station_id": slot.station_id,
-        "record": slot.record.model_dump(mode="json") if slot.record else None,
-        "window": [[at.isoformat(), visitors] for at, visitors in slot.window],
-        "alerts": {key: alert.model_dump(mode="json") for key, alert in slot.alerts.items()},
-        "seen": {key: at.isoformat() for key, at in slot.seen.items()},
-    }
-    return json.dumps(data, separators=(",", ":")).encode()
+    """Assembled from its parts' JSON: the record's is kept between writes, the models'
+    own encoders make the rest."""
+    station_id = json.dumps(slot.station_id)
+    window = COMPACT.encode([[at.isoformat(), n] for at, n in slot.window])
+    alerts = ",".join(
+        f"{json.dumps(key)}:{alert.model_dump_json()}" for key, alert in slot.alerts.items()
+    )
+    seen = COMPACT.encode(slot.seen)
+    return (
+        f'{{"station_id":{station_id},"record":{slot.record_json()},"window":{window},'
+        f'"alerts":{{{alerts}}},"seen":{seen}}}'
+    ).encode()
 
 
 def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
@@ -63,8 +81,13 @@ def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
         record=StationRecord.model_validate(data["record"]) if data["record"] else None,
         window=[(datetime.fromisoformat(at), int(n)) for at, n in data["window"]],
         alerts={key: Alert.model_validate(value) for key, value in data["alerts"].items()},
-        seen={key: datetime.fromisoformat(at) for key, at in data["seen"].items()},
+        seen={key: _seconds(at) for key, at in data["seen"].items()},
     )
+
+
+def _seconds(at: str | float) -> float:
+    """A seen event's time: slots written before it was a number hold ISO text."""
+    return datetime.fromisoformat(at).timestamp() if isinstance(at, str) else float(at)
 
 
 @dataclass
@@ -84,11 +107,7 @@ def dump_zone_slot(slot: ZoneSlot) -> bytes:
         f"{json.dumps(station_id)}:{_zone_station_json(known)}"
         for station_id, known in slot.coverage.stations.items()
     )
-    alert = (
-        json.dumps(slot.alert.model_dump(mode="json"), separators=SEPARATORS)
-        if slot.alert
-        else "null"
-    )
+    alert = COMPACT.encode(slot.alert.model_dump(mode="json")) if slot.alert else "null"
     zone = json.dumps(slot.coverage.zone)
     weight = json.dumps(slot.coverage.index.degraded_weight)
     return f'{{"zone":{zone},"weight":{weight},"stations":{{{stations}}},"alert":{alert}}}'.encode()
@@ -96,9 +115,7 @@ def dump_zone_slot(slot: ZoneSlot) -> bytes:
 
 @lru_cache(maxsize=ZONE_STATIONS_KEPT)
 def _zone_station_json(known: ZoneStation) -> str:
-    return json.dumps(
-        [known.state.value, list(known.cells), known.supply_ratio], separators=SEPARATORS
-    )
+    return COMPACT.encode([known.state.value, list(known.cells), known.supply_ratio])
 
 
 def load_zone_slot(raw: bytes | dict[str, Any]) -> ZoneSlot:

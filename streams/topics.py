@@ -8,6 +8,7 @@ state together.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 
@@ -33,6 +34,8 @@ ZONE_SLOTS = "zone-slots"
 ZONE_CLOCKS = "zone-clocks"
 TABLES = (STATION_SLOTS, ZONE_SLOTS, ZONE_CLOCKS)
 
+PARTITION_KEYS_KEPT = 1 << 18  # keys whose partition is remembered: a national network's
+# stations and zones
 DEMAND_KEY = b"demand-replaced"  # key of DemandReplaced on the clock topic (ticks have none)
 
 # Headers
@@ -83,7 +86,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+@lru_cache(maxsize=PARTITION_KEYS_KEPT)
 def partition_for(key: str, partitions: int) -> int:
     """The partition the producers' default partitioner (murmur2, as in the Java client)
-    gives `key`: which worker partition owns a station or a zone."""
+    gives `key`: which worker partition owns a station or a zone. Remembered: a stage asks
+    for each station of every event it handles, and murmur2 is pure Python."""
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

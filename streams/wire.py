@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -77,16 +76,12 @@ def read_event(raw: bytes | None) -> Event:
     if raw is None:
         raise WireError("empty message")
     try:
-        json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"malformed JSON: {exc}") from exc
-    try:
         return EVENT_ADAPTER.validate_json(raw, strict=True, context={})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":  # not JSON at all (or not UTF-8)
+            raise WireError(f"malformed JSON: {errors[0]['msg']}") from exc
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
         raise WireError(f"invalid event: {problems}") from exc
 
 
