@@ -6,7 +6,8 @@ all of them while holding the interpreter. They are frozen out of the collector'
 
 Processing then allocates short-lived containers at a high rate (each event's model, its
 deltas, their dicts): with Python's default young-generation threshold of 700 the event path
-spent about a tenth of its time in collections, most of them finding nothing to free.
+spent about a tenth of its time in collections, most of them finding nothing to free. A Faust
+worker's cost was in full collections instead (`tune_worker_collector`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,19 @@ def freeze_startup_state() -> None:
 
 def tune_collector(young_threshold_objects: int) -> None:
     """Freeze the start-up state, and let the young generation grow to
-    `young_threshold_objects` between passes. The Faust workers only freeze: with a larger
-    young generation, a rebalance test's table recovery stalled in 3 of 8 runs (0 of 8
-    without)."""
+    `young_threshold_objects` between passes (the embedded runtime)."""
     freeze_startup_state()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(young_threshold_objects, middle, old)
+
+
+def tune_worker_collector(middle_passes_per_full: int) -> None:
+    """Freeze the start-up state, and make full passes wait for `middle_passes_per_full`
+    middle-generation passes. A worker replaces the table slots of a batch's stations and
+    zones with every batch, so fresh long-lived objects pile up fast: at Python's default a
+    full pass (walking every slot, to free a few thousand objects) came every second or so.
+    The young generation keeps Python's size here: with a larger one, a rebalance test's
+    table recovery stalled in 3 of 8 runs (0 of 8 without)."""
+    freeze_startup_state()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, middle_passes_per_full)

@@ -47,7 +47,7 @@ from store.unit_of_work import Store
 from streams import metrics
 from streams import topics as t
 from streams.alerts import AlertBook
-from streams.collector import freeze_startup_state
+from streams.collector import tune_worker_collector
 from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
@@ -778,7 +778,8 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
                 if tp.topic == t.CLOCK:
                     await app.producer.send(t.CLOCK, None, tick, tp.partition, None, None)
 
-    freeze_startup_state()  # the world just loaded lives as long as the worker
+    # The world just loaded lives as long as the worker.
+    tune_worker_collector(settings.worker_gc_middle_passes_per_full)
     return app
 
 

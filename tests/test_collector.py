@@ -1,5 +1,6 @@
-"""The processors' garbage-collector tuning: what start-up built is frozen out of the scans,
-and the young generation waits for the configured number of objects."""
+"""The processors' garbage-collector tuning: what start-up built is frozen out of the scans;
+in the embedded runtime the young generation waits for the configured number of objects, in
+a worker full passes wait for the configured number of middle ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from services.system import EmbeddedSystem
 from streams.clock import ManualClock
-from streams.collector import freeze_startup_state, tune_collector
+from streams.collector import freeze_startup_state, tune_collector, tune_worker_collector
 from tests.conftest import settings_for
 
 
@@ -54,4 +55,14 @@ def test_freezing_keeps_the_thresholds() -> None:
     before = gc.get_threshold()
     freeze_startup_state()
     assert gc.get_threshold() == before
+    assert gc.get_freeze_count() >= len(long_lived)
+
+
+@pytest.mark.usefixtures("collector")
+def test_a_worker_spaces_out_full_passes_and_keeps_the_young_generation() -> None:
+    gc.unfreeze()
+    long_lived = [{"zone": i} for i in range(1000)]
+    young, middle, _ = gc.get_threshold()
+    tune_worker_collector(77)
+    assert gc.get_threshold() == (young, middle, 77), "only the full passes wait longer"
     assert gc.get_freeze_count() >= len(long_lived)
