@@ -53,8 +53,11 @@ class StationRecord(BaseModel):
 
     @property
     def last_heard_at(self) -> datetime | None:
-        times = [t for t in (self.check_in_at, self.health_at) if t is not None]
-        return max(times) if times else None
+        """The later of the latest check-in and health report (asked several times an event)."""
+        check_in, health = self.check_in_at, self.health_at
+        if check_in is None or health is None:
+            return health if check_in is None else check_in
+        return max(check_in, health)
 
 
 class StationStateChanged(BaseModel):

@@ -221,8 +221,11 @@ class StationSteps:
         station = self.registry.get(record.station_id)
         if station is None:
             return None
-        between_stops = record.check_in_location is None and stop_at(station.stops, now) is None
-        if station.mobile and between_stops:
+        if (
+            station.mobile
+            and record.check_in_location is None
+            and stop_at(station.stops, now) is None
+        ):
             return Reason(code=ReasonCode.between_stops)
         if station.opening_hours is None:
             return None

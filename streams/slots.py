@@ -42,7 +42,8 @@ class StationSlot:
     def forget_before(self, horizon: datetime) -> None:
         """Event ids older than anything that could still change state need no memory."""
         cutoff = horizon.timestamp()
-        self.seen = {key: at for key, at in self.seen.items() if at > cutoff}
+        if self.seen and min(self.seen.values()) <= cutoff:  # most writes forget nothing
+            self.seen = {key: at for key, at in self.seen.items() if at > cutoff}
 
     def record_json(self) -> str:
         """The record as JSON ("null" for none), encoded once per record."""
