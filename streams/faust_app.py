@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import faust
@@ -529,9 +530,9 @@ class ZoneStage:
 
     def process(self, event: EventT) -> None:
         message = ZoneMessage.model_validate_json(event.message.value)
-        for timed in message.deltas:
-            self.partition_of[timed.delta.zone] = event.message.partition
-            self.apply(timed.delta, timed.at)
+        for zone, deltas in groupby(message.deltas, key=lambda timed: timed.delta.zone):
+            self.partition_of[zone] = event.message.partition
+            self.apply(zone, deltas)
         if message.tick_from is not None:
             self.tick(event.message.partition, message.tick_from, message.at)
         if message.demand_replaced:
@@ -592,11 +593,15 @@ class ZoneStage:
             steps.bind({zone: slot.coverage}, alerts)
         return steps, alerts
 
-    def apply(self, delta: CoverageDelta, now: datetime) -> None:
-        slot = self._slot(delta.zone)
+    def apply(self, zone: str, deltas: Iterable[TimedDelta]) -> None:
+        """A zone's deltas, in order (a message holds one zone's, from one station batch):
+        its slot and steps are looked up once for them all."""
+        slot = self._slot(zone)
         steps, alerts = self._steps(slot)
-        _, events = steps.apply(delta, now)
-        self._finish(slot, alerts, events)
+        for timed in deltas:
+            _, events = steps.apply(timed.delta, timed.at)
+            self.sender.alerts(events)
+        self._finish(slot, alerts, ())
 
     def judge(self, zone: str, now: datetime) -> None:
         slot = self._slot(zone)
