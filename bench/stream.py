@@ -11,7 +11,8 @@ are put on the event topics before anything reads them. Every run starts from fr
   filled. The clock starts at the first station state the worker publishes (its first batch's
   output; start-up and recovery are not counted) and stops only when every stage has caught up:
   every event archived in the store, and no lag left on any topic the worker reads (events,
-  clock, coverage deltas, and the store writer's alerts).
+  clock, coverage deltas, and the store writer's alerts). Also reported: the share of that
+  time the worker's process ran on a core (its CPU time over the wall time).
 - `stream.faust.two_workers.events_per_s`: the same with two worker processes sharing the
   partitions (on the same two cores).
 - `stream.faust_noop.events_per_s`: a Faust agent that reads the same topics and does nothing
@@ -32,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import queue
 import random
 import shutil
@@ -277,16 +279,28 @@ class Progress:
         self.store.close()
 
 
-def _faust(root: Path, settings: Settings, count: int, workers: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user and system, every thread) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _faust(root: Path, settings: Settings, count: int, workers: int) -> tuple[float, float]:
+    """Events/s, and the share of the time from just before the first archived event to the
+    end that the workers' processes ran on a core (CPU time over wall time, per worker)."""
     from tests.kafka_harness import WorkerProcess  # the same worker process the tests run
 
     running = [WorkerProcess(settings, root / f"worker-{i}.log") for i in range(workers)]
+    pids = [worker.process.pid for worker in running]
     progress = Progress(settings)
     try:
         deadline = time.monotonic() + OUTCOME_TIMEOUT_S
         idle_since, last = time.monotonic(), -1
+        busy_from: tuple[float, float] | None = None  # (wall, CPU) just before any archived
         while (archived := progress.archived()) < count or progress.lag() > 0:
             now = time.monotonic()
+            if archived == 0 or busy_from is None:
+                busy_from = (now, sum(_cpu_seconds(pid) for pid in pids))
             if archived != last or progress.lag() > 0:
                 idle_since, last = now, archived
             elif now - idle_since > STALLED_S:
@@ -297,7 +311,11 @@ def _faust(root: Path, settings: Settings, count: int, workers: int) -> float:
                 raise TimeoutError(f"{archived} of {count} archived in time")
             time.sleep(CAUGHT_UP_POLL_S)
         done = time.time()
-        return (count - 1) / max(done - progress.first_output_s(), 1e-3)
+        busy = 0.0
+        if busy_from is not None:
+            cpu = sum(_cpu_seconds(pid) for pid in pids) - busy_from[1]
+            busy = cpu / max(workers * (time.monotonic() - busy_from[0]), 1e-3)
+        return (count - 1) / max(done - progress.first_output_s(), 1e-3), busy
     finally:
         progress.close()
         for worker in running:
@@ -536,7 +554,9 @@ def _throughput(
     if workers == 1:
         rates["ceiling"] = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
         rates["noop"] = _noop(run_dir, cluster.bootstrap, len(events))
-    rates[f"workers_{workers}"] = _faust(run_dir, settings, len(events), workers)
+    rates[f"workers_{workers}"], rates[f"busy_{workers}"] = _faust(
+        run_dir, settings, len(events), workers
+    )
     return rates
 
 
@@ -577,7 +597,10 @@ def run(quick: bool) -> list[Result]:
             target=FAUST_TARGET_PER_S,
             about="Events through one Faust worker on the broker, until every stage has caught "
             "up and every event is archived.",
-            detail=detail,
+            detail=f"{detail} From the first event archived to the end, the worker's process "
+            f"ran on a core {rates['busy_1']:.0%} of the time (its CPU time over the wall "
+            "time); the rest of the time it waited, mostly on the broker (each batch's "
+            "output) and on the store (each batch's events).",
         ),
         Result(
             "stream.faust.two_workers.events_per_s",
