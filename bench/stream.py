@@ -597,10 +597,9 @@ def run(quick: bool) -> list[Result]:
             target=FAUST_TARGET_PER_S,
             about="Events through one Faust worker on the broker, until every stage has caught "
             "up and every event is archived.",
-            detail=f"{detail} From the first event archived to the end, the worker's process "
-            f"ran on a core {rates['busy_1']:.0%} of the time (its CPU time over the wall "
-            "time); the rest of the time it waited, mostly on the broker (each batch's "
-            "output) and on the store (each batch's events).",
+            detail=f"{detail} From just before the first event archived to the end, the "
+            f"worker's process ran on a core {rates['busy_1']:.0%} of the time (its CPU time, "
+            "every thread, over the wall time).",
         ),
         Result(
             "stream.faust.two_workers.events_per_s",
