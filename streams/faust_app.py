@@ -378,6 +378,7 @@ class StationStage:
         world = self.follower.refresh()
         if world is not self.world:
             self.world = world
+            self.steps = None  # made again on the new layer (`_steps`)
             self.supply_ratios.clear()
         if self.follower.first_time(partition):
             for station_id in sorted(self.by_partition.get(partition, ())):
@@ -444,7 +445,7 @@ class StationStage:
             "alerts": dict(slot.alerts),
         }
         steps = self.steps
-        if steps is None or steps.demand is not self.world.demand:  # a new demand layer
+        if steps is None:  # none yet on this world
             steps = self.steps = StationSteps(
                 settings=self.settings,
                 demand=self.world.demand,
@@ -601,19 +602,17 @@ class ZoneStage:
         for timed in deltas:
             _, events = steps.apply(timed.delta, timed.at)
             self.sender.alerts(events)
-        self._finish(slot, alerts, ())
+        self._keep_alert(slot, alerts)
 
     def judge(self, zone: str, now: datetime) -> None:
         slot = self._slot(zone)
         steps, alerts = self._steps(slot)
-        events = steps.judge(steps.zone_book.assess(zone), now)
-        self._finish(slot, alerts, events)
+        self.sender.alerts(steps.judge(steps.zone_book.assess(zone), now))
+        self._keep_alert(slot, alerts)
 
-    def _finish(
-        self, slot: ZoneSlot, alerts: dict[str, Alert], events: Sequence[AlertEvent]
-    ) -> None:
+    def _keep_alert(self, slot: ZoneSlot, alerts: dict[str, Alert]) -> None:
+        """The zone's working slot with the underserved alert its steps left."""
         zone = slot.coverage.zone
-        self.sender.alerts(events)
         key = alert_key(AlertKind.zone_underserved, zone)
         self.working[zone] = ZoneSlot(coverage=slot.coverage, alert=alerts.get(key))
 

@@ -45,7 +45,10 @@ class StationOutcome:
     registry_changes: list[StationChange] = field(default_factory=list)
     relocated: set[str] = field(default_factory=set)  # stations now counted somewhere else
 
-    def extend(self, other: StationOutcome) -> None:
+    def extend(self, other: StationOutcome | None) -> None:
+        """Add what `other` produced; None (a step that found nothing to do) adds nothing."""
+        if other is None:
+            return
         self.emitted.extend(other.emitted)
         self.touched_cells |= other.touched_cells
         self.registry_changes.extend(other.registry_changes)
@@ -124,9 +127,7 @@ class StationSteps:
         if change is not None:
             outcome.extend(self.propagate(change, now))
         if applied is EventStatus.applied:
-            moved = self._follow_schedule(event.station_id, now)  # a reported location
-            if moved is not None:
-                outcome.extend(moved)
+            outcome.extend(self._follow_schedule(event.station_id, now))  # a reported location
         if isinstance(event, VisitEvent) and applied is EventStatus.applied:
             visitors = self.visit_windows.record(event, now)
             outcome.emitted.extend(self._observe_load(event.station_id, visitors, now))
@@ -148,9 +149,7 @@ class StationSteps:
         alerts' grace periods are advanced by the caller (`alert_book.on_tick`), once."""
         outcome = StationOutcome()
         for station_id in sorted(self.ledger.records):  # mobile units move before they open
-            moved = self._follow_schedule(station_id, now)
-            if moved is not None:
-                outcome.extend(moved)
+            outcome.extend(self._follow_schedule(station_id, now))
         for change in self.ledger.on_tick(now):
             outcome.extend(self.propagate(change, now))
         for station_id in sorted(self.visit_windows.windows):
@@ -188,9 +187,7 @@ class StationSteps:
         if record is None:
             if change.new is not None:
                 outcome.extend(self.register([station_id], now))
-                moved = self._follow_schedule(station_id, now)
-                if moved is not None:
-                    outcome.extend(moved)
+                outcome.extend(self._follow_schedule(station_id, now))
             return outcome
         if change.new is not None:
             record = self._placed(change.new, record, now)
