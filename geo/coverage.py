@@ -142,26 +142,30 @@ class CoverageIndex:
         access_delta = self.weight(new) * supply_ratio - self.weight(old) * before_ratio
         if old == new and access_delta == 0.0:
             return []
+        # Looked up once: a zone stage moves a catchment's cells for every delta it takes.
+        leaving = None if old is None else STATE_SLOTS[old]
+        entering = None if new is None else STATE_SLOTS[new]
+        counts_of, access, covered = self._counts, self._access, self._covered
         flipped: list[str] = []
         for cell in cells:
-            counts = self._counts.get(cell)
+            counts = counts_of.get(cell)
             if counts is None:
-                counts = self._counts[cell] = self._take_base(cell)
-            before = self._covered(counts)
-            if old is not None:
-                counts[STATE_SLOTS[old]] -= 1
-            if new is not None:
-                counts[STATE_SLOTS[new]] += 1
+                counts = counts_of[cell] = self._take_base(cell)
+            before = covered(counts)
+            if leaving is not None:
+                counts[leaving] -= 1
+            if entering is not None:
+                counts[entering] += 1
             if access_delta:
-                total = self._access.get(cell, 0.0) + access_delta
+                total = access.get(cell, 0.0) + access_delta
                 if abs(total) < ACCESS_RESIDUE:  # float leftovers of stations that left
-                    self._access.pop(cell, None)
+                    access.pop(cell, None)
                 else:
-                    self._access[cell] = total
+                    access[cell] = total
             if not any(counts):
-                del self._counts[cell]
-                self._access.pop(cell, None)
-            if self._covered(counts) != before:
+                del counts_of[cell]
+                access.pop(cell, None)
+            if covered(counts) != before:
                 flipped.append(cell)
         return flipped
 

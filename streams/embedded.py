@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -471,10 +470,7 @@ class EmbeddedRuntime:
             # Saved, or set aside until a restart replays them: either way no longer waiting.
             self.backlog.applied(len(processed))
         elapsed = time.perf_counter() - started
-        for (event_type, applied), count in Counter(processed).items():
-            metrics.EVENTS_PROCESSED.labels(event_type, applied).inc(count)
-        for _ in processed:
-            metrics.PROCESSING_SECONDS.observe(elapsed / len(processed))
+        metrics.record_processed(processed, elapsed)
         for marker in markers:
             self.snapshot.flush_then(marker.done)
         for listener in self.listeners:

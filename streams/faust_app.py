@@ -275,12 +275,8 @@ class StationStage:
         for event in batch:
             self.process(event)
         await self.finish()
-        if self.handled:
-            per_event = (time.perf_counter() - started) / len(self.handled)
-            for event_type, applied in self.handled:
-                metrics.EVENTS_PROCESSED.labels(event_type, applied).inc()
-                metrics.PROCESSING_SECONDS.observe(per_event)
-            self.handled.clear()
+        metrics.record_processed(self.handled, time.perf_counter() - started)
+        self.handled.clear()
 
     def process(self, event: EventT) -> None:
         message = event.message
@@ -412,7 +408,7 @@ class StationStage:
         changed: dict[str, StationRecord | None] = {}
         for station_id, slot in self.working.items():
             before = self.published.get(station_id)
-            if slot.record is not None and slot.record != before:
+            if slot.record is not None and slot.record is not before and slot.record != before:
                 changed[station_id] = slot.record
                 self.sender.send(t.STATION_STATE, station_id, slot.record_json().encode())
             elif slot.record is None and before is not None:  # retired
@@ -477,7 +473,8 @@ class StationStage:
     def _publish(self, produced: StationOutcome, now: datetime) -> None:
         for item in produced.emitted:
             if isinstance(item, CoverageDelta):
-                self.deltas.setdefault(item.zone, []).append(TimedDelta(at=now, delta=item))
+                timed = TimedDelta.model_construct(at=now, delta=item)  # both checked already
+                self.deltas.setdefault(item.zone, []).append(timed)
             elif isinstance(item, AlertEvent):
                 self.sender.alerts([item])
             else:
