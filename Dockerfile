@@ -13,6 +13,7 @@ COPY geo geo
 COPY store store
 COPY streams streams
 COPY services services
+COPY demo demo
 # psycopg: the PostgreSQL driver for WAYSTATION_DATABASE_URL=postgresql+psycopg://...
 RUN pip install . "psycopg[binary]>=3.1,<4"
 
