@@ -1,8 +1,8 @@
 """The image holds what its commands import. The Dockerfile names the directories it copies
 one by one, so a package added to the repository is missing from the image until someone adds
-it there too: `demo/` was, and every `waystation` command in the image failed at import. These
-machines build no images; these tests read the Dockerfile's COPY lines instead, and start the
-command line from exactly those files."""
+it there too: `demo/` was, and every `waystation` command in the image failed at import. CI
+builds no images; these tests read the Dockerfile's COPY lines instead, and start the command
+line from exactly those files."""
 
 from __future__ import annotations
 
