@@ -28,6 +28,9 @@ are put on the event topics before anything reads them. Every run starts from fr
   at 1,000 per second, and every so often one of them closes or reopens a probe station: the
   time from posting it until the API pushes the change on its live feed (`/v1/live`, the
   dashboard's), with the coverage of the cells it moved.
+- Throughput (one worker, two workers, Faust's floor, the transport's ceiling) is the median
+  of ROUNDS rounds, every round on fresh topics and a fresh store, with one worker, the floor
+  and the ceiling side by side in each round; each result's detail lists every round.
 """
 
 from __future__ import annotations
@@ -96,6 +99,10 @@ HEALTH_SHARE = 0.25  # the rest are check-ins (closing, reopening)
 OUTAGE_SHARE = 0.2  # of health checks: a critical amenity out of service
 END_TO_END_RATE_PER_S = 1000
 END_TO_END_S = 20
+# Throughput rounds, each on fresh topics and a fresh store: the rates reported are each
+# measure's median round (single runs of the same code spread by a tenth here).
+ROUNDS = 3
+QUICK_ROUNDS = 1
 QUICK_END_TO_END_S = 8
 END_TO_END_BATCH = 50  # events per POST: 20 POSTs a second
 PROBE_EVERY_S = 0.5
@@ -553,7 +560,7 @@ def _throughput(
     """Events/s through `workers` workers on fresh topics; with one worker, also Faust's floor
     and the transport's ceiling on the same topics."""
     run_dir = root / f"faust-{workers}"
-    run_dir.mkdir()
+    run_dir.mkdir(parents=True)
     settings = _settings(
         run_dir,
         broker_url=cluster.url,
@@ -571,6 +578,27 @@ def _throughput(
         run_dir, settings, len(events), workers, fill=None if workers == 1 else events
     )
     return rates
+
+
+def _rounds(
+    cluster: kafka_broker.Cluster,
+    root: Path,
+    city: Any,
+    events: list[Event],
+    workers: int,
+    rounds: int,
+) -> dict[str, list[float]]:
+    """`_throughput`'s measures, one value per round."""
+    found: dict[str, list[float]] = {}
+    for round_ in range(rounds):
+        measured = _throughput(cluster, root / f"round-{round_}", city, events, workers)
+        for name, value in measured.items():
+            found.setdefault(name, []).append(value)
+    return found
+
+
+def _each_round(values: list[float]) -> str:
+    return f" The median of {len(values)} round(s): " + ", ".join(f"{v:,.0f}" for v in values) + "."
 
 
 def _latency(
@@ -592,14 +620,16 @@ def run(quick: bool) -> list[Result]:
     root = Path(tempfile.mkdtemp(prefix="waystation-bench-stream-"))
     try:
         with kafka_broker.Cluster("bench-stream") as cluster:
-            rates = _throughput(cluster, root, city, events, 1)
+            rounds = QUICK_ROUNDS if quick else ROUNDS
+            measured = _rounds(cluster, root, city, events, 1, rounds)
             seconds = QUICK_END_TO_END_S if quick else END_TO_END_S
             p99, taken = _latency(cluster, root, city, seconds)
-            rates |= _throughput(cluster, root, city, events, 2)
+            measured |= _rounds(cluster, root, city, events, 2, rounds)
         embedded_dir = root / "embedded"
-        rates["embedded"] = _embedded(embedded_dir, _settings(embedded_dir), events, city)
+        measured["embedded"] = [_embedded(embedded_dir, _settings(embedded_dir), events, city)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    rates = {name: float(np.median(values)) for name, values in measured.items()}
     detail = f"{count:,} events, {stations:,} stations, {PARTITIONS} partitions."
     one = rates["workers_1"]
     return [
@@ -610,9 +640,10 @@ def run(quick: bool) -> list[Result]:
             target=FAUST_TARGET_PER_S,
             about="Events through one Faust worker on the broker, until every stage has caught "
             "up and every event is archived.",
-            detail=f"{detail} From just before the first event archived to the end, the "
-            f"worker's process ran on a core {rates['busy_1']:.0%} of the time (its CPU time, "
-            "every thread, over the wall time).",
+            detail=f"{detail}{_each_round(measured['workers_1'])} From just before the first "
+            f"event archived to the end, the worker's process ran on a core "
+            f"{rates['busy_1']:.0%} of the time (its CPU time, every thread, over the wall "
+            "time; the median of the rounds).",
         ),
         Result(
             "stream.faust.two_workers.events_per_s",
@@ -620,14 +651,14 @@ def run(quick: bool) -> list[Result]:
             "per_s",
             about="The same with two worker processes sharing the partitions, the events put "
             "on the topics once both are in the group.",
-            detail=detail,
+            detail=detail + _each_round(measured["workers_2"]),
         ),
         Result(
             "stream.faust_noop.events_per_s",
             rates["noop"],
             "per_s",
             about="A Faust agent reading the same topics and doing nothing: Faust's floor.",
-            detail=detail,
+            detail=detail + _each_round(measured["noop"]),
         ),
         Result(
             "stream.aiokafka_ceiling.events_per_s",
@@ -635,7 +666,7 @@ def run(quick: bool) -> list[Result]:
             "per_s",
             about="A bare aiokafka consumer reading the same event topics: the transport's "
             "ceiling.",
-            detail=detail,
+            detail=detail + _each_round(measured["ceiling"]),
         ),
         Result(
             "stream.embedded.same_input.events_per_s",
