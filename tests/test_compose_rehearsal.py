@@ -45,8 +45,9 @@ STATIONS_CSV = (
 )
 
 
-def _compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+SERVICES: dict[str, Any] = yaml.safe_load(
+    (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+)["services"]
 
 
 def _depends_on(service: dict[str, Any]) -> dict[str, str]:
@@ -153,28 +154,27 @@ class Rehearsal:
 @contextmanager
 def rehearsed(root: Path, kafka: KafkaCluster, database_url: str) -> Iterator[Rehearsal]:
     """Every image service of docker-compose.yml up, in order, as compose starts them."""
-    services = _compose()["services"]
     rehearsal = Rehearsal(root, kafka.bootstrap, database_url)
     jobs = {
         dependency
-        for service in services.values()
+        for service in SERVICES.values()
         for dependency, condition in _depends_on(service).items()
         if condition == "service_completed_successfully"
     }
     with ExitStack() as stack:
         stack.callback(rehearsal.stop)
-        for name in _in_start_order(services):
-            process = rehearsal.start(name, services[name])
+        for name in _in_start_order(SERVICES):
+            process = rehearsal.start(name, SERVICES[name])
             if name in jobs:
                 assert process.wait(timeout=JOB_TIMEOUT_S) == 0, rehearsal.log(name)
             else:
-                rehearsal.healthy(name, services[name])
+                rehearsal.healthy(name, SERVICES[name])
         yield rehearsal
 
 
 def _operator(rehearsal: Rehearsal, *args: str) -> str:
     """A command as `docker compose run api waystation ...` runs it: the API's environment."""
-    service = _compose()["services"]["api"]
+    service = SERVICES["api"]
     done = subprocess.run(
         [str(Path(sys.executable).parent / "waystation"), *args],
         env=rehearsal.environment("api", service),
@@ -194,8 +194,7 @@ def test_compose_services_start_in_order_and_serve_a_station(
     postgis_cluster: PostgisCluster,
     event: EventFactory,
 ) -> None:
-    services = _compose()["services"]
-    assert _in_start_order(services) == ["topics", "api", "worker-1", "worker-2"]
+    assert _in_start_order(SERVICES) == ["topics", "api", "worker-1", "worker-2"]
     database_url = postgis_cluster.create_database()
     (tmp_path / "stations.csv").write_text(STATIONS_CSV, encoding="utf-8")
     offline = Rehearsal(tmp_path, kafka.bootstrap, database_url)
@@ -205,7 +204,7 @@ def test_compose_services_start_in_order_and_serve_a_station(
     assert key is not None, created
 
     with rehearsed(tmp_path, kafka, database_url) as rehearsal:
-        partitions = int(services["topics"]["environment"]["WAYSTATION_BROKER_PARTITIONS"])
+        partitions = int(SERVICES["topics"]["environment"]["WAYSTATION_BROKER_PARTITIONS"])
         admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap)
         try:
             described = admin.describe_topics(["waystation.events.check_in"])

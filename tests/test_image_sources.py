@@ -42,9 +42,11 @@ def _copied() -> list[str]:
     return sources
 
 
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
 def _our_packages() -> set[str]:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    return set(pyproject["tool"]["importlinter"]["root_packages"])
+    return set(PYPROJECT["tool"]["importlinter"]["root_packages"])
 
 
 def _imported(path: Path) -> set[str]:
@@ -70,9 +72,8 @@ def test_the_image_copies_every_package_its_code_imports() -> None:
 
 
 def test_the_image_packages_every_package_pyproject_installs() -> None:
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     installed = {
-        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     }
     assert installed <= set(_copied()), f"not copied: {installed - set(_copied())}"
 
