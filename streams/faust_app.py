@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.serializers.codecs import Codec
@@ -109,10 +109,16 @@ class _JsonCodec(Codec):
         return json.loads(s)
 
 
-def _headers(message: Any) -> dict[str, bytes]:
-    raw = message.headers or {}
-    items = raw.items() if isinstance(raw, Mapping) else raw
-    return {str(k): v for k, v in items}
+def _header(message: Any, name: str) -> bytes | None:
+    """One header's value (the last, if repeated): looked up, not collected, per event."""
+    raw = message.headers or ()
+    if not isinstance(raw, list | tuple):  # a mapping (a Faust-made message)
+        return cast(Mapping[str, bytes], raw).get(name)
+    found = None
+    for key, value in raw:
+        if key == name:
+            found = value
+    return found
 
 
 Message = tuple[str, bytes | None, bytes, int | None, list[tuple[str, bytes]] | None]
@@ -299,7 +305,7 @@ class StationStage:
         if parsed.station_id not in self.registry:
             self.sender.dead_letter(message, f"unknown station {parsed.station_id!r}")
             return
-        received = _headers(message).get(t.RECEIVED_AT)
+        received = _header(message, t.RECEIVED_AT)
         now = datetime.fromisoformat(received.decode()) if received else datetime.now(UTC)
         self._own(parsed.station_id)
         self.partition_of[parsed.station_id] = message.partition
