@@ -5,18 +5,20 @@ and the embedded runtime fed the same events.
 Setup: the sample district (`generate_sample_city`, seed 7) in a SQLite store; the same events
 (every station checks in and reports, then visits, health checks and state changes for random
 stations all through: closing and reopening, amenities going out of service and coming back)
-are put on the event topics before anything reads them. Every run starts from fresh topics.
+are put on the event topics: before Faust's floor and the transport's ceiling read them, and
+once they are ready for the workers (below). Every run starts from fresh topics.
 
-- `stream.faust.events_per_s`: one `waystation worker` process, started after the topics are
-  filled. The clock starts at the first station state the worker publishes (its first batch's
-  output; start-up and recovery are not counted) and stops only when every stage has caught up:
-  every event archived in the store, and no lag left on any topic the worker reads (events,
-  clock, coverage deltas, and the store writer's alerts). Also reported: the share of that
-  time the worker's process ran on a core (its CPU time over the wall time).
+- `stream.faust.events_per_s`: one `waystation worker` process, started on empty topics. The
+  events go on the topics once the worker is in its group and the group is stable; the clock
+  starts just before the first of them (start-up and recovery are not counted, every event's
+  processing is) and stops only when every stage has caught up: every event archived in the
+  store, and no lag left on any topic the worker reads (events, clock, coverage deltas, and
+  the store writer's alerts). Also reported: the share of that time the worker's process ran
+  on a core (its CPU time over the wall time).
 - `stream.faust.two_workers.events_per_s`: the same with two worker processes sharing the
-  partitions (on the same two cores). Here the events go on the topics only once both workers
-  are in the group and it is stable: filled before, the first worker to be ready took every
-  partition and worked alone until the second joined and a rebalance split them.
+  partitions (on the same two cores), the events put on the topics once both are in the
+  group: filled before, the first worker to be ready took every partition and worked alone
+  until the second joined and a rebalance split them.
 - `stream.faust_noop.events_per_s`: a Faust agent that reads the same topics and does nothing
   (bench/faust_noop.py): Faust's floor, and the yardstick for what our state and logic cost.
 - `stream.aiokafka_ceiling.events_per_s`: an AIOKafkaConsumer with the same fetch settings,
@@ -176,21 +178,24 @@ def _fresh(cluster: kafka_broker.Cluster, settings: Settings) -> None:
     create_topics(settings)
 
 
-async def _fill(bootstrap: str, events: list[Event]) -> None:
+async def _fill(bootstrap: str, events: list[Event]) -> float:
+    """Put `events` on their topics as the API would; returns the wall-clock time (s) just
+    before the first was sent (encoding them and starting the producer come before it)."""
+    received = [(t.RECEIVED_AT, T0.isoformat().encode())]
+    messages = [
+        (t.EVENT_TOPICS[event.type], canonical_json(event).encode(), event.station_id.encode())
+        for event in events
+    ]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
-    received = T0.isoformat().encode()
     try:
-        for event in events:
-            await producer.send(
-                t.EVENT_TOPICS[event.type],
-                canonical_json(event).encode(),
-                key=event.station_id.encode(),
-                headers=[(t.RECEIVED_AT, received)],
-            )
+        first = time.time()
+        for topic, value, key in messages:
+            await producer.send(topic, value, key=key, headers=received)
         await producer.flush()
     finally:
         await producer.stop()
+    return first
 
 
 async def _ceiling(bootstrap: str, count: int) -> float:
@@ -260,28 +265,6 @@ class Progress:
             total += max(ends[tp] - max(done, 0), 0)
         return total
 
-    def first_output_s(self) -> float:
-        """Broker time (s) of the first station state any worker published."""
-        consumer = KafkaConsumer(
-            t.STATION_STATE,
-            bootstrap_servers=self.settings.bootstrap_servers,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            consumer_timeout_ms=CONSUMER_POLL_MS * 4,
-        )
-        try:
-            stamps = []
-            partitions = set()
-            for message in consumer:
-                if message.partition not in partitions:
-                    partitions.add(message.partition)
-                    stamps.append(message.timestamp)
-                if len(partitions) == self.settings.broker_partitions:
-                    break
-            return min(stamps) / 1000.0
-        finally:
-            consumer.close()
-
     def close(self) -> None:
         self.admin.close()
         self.offsets.close()
@@ -295,32 +278,33 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _faust(
-    root: Path, settings: Settings, count: int, workers: int, *, fill: list[Event] | None = None
+    root: Path, settings: Settings, events: list[Event], workers: int
 ) -> tuple[float, float]:
-    """Events/s, and the share of the time from just before the first archived event to the
-    end that the workers' processes ran on a core (CPU time over wall time, per worker).
-    `fill`: events put on the topics only once every worker is in the group and it is stable
-    (else the topics were filled before), so that no rebalance falls inside the timed span."""
+    """Events/s, and the share of the timed span that the workers' processes ran on a core
+    (CPU time over wall time, per worker). The events go on the topics only once every worker
+    is in the group and it is stable, and the clock starts just before the first is sent:
+    start-up and recovery are not counted, every event's processing is. (Started on filled
+    topics, the first worker to be ready took every partition and worked alone until a
+    rebalance; and timed from its first output, a worker's first batch was left out of the
+    span while its events were counted.)"""
     from tests.kafka_harness import Wire, WorkerProcess  # the same worker the tests run
 
+    count = len(events)
     running = [WorkerProcess(settings, root / f"worker-{i}.log") for i in range(workers)]
     pids = [worker.process.pid for worker in running]
-    if fill is not None:
+    progress = Progress(settings)
+    try:
         wire = Wire(settings)
         try:
             wire.wait_for_members(workers)
         finally:
             wire.close()
-        asyncio.run(_fill(",".join(settings.bootstrap_servers), fill))
-    progress = Progress(settings)
-    try:
+        idle_cpu = sum(_cpu_seconds(pid) for pid in pids)  # ready, waiting for events
+        started = asyncio.run(_fill(",".join(settings.bootstrap_servers), events))
         deadline = time.monotonic() + OUTCOME_TIMEOUT_S
         idle_since, last = time.monotonic(), -1
-        busy_from: tuple[float, float] | None = None  # (wall, CPU) just before any archived
         while (archived := progress.archived()) < count or progress.lag() > 0:
             now = time.monotonic()
-            if archived == 0 or busy_from is None:
-                busy_from = (now, sum(_cpu_seconds(pid) for pid in pids))
             if archived != last or progress.lag() > 0:
                 idle_since, last = now, archived
             elif now - idle_since > STALLED_S:
@@ -330,12 +314,9 @@ def _faust(
             if now > deadline:
                 raise TimeoutError(f"{archived} of {count} archived in time")
             time.sleep(CAUGHT_UP_POLL_S)
-        done = time.time()
-        busy = 0.0
-        if busy_from is not None:
-            cpu = sum(_cpu_seconds(pid) for pid in pids) - busy_from[1]
-            busy = cpu / max(workers * (time.monotonic() - busy_from[0]), 1e-3)
-        return (count - 1) / max(done - progress.first_output_s(), 1e-3), busy
+        span = max(time.time() - started, 1e-3)
+        cpu = sum(_cpu_seconds(pid) for pid in pids) - idle_cpu
+        return count / span, cpu / (workers * span)
     finally:
         progress.close()
         for worker in running:
@@ -570,12 +551,13 @@ def _throughput(
     _city_store(settings, city)
     _fresh(cluster, settings)
     rates = {}
-    if workers == 1:
+    if workers == 1:  # on topics filled before they start reading, from their first event
         asyncio.run(_fill(cluster.bootstrap, events))
         rates["ceiling"] = asyncio.run(_ceiling(cluster.bootstrap, len(events)))
         rates["noop"] = _noop(run_dir, cluster.bootstrap, len(events))
+        _fresh(cluster, settings)  # the workers start on empty topics (`_faust`)
     rates[f"workers_{workers}"], rates[f"busy_{workers}"] = _faust(
-        run_dir, settings, len(events), workers, fill=None if workers == 1 else events
+        run_dir, settings, events, workers
     )
     return rates
 
@@ -641,7 +623,7 @@ def run(quick: bool) -> list[Result]:
             about="Events through one Faust worker on the broker, until every stage has caught "
             "up and every event is archived.",
             detail=f"{detail}{_each_round(measured['workers_1'])} From just before the first "
-            f"event archived to the end, the worker's process ran on a core "
+            f"event was put on the topics to the end, the worker's process ran on a core "
             f"{rates['busy_1']:.0%} of the time (its CPU time, every thread, over the wall "
             "time; the median of the rounds).",
         ),
