@@ -123,7 +123,7 @@ def fan_out(
     for cell in previous:
         by_zone.setdefault(grid.zone_of(cell), ())
     return [
-        CoverageDelta.model_construct(  # from validated parts: not checked again, per zone
+        CoverageDelta(
             zone=zone,
             station_id=change.station_id,
             cells=cells,

@@ -479,8 +479,7 @@ class StationStage:
     def _publish(self, produced: StationOutcome, now: datetime) -> None:
         for item in produced.emitted:
             if isinstance(item, CoverageDelta):
-                timed = TimedDelta.model_construct(at=now, delta=item)  # both checked already
-                self.deltas.setdefault(item.zone, []).append(timed)
+                self.deltas.setdefault(item.zone, []).append(TimedDelta(at=now, delta=item))
             elif isinstance(item, AlertEvent):
                 self.sender.alerts([item])
             else:
