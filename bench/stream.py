@@ -539,7 +539,7 @@ def _throughput(
     cluster: kafka_broker.Cluster, root: Path, city: Any, events: list[Event], workers: int
 ) -> dict[str, float]:
     """Events/s through `workers` workers on fresh topics; with one worker, also Faust's floor
-    and the transport's ceiling on the same topics."""
+    and the transport's ceiling on the same events (topics filled before they start)."""
     run_dir = root / f"faust-{workers}"
     run_dir.mkdir(parents=True)
     settings = _settings(
