@@ -141,12 +141,15 @@ def _serve(system: EmbeddedSystem, settings: Settings, host: str | None, port: i
 def worker() -> None:
     """Run a worker of the distributed runtime (needs WAYSTATION_BROKER_URL): Faust streams
     over the Kafka topics; its web server binds WAYSTATION_WORKER_WEB_HOST (127.0.0.1)."""
-    import faust
-
+    from streams.bounded_worker import BoundedWorker
     from streams.faust_app import build_app
 
     settings = _distributed_settings()
-    faust.Worker(build_app(settings), loglevel="info").execute_from_commandline()
+    BoundedWorker(
+        build_app(settings),
+        shutdown_deadline_seconds=settings.worker_shutdown_deadline_seconds,
+        loglevel="info",
+    ).execute_from_commandline()
 
 
 def _distributed_settings() -> Settings:

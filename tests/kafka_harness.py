@@ -26,6 +26,7 @@ from tests.conftest import free_port
 from waystation.settings import Settings
 
 WORKER_READY_TIMEOUT_S = 90
+STOP_TIMEOUT_S = 30  # over the workers' shutdown deadline
 DRAIN_TIMEOUT_S = 90
 DRAIN_POLL_S = 0.15
 DRAIN_STABLE_CHECKS = 2
@@ -78,12 +79,13 @@ def environment(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """`waystation worker` as a child process; its log goes to a file next to the store."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, *, module: str = "services.cli") -> None:
+        """`module`: what `python -m` runs, with the argument `worker`."""
         self.log_path = log_path
         env = environment(settings.model_copy(update={"worker_web_port": free_port()}))
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker"],
+            [sys.executable, "-m", module, "worker"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -107,15 +109,17 @@ class WorkerProcess:
             self.process.wait(timeout=30)
         self._log.close()
 
-    def stop(self) -> None:
+    def stop(self, *, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, then SIGKILL if it has not exited within `timeout_s`; its exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        return self.process.returncode
 
 
 @dataclass(frozen=True)

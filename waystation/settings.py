@@ -369,6 +369,12 @@ class Settings(BaseSettings):
     worker_fetch_max_wait_ms: int = Field(
         1500, ge=1, description="Longest a worker's fetch waits on a partition with nothing new"
     )
+    worker_shutdown_deadline_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="Longest a worker takes to stop after SIGTERM or SIGINT before it exits "
+        "regardless (its uncommitted offsets are read again): under a container runtime's grace",
+    )
     worker_web_host: str = Field("127.0.0.1", description="Address a worker's web server binds")
     worker_web_port: int = Field(6066, ge=1, le=65535, description="Port of a worker's web server")
     worker_sink_batch_max_messages: int = Field(
