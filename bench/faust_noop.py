@@ -14,6 +14,7 @@ import faust
 from faust.types import StreamT
 
 from streams import topics as t
+from streams.eager_delivery import deliver_eagerly
 from streams.faust_app import cap_fetch_wait
 
 RAW = "raw"
@@ -31,6 +32,7 @@ def build(bootstrap: str, count: int, out: Path, fetch_max_wait_ms: int) -> faus
         web_enabled=False,
     )
     cap_fetch_wait(fetch_max_wait_ms)
+    deliver_eagerly(app)  # the worker's consumer: the floor of what the worker runs on
     source = app.topic(*t.EVENT_TOPICS.values(), key_serializer=RAW, value_serializer=RAW)
     seen: list[float] = []
 

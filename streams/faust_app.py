@@ -52,6 +52,7 @@ from streams.collector import tune_worker_collector
 from streams.consumer_lag import ConsumerLag, Lags
 from streams.coverage import ZoneCoverage
 from streams.coverage_map import zone_summary
+from streams.eager_delivery import deliver_eagerly
 from streams.embedded import StationRegistry
 from streams.faust_acks import Done, gate_acks
 from streams.pipeline import StationOutcome, StationSteps, ZoneSteps
@@ -721,6 +722,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
         web_port=settings.worker_web_port,
     )
     cap_fetch_wait(settings.worker_fetch_max_wait_ms)
+    deliver_eagerly(app)
     done = Done()
     gate_acks(
         app,
