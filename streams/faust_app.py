@@ -322,7 +322,7 @@ class StationStage:
         produced = steps.handle(event, now)
         applied = produced.applied or EventStatus.applied
         self.handled.append((event.type.value, applied.value))
-        slot.seen[event_id] = event.occurred_at.timestamp()
+        slot.seen.add(event_id, event.occurred_at.timestamp())
         self._publish(produced, now)
         self.archive.append(ArchivedEvent.from_body(event, body, received_at=now, status=applied))
         self._save(slot, state, now)

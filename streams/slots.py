@@ -8,6 +8,8 @@ none of it, and the replayed message then finds its event id remembered or not a
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -23,6 +25,61 @@ from streams.overload import VisitWindow
 # One encoder, made once: `json.dumps` with any option builds a new encoder on every call.
 COMPACT = json.JSONEncoder(separators=(",", ":"))
 ZONE_STATIONS_KEPT = 1 << 16  # encoded station entries kept between zone writes
+WINDOW_ENTRIES_KEPT = 1 << 16  # encoded visit-window entries kept between station writes
+
+
+class SeenEvents:
+    """The event ids a station has applied, each with when it happened (POSIX seconds), and
+    their JSON kept as they come. A busy station remembers many ids, and its slot is written
+    with every batch it is in: encoding them all each time, and scanning them all for the
+    oldest, made each event cost in proportion to the station's traffic."""
+
+    __slots__ = ("_at", "_json", "_oldest", "_pairs")
+
+    def __init__(self, at: Mapping[str, float] | None = None) -> None:
+        self._at: dict[str, float] = dict(at or {})
+        self._pairs = [_seen_pair(event_id, when) for event_id, when in self._at.items()]
+        self._json: str | None = None  # the pairs joined, until the next one comes
+        self._oldest = min(self._at.values(), default=math.inf)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._at
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeenEvents) and self._at == other._at
+
+    def __repr__(self) -> str:
+        return f"SeenEvents({self._at!r})"
+
+    def add(self, event_id: str, at: float) -> None:
+        if event_id in self._at:
+            return
+        self._at[event_id] = at
+        self._pairs.append(_seen_pair(event_id, at))
+        self._json = None
+        self._oldest = min(self._oldest, at)
+
+    def forget_before(self, cutoff: float) -> SeenEvents:
+        """These ids without those that happened at or before `cutoff`: itself when none did
+        (most writes), else a new value."""
+        if self._oldest > cutoff:
+            return self
+        return SeenEvents({event_id: at for event_id, at in self._at.items() if at > cutoff})
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self._at)
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = "{" + ",".join(self._pairs) + "}"
+        return self._json
+
+
+def _seen_pair(event_id: str, at: float) -> str:
+    return f"{COMPACT.encode(event_id)}:{COMPACT.encode(at)}"
 
 
 @dataclass
@@ -33,17 +90,14 @@ class StationSlot:
     record: StationRecord | None = None
     window: VisitWindow = field(default_factory=list)
     alerts: dict[str, Alert] = field(default_factory=dict)
-    # event_id -> occurred_at as POSIX seconds: a number is what a slot write encodes fastest.
-    seen: dict[str, float] = field(default_factory=dict)
+    seen: SeenEvents = field(default_factory=SeenEvents)
     # The record and its JSON: a record is written to the changelog with every slot write
     # and to the station-state topic when it changes, and most writes carry the same record.
     encoded: tuple[StationRecord, str] | None = field(default=None, compare=False, repr=False)
 
     def forget_before(self, horizon: datetime) -> None:
         """Event ids older than anything that could still change state need no memory."""
-        cutoff = horizon.timestamp()
-        if self.seen and min(self.seen.values()) <= cutoff:  # most writes forget nothing
-            self.seen = {key: at for key, at in self.seen.items() if at > cutoff}
+        self.seen = self.seen.forget_before(horizon.timestamp())
 
     def record_json(self) -> str:
         """The record as JSON ("null" for none), encoded once per record."""
@@ -60,18 +114,25 @@ def dedupe_horizon(now: datetime, window_minutes: float, lateness_minutes: float
 
 
 def dump_station_slot(slot: StationSlot) -> bytes:
-    """Assembled from its parts' JSON: the record's is kept between writes, the models'
-    own encoders make the rest."""
+    """Assembled from its parts' JSON: the record's, the seen ids' and the visit window
+    entries' are kept between writes, the models' own encoders make the rest."""
     station_id = json.dumps(slot.station_id)
-    window = COMPACT.encode([[at.isoformat(), n] for at, n in slot.window])
+    window = "[" + ",".join(map(_window_entry_json, slot.window)) + "]"
     alerts = ",".join(
         f"{json.dumps(key)}:{alert.model_dump_json()}" for key, alert in slot.alerts.items()
     )
-    seen = COMPACT.encode(slot.seen)
     return (
         f'{{"station_id":{station_id},"record":{slot.record_json()},"window":{window},'
-        f'"alerts":{{{alerts}}},"seen":{seen}}}'
+        f'"alerts":{{{alerts}}},"seen":{slot.seen.json()}}}'
     ).encode()
+
+
+@lru_cache(maxsize=WINDOW_ENTRIES_KEPT)
+def _window_entry_json(entry: tuple[datetime, int]) -> str:
+    """A busy station's window holds many entries, and is written with every batch it is in
+    while most of them stay as they were: each entry is encoded once."""
+    at, visitors = entry
+    return COMPACT.encode([at.isoformat(), visitors])
 
 
 def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
@@ -82,7 +143,7 @@ def load_station_slot(raw: bytes | dict[str, Any]) -> StationSlot:
         record=StationRecord.model_validate(data["record"]) if data["record"] else None,
         window=[(datetime.fromisoformat(at), int(n)) for at, n in data["window"]],
         alerts={key: Alert.model_validate(value) for key, value in data["alerts"].items()},
-        seen={key: _seconds(at) for key, at in data["seen"].items()},
+        seen=SeenEvents({key: _seconds(at) for key, at in data["seen"].items()}),
     )
 
 

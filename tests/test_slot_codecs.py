@@ -21,6 +21,7 @@ from schemas.state import StationRecord
 from schemas.stations import Amenity, StationState
 from streams.coverage import ZoneCoverage, ZoneStation
 from streams.slots import (
+    SeenEvents,
     StationSlot,
     ZoneSlot,
     dump_station_slot,
@@ -110,7 +111,9 @@ station_slots = st.builds(
     record=st.none() | records,
     window=st.lists(st.tuples(instants, st.integers(min_value=1, max_value=9)), max_size=4),
     alerts=st.lists(alerts, max_size=2).map(lambda found: {a.key: a for a in found}),
-    seen=st.dictionaries(st.uuids().map(str), instants.map(lambda at: at.timestamp()), max_size=5),
+    seen=st.dictionaries(
+        st.uuids().map(str), instants.map(lambda at: at.timestamp()), max_size=5
+    ).map(SeenEvents),
 )
 
 
@@ -131,6 +134,29 @@ def test_station_slot_round_trips_through_its_bytes(
     assert load_station_slot(data) == slot  # what Faust's recovery hands over: decoded JSON
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["add", "forget"]), st.sampled_from("abcdefgh"), instants),
+        max_size=30,
+    )
+)
+def test_seen_events_remember_as_a_plain_mapping_would(
+    steps: list[tuple[str, str, datetime]],
+) -> None:
+    seen, oracle = SeenEvents(), {}
+    for action, event_id, at in steps:
+        if action == "add":
+            seen.add(event_id, at.timestamp())
+            oracle.setdefault(event_id, at.timestamp())  # the first sighting is kept
+        else:
+            seen = seen.forget_before(at.timestamp())
+            oracle = {key: when for key, when in oracle.items() if when > at.timestamp()}
+        assert seen.as_dict() == oracle
+        assert json.loads(seen.json()) == oracle
+        assert all((event_id in seen) == (event_id in oracle) for event_id in "abcdefgh")
+
+
 def test_a_station_slot_written_with_times_as_text_still_loads() -> None:
     """Slots written before seen events' times were numbers held ISO text."""
     at = T0 - timedelta(minutes=3)
@@ -143,4 +169,4 @@ def test_a_station_slot_written_with_times_as_text_still_loads() -> None:
             "seen": {"e-1": at.isoformat()},
         }
     )
-    assert load_station_slot(raw.encode()).seen == {"e-1": at.timestamp()}
+    assert load_station_slot(raw.encode()).seen.as_dict() == {"e-1": at.timestamp()}
