@@ -7,8 +7,8 @@ none of it, and the replayed message then finds its event id remembered or not a
 
 from __future__ import annotations
 
+import heapq
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,21 +32,20 @@ class SeenEvents:
     """The event ids a station has applied, each with when it happened (POSIX seconds), and
     their JSON kept as they come. A busy station remembers many ids, and its slot is written
     with every batch it is in: encoding them all each time, and scanning them all for the
-    oldest, made each event cost in proportion to the station's traffic."""
+    ones to forget, made each event cost in proportion to the station's traffic. The ids are
+    forgotten oldest first, off a heap."""
 
-    __slots__ = ("_at", "_json", "_oldest", "_pairs")
+    __slots__ = ("_at", "_expiry", "_pairs")
 
     def __init__(self, at: Mapping[str, float] | None = None) -> None:
-        self._at: dict[str, float] = dict(at or {})
-        self._pairs = [_seen_pair(event_id, when) for event_id, when in self._at.items()]
-        self._json: str | None = None  # the pairs joined, until the next one comes
-        self._oldest = min(self._at.values(), default=math.inf)
+        self._at: dict[str, float] = {}
+        self._pairs: dict[str, str] = {}  # event id -> its `"id":seconds` JSON
+        self._expiry: list[tuple[float, str]] = []  # a heap of (seconds, event id)
+        for event_id, when in (at or {}).items():
+            self.add(event_id, when)
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._at
-
-    def __len__(self) -> int:
-        return len(self._at)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SeenEvents) and self._at == other._at
@@ -55,27 +54,25 @@ class SeenEvents:
         return f"SeenEvents({self._at!r})"
 
     def add(self, event_id: str, at: float) -> None:
+        """Remember `event_id` (the first time it is seen; a copy changes nothing)."""
         if event_id in self._at:
             return
         self._at[event_id] = at
-        self._pairs.append(_seen_pair(event_id, at))
-        self._json = None
-        self._oldest = min(self._oldest, at)
+        self._pairs[event_id] = _seen_pair(event_id, at)
+        heapq.heappush(self._expiry, (at, event_id))
 
-    def forget_before(self, cutoff: float) -> SeenEvents:
-        """These ids without those that happened at or before `cutoff`: itself when none did
-        (most writes), else a new value."""
-        if self._oldest > cutoff:
-            return self
-        return SeenEvents({event_id: at for event_id, at in self._at.items() if at > cutoff})
+    def forget_before(self, cutoff: float) -> None:
+        """Forget the ids that happened at or before `cutoff`."""
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= cutoff:
+            _, event_id = heapq.heappop(expiry)
+            del self._at[event_id], self._pairs[event_id]
 
     def as_dict(self) -> dict[str, float]:
         return dict(self._at)
 
     def json(self) -> str:
-        if self._json is None:
-            self._json = "{" + ",".join(self._pairs) + "}"
-        return self._json
+        return "{" + ",".join(self._pairs.values()) + "}"
 
 
 def _seen_pair(event_id: str, at: float) -> str:
@@ -97,7 +94,7 @@ class StationSlot:
 
     def forget_before(self, horizon: datetime) -> None:
         """Event ids older than anything that could still change state need no memory."""
-        self.seen = self.seen.forget_before(horizon.timestamp())
+        self.seen.forget_before(horizon.timestamp())
 
     def record_json(self) -> str:
         """The record as JSON ("null" for none), encoded once per record."""

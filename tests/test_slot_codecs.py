@@ -150,7 +150,7 @@ def test_seen_events_remember_as_a_plain_mapping_would(
             seen.add(event_id, at.timestamp())
             oracle.setdefault(event_id, at.timestamp())  # the first sighting is kept
         else:
-            seen = seen.forget_before(at.timestamp())
+            seen.forget_before(at.timestamp())
             oracle = {key: when for key, when in oracle.items() if when > at.timestamp()}
         assert seen.as_dict() == oracle
         assert json.loads(seen.json()) == oracle
