@@ -16,6 +16,7 @@ from faust.types import StreamT
 from streams import topics as t
 from streams.eager_delivery import deliver_eagerly
 from streams.faust_app import cap_fetch_wait
+from streams.fetch_gate import gate_fetches
 
 RAW = "raw"
 
@@ -33,6 +34,7 @@ def build(bootstrap: str, count: int, out: Path, fetch_max_wait_ms: int) -> faus
     )
     cap_fetch_wait(fetch_max_wait_ms)
     deliver_eagerly(app)  # the worker's consumer: the floor of what the worker runs on
+    gate_fetches(app)
     source = app.topic(*t.EVENT_TOPICS.values(), key_serializer=RAW, value_serializer=RAW)
     seen: list[float] = []
 

@@ -35,8 +35,8 @@ def tune_worker_collector(middle_passes_per_full: int) -> None:
     middle-generation passes. A worker replaces the table slots of a batch's stations and
     zones with every batch, so fresh long-lived objects pile up fast: at Python's default a
     full pass (walking every slot, to free a few thousand objects) came every second or so.
-    The young generation keeps Python's size here: with a larger one, a rebalance test's
-    table recovery stalled in 3 of 8 runs (0 of 8 without)."""
+    The young generation keeps Python's size here: with a larger one (5,000) the station
+    stage took 58.9 µs per event against 51.7."""
     freeze_startup_state()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, middle_passes_per_full)

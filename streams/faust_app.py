@@ -55,6 +55,7 @@ from streams.coverage_map import zone_summary
 from streams.eager_delivery import deliver_eagerly
 from streams.embedded import StationRegistry
 from streams.faust_acks import Done, gate_acks
+from streams.fetch_gate import gate_fetches
 from streams.pipeline import StationOutcome, StationSteps, ZoneSteps
 from streams.slots import (
     StationSlot,
@@ -723,6 +724,7 @@ def build_app(settings: Settings, *, store: Store | None = None) -> faust.App:
     )
     cap_fetch_wait(settings.worker_fetch_max_wait_ms)
     deliver_eagerly(app)
+    gate_fetches(app)
     done = Done()
     gate_acks(
         app,
