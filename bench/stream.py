@@ -299,7 +299,7 @@ def _faust(
     try:
         wire = Wire(settings)
         try:
-            wire.wait_for_members(workers)
+            wire.wait_for_members(workers, running)
         finally:
             wire.close()
         idle_cpu = sum(_cpu_seconds(pid) for pid in pids)  # ready, waiting for events

@@ -29,6 +29,7 @@ WORKER_READY_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 30  # over the workers' shutdown deadline
 DRAIN_TIMEOUT_S = 90
 DRAIN_POLL_S = 0.15
+STATUS_LINE_CHARS = 160  # of a worker's last log line, in a failure message
 DRAIN_STABLE_CHECKS = 2
 DRAIN_IDLE_S = 4.5  # well over the commit interval, fetch wait, recovery
 READ_TIMEOUT_MS = 3000
@@ -101,6 +102,13 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-5000:]
+
+    def status(self) -> str:
+        """One line for a failure message: running or its exit code, and its last log line."""
+        code = self.process.poll()
+        lines = self.log_path.read_text(errors="replace").strip().splitlines() or [""]
+        state = "running" if code is None else f"exited {code}"
+        return f"{self.log_path.name} {state}, last said {lines[-1][:STATUS_LINE_CHARS]!r}"
 
     def kill(self) -> None:
         """SIGKILL: no chance to commit, flush or leave the group."""
@@ -205,13 +213,15 @@ class Wire:
         ids = self.member_ids()
         return None if ids is None else len(ids)
 
-    def wait_for_members(self, count: int) -> None:
+    def wait_for_members(self, count: int, workers: Sequence[WorkerProcess]) -> None:
         """Until the group is stable with `count` workers: after one was killed, until the
-        broker has noticed (a session timeout) and handed its partitions to the others."""
+        broker has noticed (a session timeout) and handed its partitions to the others. On
+        a timeout, says what became of each of `workers`."""
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while (found := self.members()) != count:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the group has {found} workers, not {count}")
+                seen = "; ".join(worker.status() for worker in workers)
+                raise TimeoutError(f"the group has {found} workers, not {count}: {seen}")
             time.sleep(DRAIN_POLL_S)
 
     def lag(self) -> dict[TopicPartition, int]:

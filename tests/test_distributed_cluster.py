@@ -132,7 +132,7 @@ def test_workers_join_and_die_while_events_flow_with_the_same_results(
         joined.append(WorkerProcess(settings, tmp_path / "worker-3.log"))  # and now 3
         flow([event("visit", station_id="T-0001") for _ in range(OVERLOAD_VISITS // 2 + 1)])
         first.kill()  # mid-stream: what it did since its last commit, others do again
-        distributed.wire.wait_for_members(len(joined))
+        distributed.wire.wait_for_members(len(joined), [first, *joined])
         flow([event("visit", station_id="T-0002") for _ in range(5)])
         tick_after(6)  # the overload alert opens
         flow([event("health_check", station_id="T-0002")])

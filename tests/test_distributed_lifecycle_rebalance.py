@@ -136,7 +136,7 @@ def test_registry_changes_survive_a_worker_joining_and_one_dying(
 
         # Two share them, one station partition each.
         second = WorkerProcess(settings, tmp_path / "worker-2.log")
-        distributed.wire.wait_for_members(WORKERS)
+        distributed.wire.wait_for_members(WORKERS, [first, second])
         owned = station_partitions(distributed.wire)
         assert sorted(map(sorted, owned)) == [[0], [1]], owned
         heartbeat("T-0001", "T-0002")
@@ -149,7 +149,7 @@ def test_registry_changes_survive_a_worker_joining_and_one_dying(
         # The one that joined dies: the first takes its partition back, and hears from that
         # station before any tick.
         second.kill()
-        distributed.wire.wait_for_members(WORKERS - 1)
+        distributed.wire.wait_for_members(WORKERS - 1, [first, second])
         post([event("visit", station_id=s) for s in ("T-0001", "T-0002") for _ in range(VISITS)])
         check_in("closed", "T-0001", "T-0002")  # coverage moves where each station stands
         tick_after(1)

@@ -171,7 +171,7 @@ def test_workers_join_and_one_dies_under_a_steady_stream(
         joined.append(WorkerProcess(settings, tmp_path / "worker-3.log"))  # three share
         time.sleep(KILL_AFTER_S)
         first.kill()  # mid-stream, mid-batch: no commit, no flush, no leaving the group
-        distributed.wire.wait_for_members(len(joined))
+        distributed.wire.wait_for_members(len(joined), [first, *joined])
         flow.stop_after(AFTER_KILL_ROUNDS)
         assert flow.failure is None, flow.failure
         assert not flow.refused, f"the API refused events: {flow.refused[:3]}"
