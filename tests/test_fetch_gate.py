@@ -113,14 +113,15 @@ def test_the_client_hands_over_only_flowing_partitions_and_keeps_the_rest(
     async def fetch_until(
         client: AIOKafkaConsumer, asked: Any, wanted: set[Any]
     ) -> dict[Any, list[int]]:
+        """Fetch through `asked` until every partition of `wanted` has all its records, and
+        a while longer, so that records of any other partition would show too."""
         got: dict[Any, list[int]] = {}
         for _ in range(FETCH_ROUNDS):
             records = await client._fetcher.fetched_records(asked, timeout=FETCH_TIMEOUT_S)
             for tp, batch in records.items():
                 got.setdefault(tp, []).extend(record.offset for record in batch)
-            if {
-                tp for tp, offsets in got.items() if len(offsets) == RECORDS_PER_PARTITION
-            } >= wanted:
+            complete = {tp for tp, offsets in got.items() if len(offsets) == RECORDS_PER_PARTITION}
+            if complete >= wanted:
                 await asyncio.sleep(FETCH_TIMEOUT_S)  # time for anything else to be fetched
                 for tp, batch in (await client._fetcher.fetched_records(asked)).items():
                     got.setdefault(tp, []).extend(record.offset for record in batch)
